@@ -1,0 +1,136 @@
+// The Python extension module fastloss._C: runtime queries, error translation, and the
+// registration of each loss family's entry points.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <omp.h>
+
+#include <string>
+
+#include "fastloss/errors.h"
+#include "fastloss/runtime.h"
+#include "views.h"
+
+namespace fastloss {
+namespace cuda {
+#ifdef FASTLOSS_WITH_CUDA
+int device_count();
+std::string runtime_version();
+int driver_version();
+#endif
+}  // namespace cuda
+
+TensorView to_view(const py::handle& desc, const char* name) {
+  if (desc.is_none()) return none_view();
+  const py::tuple t = py::reinterpret_borrow<py::tuple>(desc);
+  TensorView v;
+  v.data = reinterpret_cast<void*>(t[0].cast<uintptr_t>());
+  const std::string dt = t[1].cast<std::string>();
+  static const std::pair<const char*, DType> table[] = {
+      {"float16", DType::f16}, {"float32", DType::f32}, {"float64", DType::f64}, {"int8", DType::i8},
+      {"int16", DType::i16},   {"int32", DType::i32},   {"int64", DType::i64},   {"uint8", DType::u8},
+      {"uint16", DType::u16},  {"uint32", DType::u32},  {"uint64", DType::u64},  {"bool", DType::b1}};
+  bool found = false;
+  for (const auto& e : table)
+    if (dt == e.first) { v.dtype = e.second; found = true; }
+  if (!found) throw_type(std::string(name) + ": unsupported dtype " + dt);
+  const py::tuple shape = t[2].cast<py::tuple>(), strides = t[3].cast<py::tuple>();
+  v.ndim = static_cast<int>(shape.size());
+  if (v.ndim > kMaxDims) throw_value(std::string(name) + " has " + std::to_string(v.ndim) + " dimensions; at most " + std::to_string(kMaxDims) + " are supported");
+  const int64_t item = dtype_size(v.dtype);
+  for (int i = 0; i < v.ndim; ++i) {
+    v.shape[i] = shape[i].cast<int64_t>();
+    const int64_t sb = strides[i].cast<int64_t>();
+    if (sb % item) throw_value(std::string(name) + ": strides must be multiples of the item size");
+    v.strides[i] = sb / item;
+  }
+  return v;
+}
+
+Reduction to_reduction(const std::string& s) {
+  if (s == "mean") return Reduction::mean;
+  if (s == "sum") return Reduction::sum;
+  if (s == "none") return Reduction::none;
+  throw_value("reduction must be 'mean', 'sum' or 'none', got '" + s + "'");
+}
+
+int normalize_axis(int axis, int ndim, const char* name) {
+  if (axis < -ndim || axis >= ndim)
+    throw_value(std::string("axis ") + std::to_string(axis) + " is out of range for " + name + " with " + std::to_string(ndim) + " dimensions");
+  return axis < 0 ? axis + ndim : axis;
+}
+
+namespace {
+
+py::dict build_info() {
+  py::dict d;
+  d["version"] = "0.1.0";
+  d["compiler"] = FASTLOSS_COMPILER_STRING;
+  d["simd"] = isa_name(cpu_isa());
+  d["simd_best"] = isa_name(best_supported_isa());
+  d["simd_compiled"] = py::make_tuple("avx512", "avx2", "baseline");
+  d["openmp"] = std::to_string(_OPENMP);
+  d["num_threads"] = num_threads();
+#ifdef FASTLOSS_WITH_CUDA
+  d["cuda"] = true;
+  d["cuda_version"] = FASTLOSS_CUDA_VERSION_STRING;
+  d["cuda_architectures"] = FASTLOSS_CUDA_ARCHS_STRING;
+  d["cuda_runtime"] = cuda::runtime_version() + " (static)";
+  d["cuda_driver"] = cuda::driver_version();
+  d["cuda_devices"] = cuda::device_count();
+#else
+  d["cuda"] = false;
+  d["cuda_version"] = py::none();
+#endif
+  return d;
+}
+
+}  // namespace
+}  // namespace fastloss
+
+PYBIND11_MODULE(_C, m) {
+  using namespace fastloss;
+  m.doc() = "fastloss native kernels (CPU: OpenMP + SIMD; CUDA when compiled with nvcc)";
+
+  static py::exception<Error> base(m, "NativeError", PyExc_RuntimeError);
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const Error& e) {
+      switch (e.kind()) {
+        case ErrorKind::value: PyErr_SetString(PyExc_ValueError, e.what()); return;
+        case ErrorKind::type: PyErr_SetString(PyExc_TypeError, e.what()); return;
+        case ErrorKind::index: PyErr_SetString(PyExc_IndexError, e.what()); return;
+        default: PyErr_SetString(PyExc_RuntimeError, e.what()); return;
+      }
+    }
+  });
+
+  m.def("set_num_threads", &set_num_threads, py::arg("n"));
+  m.def("get_num_threads", &num_threads);
+  m.def("set_cpu_isa", [](const std::string& s) {
+    if (s == "avx512") set_cpu_isa(Isa::avx512);
+    else if (s == "avx2") set_cpu_isa(Isa::avx2);
+    else if (s == "baseline") set_cpu_isa(Isa::baseline);
+    else throw_value("isa must be 'avx512', 'avx2' or 'baseline', got '" + s + "'");
+  });
+  m.def("get_cpu_isa", []() { return std::string(isa_name(cpu_isa())); });
+  m.def("best_cpu_isa", []() { return std::string(isa_name(best_supported_isa())); });
+  m.def("build_info", &build_info);
+  m.def("cuda_compiled", []() {
+#ifdef FASTLOSS_WITH_CUDA
+    return true;
+#else
+    return false;
+#endif
+  });
+  m.def("cuda_device_count", []() {
+#ifdef FASTLOSS_WITH_CUDA
+    return cuda::device_count();
+#else
+    return 0;
+#endif
+  });
+
+  register_cross_entropy(m);
+}

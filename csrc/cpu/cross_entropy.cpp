@@ -1,0 +1,308 @@
+// Softmax cross-entropy and NLL on the CPU (compiled once per SIMD level).
+//
+// Per row of C logits, integer label y, class weights w, smoothing eps, z-loss z:
+//   loss = (1-eps) w_y (lse - x_y) + eps/C sum_c w_c (lse - x_c) + z lse^2
+//   dloss/dx_j = p_j A - coef_j,  A = (1-eps) w_y + eps/C sum_c w_c + 2 z lse,
+//                                 coef_j = eps/C w_j + (1-eps) w_y [j == y]
+// With probability targets t (smoothed t' = (1-eps) t + eps/C):
+//   loss = A' lse - sum_c w_c t'_c x_c,  A' = sum_c w_c t'_c;  dloss/dx_j = p_j (A' + 2 z lse) - w_j t'_j
+// Both gradients are "p times a row constant minus a per-class coefficient", so one pass-2
+// loop serves them. Rows are split across threads; each row is read from memory once.
+#include "fastloss/cpu_kernel.h"
+#include "fastloss/cross_entropy.h"
+#include "fastloss/row_softmax.h"
+
+namespace fastloss {
+namespace cpu {
+namespace FASTLOSS_ISA {
+namespace {
+
+// Gradients bigger than this go around the cache (streaming stores).
+constexpr int64_t kStreamBytes = int64_t(8) << 20;
+
+struct Denominator {
+  double value;       // sum of w_y over counted rows (or their count)
+  int64_t counted;    // rows not ignored
+};
+
+// Checks every integer label and sums the weights of the counted rows (the "mean" denominator).
+template <class S>
+Denominator label_denominator(const CrossEntropyParams& p, int64_t rows, int64_t C) {
+  const int rank = p.logits.ndim - 1;
+  if (p.soft_labels) return {static_cast<double>(rows), rows};
+  const int64_t* strides[1] = {p.labels.strides};
+  const bool weighted = !is_none(p.weight);
+  const int nt = num_threads();
+  double total = 0;
+  int64_t counted = 0, first_bad = rows;
+#pragma omp parallel num_threads(nt) reduction(+ : total, counted) reduction(min : first_bad)
+  {
+    int64_t r0, r1;
+    thread_range(rows, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
+    RowWalker<1> walk(p.labels.shape, rank, strides);
+    walk.begin(r0);
+    for (int64_t r = r0; r < r1; ++r, walk.next()) {
+      const int64_t y = load_index(p.labels, walk.offset(0));
+      if (y == p.ignore_index) continue;
+      if (y < 0 || y >= C) {
+        if (r < first_bad) first_bad = r;
+        continue;
+      }
+      total += weighted ? load_as<double>(p.weight, y * p.weight.strides[0]) : 1.0;
+      ++counted;
+    }
+  }
+  if (first_bad < rows) {
+    RowWalker<1> walk(p.labels.shape, rank, strides);
+    walk.begin(first_bad);
+    const int64_t y = load_index(p.labels, walk.offset(0));
+    throw_index("labels" + index_string(p.labels.shape, rank, first_bad) + " = " + std::to_string(y) +
+                " is outside [0, " + std::to_string(C) + ") and is not ignore_index (" +
+                std::to_string(p.ignore_index) + ")");
+  }
+  return {total, counted};
+}
+
+// A row of type S, either in place (contiguous, right dtype) or gathered into `buf`.
+template <class S>
+const S* row_source(const TensorView& t, int64_t offset, int64_t C, S* buf) {
+  const int64_t cs = t.strides[t.ndim - 1];
+  if (t.dtype == (sizeof(S) == 4 ? DType::f32 : DType::f64) && cs == 1) return t.ptr<const S>() + offset;
+  for (int64_t c = 0; c < C; ++c) buf[c] = load_as<S>(t, offset + c * cs);
+  return buf;
+}
+
+template <class S>
+void cross_entropy_impl(const CrossEntropyParams& p) {
+  typedef vec_t<S> V;
+  constexpr int W = Vec<S>::W;
+  const int rank = p.logits.ndim - 1;
+  const int64_t C = p.logits.shape[rank];
+  const int64_t rows = p.logits.numel() / (C ? C : 1);
+  const bool want_grad = !is_none(p.grad);
+  const bool weighted = !is_none(p.weight);
+  const bool reduce_none = p.reduction == Reduction::none;
+  if (rows == 0 || C == 0) {
+    if (!reduce_none) store_as<double>(p.loss, 0, 0.0);
+    return;
+  }
+  const Denominator den = label_denominator<S>(p, rows, C);
+  // mean over zero counted rows is 0 with a zero gradient, never NaN
+  const double scale = p.reduction == Reduction::mean ? (den.value != 0 ? 1.0 / den.value : 0.0) : 1.0;
+
+  const S eps = static_cast<S>(p.label_smoothing);
+  const S eps_c = eps / static_cast<S>(C);
+  const S z = static_cast<S>(p.z_loss);
+  const S sc = static_cast<S>(scale);
+
+  // Weights as a contiguous S row (read every row when smoothing or soft labels need them).
+  ScratchBuffer wbuf;
+  const S* w = nullptr;
+  S wsum = static_cast<S>(C);
+  if (weighted) {
+    S* wb = wbuf.get<S>(C + W);
+    double acc = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      wb[c] = load_as<S>(p.weight, c * p.weight.strides[0]);
+      acc += wb[c];
+    }
+    w = wb;
+    wsum = static_cast<S>(acc);
+  }
+
+  const DType native = sizeof(S) == 4 ? DType::f32 : DType::f64;
+  const int64_t gcs = want_grad ? p.grad.strides[rank] : 1;
+  const bool grad_direct = want_grad && p.grad.dtype == native && gcs == 1;
+  const bool stream = grad_direct && p.grad.numel() * int64_t(sizeof(S)) >= kStreamBytes;
+
+  const int64_t* strides[4] = {p.logits.strides, p.labels.strides, want_grad ? p.grad.strides : nullptr,
+                               reduce_none ? p.loss.strides : nullptr};
+  const int nt = num_threads();
+  double partial[256] = {0};
+  const int nthreads = nt < 256 ? nt : 256;
+
+#pragma omp parallel num_threads(nthreads)
+  {
+    const int tid = omp_get_thread_num(), ntt = omp_get_num_threads();
+    int64_t r0, r1;
+    thread_range(rows, tid, ntt, &r0, &r1);
+    ScratchBuffer xbuf, tbuf, ebuf, bmbuf, gbuf;
+    double acc = 0;
+    RowWalker<4> walk(p.logits.shape, rank, strides);
+    walk.begin(r0);
+    for (int64_t r = r0; r < r1; ++r, walk.next()) {
+      const int64_t lo = walk.offset(0), to = walk.offset(1), go = walk.offset(2);
+      int64_t y = -1;
+      if (!p.soft_labels) {
+        y = load_index(p.labels, to);
+        if (y == p.ignore_index) {  // ignored row: loss 0, gradient 0
+          if (reduce_none) store_as<S>(p.loss, walk.offset(3), S(0));
+          if (want_grad)
+            for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad, go + c * gcs, S(0));
+          continue;
+        }
+      }
+      const S* x = row_source<S>(p.logits, lo, C, xbuf.get<S>(C + W));
+      S* dst = grad_direct ? p.grad.ptr<S>() + go : nullptr;
+      const RowBlocks<S> rb = make_row_blocks<S>(C, dst ? misaligned_prefix(dst, C) : 0);
+
+      // Side sums for the loss, gathered during pass 1.
+      V sx = V{}, swt = V{};  // sum w_c x_c (smoothing) / sum w_c t'_c x_c, sum w_c t'_c (soft)
+      const S* t = p.soft_labels ? row_source<S>(p.labels, to, C, tbuf.get<S>(C + W)) : nullptr;
+      auto side = [&](int64_t j, V xv, int64_t n) {
+        if (p.soft_labels) {
+          V tv = n == W ? load(t + j) : load_partial(t + j, n, S(0));
+          V wt = tv * (S(1) - eps) + (n == W ? splat(eps_c) : first_lanes<S>(n, eps_c));
+          if (weighted) wt *= n == W ? load(w + j) : load_partial(w + j, n, S(0));
+          swt += wt;
+          sx += wt == S(0) ? V{} : wt * xv;  // a zero target never meets a -inf logit
+        } else if (eps != S(0)) {
+          sx += weighted ? xv * (n == W ? load(w + j) : load_partial(w + j, n, S(0))) : xv;
+        }
+      };
+
+      SoftmaxStats<S> st;
+      S* exps = nullptr;
+      S* bmax = nullptr;
+      if (want_grad) {
+        exps = ebuf.get<S>(C + W);
+        bmax = bmbuf.get<S>(rb.count() + 1);
+        st = softmax_stats<S, true>(x, rb, exps, bmax, side);
+      } else {
+        st = softmax_stats<S, false>(x, rb, nullptr, nullptr, side);
+      }
+      const S lse = st.lse();
+      S loss, A;
+      if (p.soft_labels) {
+        const S a = hsum<S>(swt);
+        loss = a * lse - hsum<S>(sx);
+        A = a;
+      } else {
+        const S wy = weighted ? w[y] : S(1);
+        const S xy = x[y];
+        loss = (S(1) - eps) * wy * (lse - xy);
+        if (eps != S(0)) loss += eps_c * (wsum * lse - hsum<S>(sx));
+        A = (S(1) - eps) * wy + eps_c * wsum;
+      }
+      if (z != S(0)) {
+        loss += z * lse * lse;
+        A += S(2) * z * lse;
+      }
+      if (reduce_none) store_as<S>(p.loss, walk.offset(3), loss);
+      else acc += static_cast<double>(loss);
+
+      if (want_grad) {
+        S* g = dst ? dst : gbuf.get<S>(C + W);
+        const V kA = splat(sc * A);
+        const S kc = sc * eps_c;
+        const bool do_stream = stream && dst;
+        if (p.soft_labels) {
+          const S one_m = S(1) - eps;
+          for_each_prob<S>(exps, bmax, rb, st, [&](int64_t j, V pv, int64_t n) {
+            V tv = n == W ? load(t + j) : load_partial(t + j, n, S(0));
+            V wt = tv * (sc * one_m) + kc;
+            if (weighted) wt *= n == W ? load(w + j) : load_partial(w + j, n, S(0));
+            put_vec<S>(g, j, pv * kA - wt, n, do_stream);
+          });
+        } else if (weighted && eps != S(0)) {
+          for_each_prob<S>(exps, bmax, rb, st, [&](int64_t j, V pv, int64_t n) {
+            const V wv = n == W ? load(w + j) : load_partial(w + j, n, S(0));
+            put_vec<S>(g, j, pv * kA - wv * kc, n, do_stream);
+          });
+        } else {
+          const V kcv = splat(kc);
+          for_each_prob<S>(exps, bmax, rb, st, [&](int64_t j, V pv, int64_t n) {
+            put_vec<S>(g, j, pv * kA - kcv, n, do_stream);
+          });
+        }
+        if (!p.soft_labels) {
+          // the target's own term, -(1-eps) w_y, on top of what the loop wrote
+          const S wy = weighted ? w[y] : S(1);
+          int64_t b = 0;
+          while (rb.end(b) <= y) ++b;
+          const S py = exps[y] * std::exp(bmax[b] - st.max) / st.sum;
+          g[y] = py * (sc * A) - (weighted ? w[y] * kc : kc) - sc * (S(1) - eps) * wy;
+        }
+        if (!dst)
+          for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad, go + c * gcs, g[c]);
+      }
+    }
+    partial[tid] = acc;
+    if (stream) stream_fence();
+  }
+  if (!reduce_none) {
+    double total = 0;
+    for (int i = 0; i < nthreads; ++i) total += partial[i];
+    store_as<double>(p.loss, 0, total * scale);
+  }
+}
+
+template <class S>
+void nll_impl(const CrossEntropyParams& p) {
+  const int rank = p.logits.ndim - 1;
+  const int64_t C = p.logits.shape[rank];
+  const int64_t rows = C ? p.logits.numel() / C : 0;
+  const bool want_grad = !is_none(p.grad);
+  const bool weighted = !is_none(p.weight);
+  const bool reduce_none = p.reduction == Reduction::none;
+  if (rows == 0) {
+    if (!reduce_none) store_as<double>(p.loss, 0, 0.0);
+    return;
+  }
+  const Denominator den = label_denominator<S>(p, rows, C);
+  const double scale = p.reduction == Reduction::mean ? (den.value != 0 ? 1.0 / den.value : 0.0) : 1.0;
+  const int64_t ics = p.logits.strides[rank];
+  const int64_t gcs = want_grad ? p.grad.strides[rank] : 1;
+  const int64_t* strides[4] = {p.logits.strides, p.labels.strides, want_grad ? p.grad.strides : nullptr,
+                               reduce_none ? p.loss.strides : nullptr};
+  const int nt = num_threads() < 256 ? num_threads() : 256;
+  double partial[256] = {0};
+#pragma omp parallel num_threads(nt)
+  {
+    const int tid = omp_get_thread_num();
+    int64_t r0, r1;
+    thread_range(rows, tid, omp_get_num_threads(), &r0, &r1);
+    RowWalker<4> walk(p.logits.shape, rank, strides);
+    walk.begin(r0);
+    double acc = 0;
+    for (int64_t r = r0; r < r1; ++r, walk.next()) {
+      const int64_t y = load_index(p.labels, walk.offset(1));
+      const bool ignored = y == p.ignore_index;
+      const S wy = ignored ? S(0) : weighted ? load_as<S>(p.weight, y * p.weight.strides[0]) : S(1);
+      const S loss = ignored ? S(0) : -wy * load_as<S>(p.logits, walk.offset(0) + y * ics);
+      if (reduce_none) store_as<S>(p.loss, walk.offset(3), loss);
+      else acc += static_cast<double>(loss);
+      if (want_grad) {
+        const int64_t go = walk.offset(2);
+        if (p.grad.dtype == (sizeof(S) == 4 ? DType::f32 : DType::f64) && gcs == 1)
+          std::memset(p.grad.ptr<S>() + go, 0, C * sizeof(S));
+        else
+          for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad, go + c * gcs, S(0));
+        if (!ignored) store_as<S>(p.grad, go + y * gcs, static_cast<S>(-wy * scale));
+      }
+    }
+    partial[tid] = acc;
+  }
+  if (!reduce_none) {
+    double total = 0;
+    for (int i = 0; i < nt; ++i) total += partial[i];
+    store_as<double>(p.loss, 0, total * scale);
+  }
+}
+
+}  // namespace
+
+// float16 and float32 compute in float; float64 in double.
+void softmax_cross_entropy(const CrossEntropyParams& p) {
+  if (p.logits.dtype == DType::f64) cross_entropy_impl<double>(p);
+  else cross_entropy_impl<float>(p);
+}
+
+void nll_loss(const CrossEntropyParams& p) {
+  if (p.logits.dtype == DType::f64) nll_impl<double>(p);
+  else nll_impl<float>(p);
+}
+
+}  // namespace FASTLOSS_ISA
+}  // namespace cpu
+}  // namespace fastloss

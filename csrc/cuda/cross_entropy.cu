@@ -1,0 +1,379 @@
+// Softmax cross-entropy and NLL for CuPy arrays. The math is the CPU kernel's (see
+// csrc/cpu/cross_entropy.cpp): loss = A*lse - (row sums), grad = scale*(p*A' - coef).
+//
+// Launches on the caller's stream, in order:
+//   1. labels_kernel: checks labels (first bad row -> device flag) and sums the "mean"
+//      denominator (soft labels: the row count, known on the host, so skipped);
+//   2. rows_kernel: one warp per row (C <= 1024) or one block per row; pass 1 reads the row
+//      once for the online (max, sum) and the side sums, pass 2 writes the gradient;
+//   3. finish_kernel: sums the per-row losses in a fixed order (deterministic) and scales.
+// Integer labels need one device-to-host copy of the flag after the launches (an IndexError
+// must be raised); probability labels run fully asynchronously.
+#include "cuda_common.cuh"
+#include "fastloss/cross_entropy.h"
+
+namespace fastloss {
+namespace cuda {
+namespace {
+
+struct Workspace {
+  double denom;
+  unsigned long long first_bad;
+  double pad[6];
+  // followed by double row_loss[rows]
+};
+
+static_assert(sizeof(Workspace) == 64, "bind_cross_entropy.cpp sizes the workspace as 64 + 8 * rows");
+
+struct DevParams {
+  RowGeom logits_rows, labels_rows, grad_rows, loss_rows;
+  int64_t C, rows;
+  int64_t logits_cs, labels_cs, grad_cs, weight_stride;
+  const void* logits;
+  const void* labels;
+  const void* weight;  // float32 or float64 (weight_f64)
+  bool weight_f64;
+  void* grad;
+  void* loss;
+  int64_t ignore_index;
+  double eps, z;
+  int reduction;  // 0 none, 1 mean, 2 sum
+  double static_denom;  // soft labels: rows
+  Workspace* ws;
+};
+
+template <class L> __device__ __forceinline__ int64_t load_label(const L* p, int64_t i) {
+  return static_cast<int64_t>(p[i]);
+}
+template <class A> __device__ __forceinline__ A load_weight(const DevParams& p, int64_t c) {
+  return p.weight_f64 ? static_cast<A>(static_cast<const double*>(p.weight)[c * p.weight_stride])
+                      : static_cast<A>(static_cast<const float*>(p.weight)[c * p.weight_stride]);
+}
+
+template <class L>
+__global__ void labels_kernel(DevParams p) {
+  double acc = 0;
+  for (int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; r < p.rows; r += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t y = load_label(static_cast<const L*>(p.labels), row_offset(p.labels_rows, r));
+    if (y == p.ignore_index) continue;
+    if (y < 0 || y >= p.C) {
+      atomicMin(&p.ws->first_bad, static_cast<unsigned long long>(r));
+      continue;
+    }
+    acc += p.weight ? load_weight<double>(p, y) : 1.0;
+  }
+  acc = warp_sum(acc);
+  if (threadIdx.x % 32 == 0 && acc != 0) atomicAdd(&p.ws->denom, acc);
+}
+
+// kGroup threads cooperate on a row: 32 (a warp) or blockDim.x (the block).
+template <class T, class L, bool kSoft, bool kGrad, bool kWarpRows>
+__global__ void rows_kernel(DevParams p) {
+  typedef typename AccOf<T>::type A;
+  __shared__ A smem[32 * 5];
+  const int lane = kWarpRows ? threadIdx.x % 32 : threadIdx.x;
+  const int group = kWarpRows ? 32 : blockDim.x;
+  const int64_t groups_per_block = kWarpRows ? blockDim.x / 32 : 1;
+  const int64_t first = blockIdx.x * groups_per_block + (kWarpRows ? threadIdx.x / 32 : 0);
+  const int64_t stride = int64_t(gridDim.x) * groups_per_block;
+  const T* logits = static_cast<const T*>(p.logits);
+  const A eps = static_cast<A>(p.eps), eps_c = eps / static_cast<A>(p.C), z = static_cast<A>(p.z);
+  const bool weighted = p.weight != nullptr;
+  A denom = kSoft ? static_cast<A>(p.static_denom) : static_cast<A>(p.ws->denom);
+  const A scale = p.reduction == 1 ? (denom != A(0) ? A(1) / denom : A(0)) : A(1);
+  double* row_loss = reinterpret_cast<double*>(p.ws + 1);
+
+  for (int64_t r = first; r < p.rows; r += stride) {  // uniform per group
+    const int64_t xo = row_offset(p.logits_rows, r);
+    const int64_t lo = row_offset(p.labels_rows, r);
+    int64_t y = -1;
+    bool skip = false;
+    if (!kSoft) {
+      y = load_label(static_cast<const L*>(p.labels), lo);
+      skip = y == p.ignore_index || y < 0 || y >= p.C;  // bad labels raise on the host
+    }
+    A loss = 0, Acoef = 0;
+    if (!skip) {
+      MaxSum<A> ms;
+      ms.init();
+      A side[2] = {0, 0};  // soft: sum w t', sum w t' x; hard+eps: sum w x
+      for (int64_t c = lane; c < p.C; c += group) {
+        const A x = load_f(logits, xo + c * p.logits_cs);
+        ms.add(x);
+        if (kSoft) {
+          A wt = load_f(static_cast<const T*>(p.labels), lo + c * p.labels_cs) * (A(1) - eps) + eps_c;
+          if (weighted) wt *= load_weight<A>(p, c);
+          side[0] += wt;
+          side[1] += wt == A(0) ? A(0) : wt * x;
+        } else if (eps != A(0)) {
+          side[0] += weighted ? load_weight<A>(p, c) * x : x;
+        }
+      }
+      if (kWarpRows) {
+        warp_maxsum(ms);
+        side[0] = warp_sum(side[0]);
+        side[1] = warp_sum(side[1]);
+      } else {
+        block_reduce<A, 2>(ms, side, smem);
+      }
+      const A lse = ms.m + flog(ms.s);
+      if (kSoft) {
+        loss = side[0] * lse - side[1];
+        Acoef = side[0];
+      } else {
+        const A wy = weighted ? load_weight<A>(p, y) : A(1);
+        const A xy = load_f(logits, xo + y * p.logits_cs);
+        A wsum = static_cast<A>(p.C);
+        if (weighted && eps != A(0)) {
+          A ws = 0;
+          for (int64_t c = lane; c < p.C; c += group) ws += load_weight<A>(p, c);
+          if (kWarpRows) ws = warp_sum(ws);
+          else {
+            MaxSum<A> dummy;
+            dummy.init();
+            A v[1] = {ws};
+            block_reduce<A, 1>(dummy, v, smem);
+            ws = v[0];
+          }
+          wsum = ws;
+        }
+        loss = (A(1) - eps) * wy * (lse - xy);
+        if (eps != A(0)) loss += eps_c * (wsum * lse - side[0]);
+        Acoef = (A(1) - eps) * wy + eps_c * wsum;
+      }
+      if (z != A(0)) {
+        loss += z * lse * lse;
+        Acoef += A(2) * z * lse;
+      }
+      if (kGrad) {
+        T* g = static_cast<T*>(p.grad);
+        const int64_t go = row_offset(p.grad_rows, r);
+        const A kA = scale * Acoef, kc = scale * eps_c, ky = scale * (A(1) - eps) * (kSoft ? A(0) : (weighted ? load_weight<A>(p, y) : A(1)));
+        for (int64_t c = lane; c < p.C; c += group) {
+          const A x = load_f(logits, xo + c * p.logits_cs);
+          const A prob = fexp(x - lse);
+          A coef;
+          if (kSoft) {
+            A t = load_f(static_cast<const T*>(p.labels), lo + c * p.labels_cs) * (scale * (A(1) - eps)) + kc;
+            coef = weighted ? t * load_weight<A>(p, c) : t;
+          } else {
+            coef = weighted ? kc * load_weight<A>(p, c) : kc;
+            if (c == y) coef += ky;
+          }
+          store_f(g, go + c * p.grad_cs, prob * kA - coef);
+        }
+      }
+    } else if (kGrad) {
+      T* g = static_cast<T*>(p.grad);
+      const int64_t go = row_offset(p.grad_rows, r);
+      for (int64_t c = lane; c < p.C; c += group) store_f(g, go + c * p.grad_cs, A(0));
+    }
+    if (lane == 0) {
+      if (p.reduction == 0) store_f(static_cast<T*>(p.loss), row_offset(p.loss_rows, r), loss);
+      else row_loss[r] = static_cast<double>(loss);
+    }
+  }
+}
+
+// One block sums the row losses in a fixed order and writes the 0-d result.
+template <class T>
+__global__ void finish_kernel(DevParams p, bool soft) {
+  typedef typename AccOf<T>::type A;
+  __shared__ double smem[32];
+  const double* row_loss = reinterpret_cast<const double*>(p.ws + 1);
+  double acc = 0;
+  for (int64_t r = threadIdx.x; r < p.rows; r += blockDim.x) acc += row_loss[r];
+  acc = warp_sum(acc);
+  if (threadIdx.x % 32 == 0) smem[threadIdx.x / 32] = acc;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    acc = threadIdx.x < blockDim.x / 32 ? smem[threadIdx.x] : 0.0;
+    acc = warp_sum(acc);
+    if (threadIdx.x == 0) {
+      const double denom = soft ? p.static_denom : p.ws->denom;
+      const double scale = p.reduction == 1 ? (denom != 0 ? 1.0 / denom : 0.0) : 1.0;
+      store_f(static_cast<T*>(p.loss), 0, static_cast<A>(acc * scale));
+    }
+  }
+}
+
+template <class T>
+__global__ void nll_kernel(DevParams p) {
+  typedef typename AccOf<T>::type A;
+  double* row_loss = reinterpret_cast<double*>(p.ws + 1);
+  const A denom = static_cast<A>(p.ws->denom);
+  const A scale = p.reduction == 1 ? (denom != A(0) ? A(1) / denom : A(0)) : A(1);
+  for (int64_t r = blockIdx.x; r < p.rows; r += gridDim.x) {
+    // NLL labels arrive as int64 (the Python layer converts other integer dtypes)
+    const int64_t yy = static_cast<const int64_t*>(p.labels)[row_offset(p.labels_rows, r)];
+    const bool ok = yy != p.ignore_index && yy >= 0 && yy < p.C;
+    const A wy = ok ? (p.weight ? load_weight<A>(p, yy) : A(1)) : A(0);
+    if (threadIdx.x == 0) {
+      const A loss = ok ? -wy * load_f(static_cast<const T*>(p.logits), row_offset(p.logits_rows, r) + yy * p.logits_cs) : A(0);
+      if (p.reduction == 0) store_f(static_cast<T*>(p.loss), row_offset(p.loss_rows, r), loss);
+      else row_loss[r] = static_cast<double>(loss);
+    }
+    if (p.grad) {
+      T* g = static_cast<T*>(p.grad);
+      const int64_t go = row_offset(p.grad_rows, r);
+      for (int64_t c = threadIdx.x; c < p.C; c += blockDim.x)
+        store_f(g, go + c * p.grad_cs, c == yy && ok ? -wy * scale : A(0));
+    }
+  }
+}
+
+DevParams make_dev_params(const CrossEntropyParams& p) {
+  DevParams d;
+  const int rank = p.logits.ndim - 1;
+  d.C = p.logits.shape[rank];
+  d.rows = d.C ? p.logits.numel() / d.C : 0;
+  d.logits_rows = row_geom(p.logits, rank);
+  d.labels_rows = row_geom(p.labels, rank);
+  d.grad_rows = row_geom(is_none(p.grad) ? p.logits : p.grad, rank);
+  d.loss_rows = row_geom(p.reduction == Reduction::none ? p.loss : p.logits, rank);
+  d.logits_cs = p.logits.strides[rank];
+  d.labels_cs = p.soft_labels ? p.labels.strides[rank] : 0;
+  d.grad_cs = is_none(p.grad) ? 0 : p.grad.strides[rank];
+  d.logits = p.logits.data;
+  d.labels = p.labels.data;
+  d.weight = is_none(p.weight) ? nullptr : p.weight.data;
+  d.weight_f64 = !is_none(p.weight) && p.weight.dtype == DType::f64;
+  d.weight_stride = is_none(p.weight) ? 0 : p.weight.strides[0];
+  d.grad = is_none(p.grad) ? nullptr : p.grad.data;
+  d.loss = p.loss.data;
+  d.ignore_index = p.ignore_index;
+  d.eps = p.label_smoothing;
+  d.z = p.z_loss;
+  d.reduction = p.reduction == Reduction::none ? 0 : p.reduction == Reduction::mean ? 1 : 2;
+  d.static_denom = static_cast<double>(d.rows);
+  d.ws = static_cast<Workspace*>(p.workspace);
+  return d;
+}
+
+int grid_for(int64_t work, int per_block) {
+  int dev = 0, sms = 0;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  const int64_t want = (work + per_block - 1) / per_block;
+  const int64_t cap = int64_t(sms > 0 ? sms : 80) * 32;
+  return static_cast<int>(want < 1 ? 1 : want < cap ? want : cap);
+}
+
+template <class T, class L, bool kSoft, bool kGrad>
+void launch_rows(const DevParams& d, cudaStream_t s) {
+  if (d.C <= 1024) {
+    const int warps = 8;
+    rows_kernel<T, L, kSoft, kGrad, true><<<grid_for(d.rows, warps), warps * 32, 0, s>>>(d);
+  } else {
+    const int threads = d.C >= 16384 ? 1024 : 512;
+    rows_kernel<T, L, kSoft, kGrad, false><<<grid_for(d.rows, 1), threads, 0, s>>>(d);
+  }
+}
+
+template <class T, class L>
+void run_typed(const CrossEntropyParams& p, const DevParams& d, cudaStream_t s) {
+  const bool grad = !is_none(p.grad);
+  if (p.soft_labels) {
+    if (grad) launch_rows<T, T, true, true>(d, s);
+    else launch_rows<T, T, true, false>(d, s);
+  } else {
+    labels_kernel<L><<<grid_for(d.rows, 256), 256, 0, s>>>(d);
+    if (grad) launch_rows<T, L, false, true>(d, s);
+    else launch_rows<T, L, false, false>(d, s);
+  }
+  if (p.reduction != Reduction::none) finish_kernel<T><<<1, 1024, 0, s>>>(d, p.soft_labels);
+}
+
+void raise_bad_label(const CrossEntropyParams& p, const Workspace& host_ws, cudaStream_t s) {
+  const int rank = p.logits.ndim - 1;
+  const int64_t r = static_cast<int64_t>(host_ws.first_bad);
+  // Read the offending label back for the message.
+  int64_t off = 0, rr = r;
+  for (int d = rank - 1; d >= 0; --d) {
+    off += (rr % p.labels.shape[d]) * p.labels.strides[d];
+    rr /= p.labels.shape[d];
+  }
+  int64_t y = 0;
+  if (p.labels.dtype == DType::i32) {
+    int32_t v = 0;
+    FASTLOSS_CUDA_CHECK(cudaMemcpyAsync(&v, static_cast<const int32_t*>(p.labels.data) + off, 4, cudaMemcpyDeviceToHost, s));
+    FASTLOSS_CUDA_CHECK(cudaStreamSynchronize(s));
+    y = v;
+  } else {
+    FASTLOSS_CUDA_CHECK(cudaMemcpyAsync(&y, static_cast<const int64_t*>(p.labels.data) + off, 8, cudaMemcpyDeviceToHost, s));
+    FASTLOSS_CUDA_CHECK(cudaStreamSynchronize(s));
+  }
+  throw_index("labels" + index_string(p.labels.shape, rank, r) + " = " + std::to_string(y) + " is outside [0, " +
+              std::to_string(p.logits.shape[rank]) + ") and is not ignore_index (" + std::to_string(p.ignore_index) + ")");
+}
+
+void check_labels_after(const CrossEntropyParams& p, cudaStream_t s) {
+  Workspace host_ws;
+  FASTLOSS_CUDA_CHECK(cudaMemcpyAsync(&host_ws, p.workspace, sizeof(Workspace), cudaMemcpyDeviceToHost, s));
+  FASTLOSS_CUDA_CHECK(cudaStreamSynchronize(s));
+  if (host_ws.first_bad != ~0ull) raise_bad_label(p, host_ws, s);
+}
+
+void prepare_workspace(const CrossEntropyParams& p, cudaStream_t s) {
+  Workspace init{};
+  init.denom = 0;
+  init.first_bad = ~0ull;
+  FASTLOSS_CUDA_CHECK(cudaMemcpyAsync(p.workspace, &init, sizeof(Workspace), cudaMemcpyHostToDevice, s));
+}
+
+}  // namespace
+
+size_t cross_entropy_workspace_bytes(const CrossEntropyParams& p) {
+  const int rank = p.logits.ndim - 1;
+  const int64_t C = p.logits.shape[rank];
+  const int64_t rows = C ? p.logits.numel() / C : 0;
+  return sizeof(Workspace) + sizeof(double) * static_cast<size_t>(rows);
+}
+
+void softmax_cross_entropy(const CrossEntropyParams& p) {
+  cudaStream_t s = static_cast<cudaStream_t>(p.stream);
+  DevParams d = make_dev_params(p);
+  prepare_workspace(p, s);
+  if (d.rows == 0) {
+    if (p.reduction != Reduction::none) {
+      if (p.logits.dtype == DType::f64) finish_kernel<double><<<1, 32, 0, s>>>(d, true);
+      else if (p.logits.dtype == DType::f32) finish_kernel<float><<<1, 32, 0, s>>>(d, true);
+      else finish_kernel<__half><<<1, 32, 0, s>>>(d, true);
+    }
+    FASTLOSS_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
+  const bool l32 = p.labels.dtype == DType::i32;
+  switch (p.logits.dtype) {
+    case DType::f64: l32 ? run_typed<double, int32_t>(p, d, s) : run_typed<double, int64_t>(p, d, s); break;
+    case DType::f32: l32 ? run_typed<float, int32_t>(p, d, s) : run_typed<float, int64_t>(p, d, s); break;
+    default: l32 ? run_typed<__half, int32_t>(p, d, s) : run_typed<__half, int64_t>(p, d, s); break;
+  }
+  FASTLOSS_CUDA_CHECK(cudaGetLastError());
+  if (!p.soft_labels) check_labels_after(p, s);
+}
+
+void nll_loss(const CrossEntropyParams& p) {
+  cudaStream_t s = static_cast<cudaStream_t>(p.stream);
+  DevParams d = make_dev_params(p);
+  prepare_workspace(p, s);
+  if (d.rows > 0) {
+    labels_kernel<int64_t><<<grid_for(d.rows, 256), 256, 0, s>>>(d);
+    const int threads = d.C >= 1024 ? 256 : 32;
+    switch (p.logits.dtype) {
+      case DType::f64: nll_kernel<double><<<grid_for(d.rows, 1), threads, 0, s>>>(d); break;
+      case DType::f32: nll_kernel<float><<<grid_for(d.rows, 1), threads, 0, s>>>(d); break;
+      default: nll_kernel<__half><<<grid_for(d.rows, 1), threads, 0, s>>>(d); break;
+    }
+  }
+  if (p.reduction != Reduction::none) {
+    if (p.logits.dtype == DType::f64) finish_kernel<double><<<1, 1024, 0, s>>>(d, d.rows == 0);
+    else if (p.logits.dtype == DType::f32) finish_kernel<float><<<1, 1024, 0, s>>>(d, d.rows == 0);
+    else finish_kernel<__half><<<1, 1024, 0, s>>>(d, d.rows == 0);
+  }
+  FASTLOSS_CUDA_CHECK(cudaGetLastError());
+  if (d.rows > 0) check_labels_after(p, s);
+}
+
+}  // namespace cuda
+}  // namespace fastloss

@@ -1,0 +1,129 @@
+// Device-side helpers shared by every CUDA kernel: error checks, strided views, typed loads,
+// warp/block reductions, the online (max, sum-of-exp) pair.
+#pragma once
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "fastloss/errors.h"
+#include "fastloss/tensor.h"
+
+namespace fastloss {
+namespace cuda {
+
+inline void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw Error(ErrorKind::runtime, std::string("CUDA error in ") + what + ": " + cudaGetErrorString(e));
+}
+#define FASTLOSS_CUDA_CHECK(expr) ::fastloss::cuda::check((expr), #expr)
+
+// A view's row geometry by value: offsets of row r (leading `rank` dims, C-ordered).
+struct RowGeom {
+  int rank;
+  int64_t shape[kMaxDims];
+  int64_t strides[kMaxDims];
+};
+
+inline RowGeom row_geom(const TensorView& t, int rank) {
+  RowGeom g;
+  g.rank = rank;
+  for (int d = 0; d < kMaxDims; ++d) {
+    g.shape[d] = d < rank ? t.shape[d] : 1;
+    g.strides[d] = d < rank && t.data ? t.strides[d] : 0;
+  }
+  return g;
+}
+
+__device__ __forceinline__ int64_t row_offset(const RowGeom& g, int64_t r) {
+  int64_t off = 0;
+  for (int d = g.rank - 1; d >= 0; --d) {
+    const int64_t n = g.shape[d];
+    off += (r % n) * g.strides[d];
+    r /= n;
+  }
+  return off;
+}
+
+template <class T> struct AccOf { typedef float type; };
+template <> struct AccOf<double> { typedef double type; };
+
+template <class A> __device__ __forceinline__ A to_acc(float v) { return static_cast<A>(v); }
+__device__ __forceinline__ float load_f(const float* p, int64_t i) { return __ldg(p + i); }
+__device__ __forceinline__ double load_f(const double* p, int64_t i) { return __ldg(p + i); }
+__device__ __forceinline__ float load_f(const __half* p, int64_t i) { return __half2float(p[i]); }
+__device__ __forceinline__ void store_f(float* p, int64_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void store_f(double* p, int64_t i, double v) { p[i] = v; }
+__device__ __forceinline__ void store_f(__half* p, int64_t i, float v) { p[i] = __float2half_rn(v); }
+
+__device__ __forceinline__ float fexp(float x) { return __expf(x); }
+__device__ __forceinline__ double fexp(double x) { return exp(x); }
+__device__ __forceinline__ float flog(float x) { return __logf(x); }
+__device__ __forceinline__ double flog(double x) { return log(x); }
+
+template <class A> __device__ __forceinline__ A ninf() { return -INFINITY; }
+
+// Online softmax statistics: running max m and sum s of exp(x - m).
+template <class A> struct MaxSum {
+  A m, s;
+  __device__ __forceinline__ void init() { m = ninf<A>(); s = 0; }
+  __device__ __forceinline__ void add(A x) {
+    if (x > m) {
+      s = s * fexp(m - x) + A(1);  // m = -inf: exp(-inf) = 0
+      m = x;
+    } else if (isnan(x)) {
+      s = x;
+    } else if (x != ninf<A>()) {
+      s += fexp(x - m);
+    }
+  }
+  __device__ __forceinline__ void merge(A om, A os) {
+    const A nm = om > m ? om : m;
+    if (nm == ninf<A>()) { s += os; return; }
+    s = s * fexp(m - nm) + os * fexp(om - nm);
+    m = nm;
+  }
+};
+
+template <class A> __device__ __forceinline__ A warp_sum(A v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+template <class A> __device__ __forceinline__ void warp_maxsum(MaxSum<A>& ms) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const A om = __shfl_xor_sync(0xffffffffu, ms.m, o);
+    const A os = __shfl_xor_sync(0xffffffffu, ms.s, o);
+    ms.merge(om, os);
+  }
+}
+
+// Block-wide reduction of kN sums plus one MaxSum; every thread gets the result.
+// `smem` needs 32 * (kN + 2) values of A. Call from all threads of the block.
+template <class A, int kN>
+__device__ void block_reduce(MaxSum<A>& ms, A (&v)[kN], A* smem) {
+  warp_maxsum(ms);
+#pragma unroll
+  for (int k = 0; k < kN; ++k) v[k] = warp_sum(v[k]);
+  const int warps = (blockDim.x + 31) / 32, lane = threadIdx.x % 32, wid = threadIdx.x / 32;
+  if (warps == 1) return;
+  __syncthreads();
+  if (lane == 0) {
+    smem[wid] = ms.m;
+    smem[32 + wid] = ms.s;
+#pragma unroll
+    for (int k = 0; k < kN; ++k) smem[64 + 32 * k + wid] = v[k];
+  }
+  __syncthreads();
+  MaxSum<A> r;
+  r.m = lane < warps ? smem[lane] : ninf<A>();
+  r.s = lane < warps ? smem[32 + lane] : A(0);
+  warp_maxsum(r);
+  ms = r;
+#pragma unroll
+  for (int k = 0; k < kN; ++k) v[k] = warp_sum(lane < warps ? smem[64 + 32 * k + lane] : A(0));
+}
+
+}  // namespace cuda
+}  // namespace fastloss

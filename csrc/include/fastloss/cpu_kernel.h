@@ -1,0 +1,331 @@
+// Included only by CPU kernel sources, which CMake compiles once per SIMD level with
+// FASTLOSS_ISA set to avx512, avx2 or baseline. Everything here lives in that level's own
+// namespace, so no inline function compiled for AVX-512 can be merged by the linker into
+// the code that runs on a CPU without it. Keep std:: templates out of kernel sources for the
+// same reason (use ScratchBuffer, not std::vector).
+#pragma once
+#ifndef FASTLOSS_ISA
+#error "cpu_kernel.h is for the per-ISA kernel sources (FASTLOSS_ISA must be defined)"
+#endif
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+#include "fastloss/runtime.h"
+#include "fastloss/tensor.h"
+
+namespace fastloss {
+namespace cpu {
+namespace FASTLOSS_ISA {
+
+#if defined(__AVX512F__)
+constexpr int kVecBytes = 64;
+#elif defined(__AVX2__)
+constexpr int kVecBytes = 32;
+#else
+constexpr int kVecBytes = 16;
+#endif
+
+// ---------------------------------------------------------------------------------------
+// SIMD: GCC vector extensions, one width per compilation. Vec<S>::V holds kVecBytes of S.
+template <class S> struct Vec;
+template <> struct Vec<float> {
+  typedef float V __attribute__((vector_size(kVecBytes)));
+  typedef int32_t I __attribute__((vector_size(kVecBytes)));
+  static constexpr int W = kVecBytes / 4;
+};
+template <> struct Vec<double> {
+  typedef double V __attribute__((vector_size(kVecBytes)));
+  typedef int64_t I __attribute__((vector_size(kVecBytes)));
+  static constexpr int W = kVecBytes / 8;
+};
+
+template <class S> using vec_t = typename Vec<S>::V;
+
+template <class S> inline vec_t<S> splat(S s) { return vec_t<S>{} + s; }
+template <class S> inline vec_t<S> load(const S* p) {
+  vec_t<S> v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+template <class S> inline void store(S* p, vec_t<S> v) { std::memcpy(p, &v, sizeof(v)); }
+// First n (< W) lanes from p, the rest `fill`.
+template <class S> inline vec_t<S> load_partial(const S* p, int64_t n, S fill) {
+  S buf[Vec<S>::W];
+  for (int i = 0; i < Vec<S>::W; ++i) buf[i] = i < n ? p[i] : fill;
+  return load(buf);
+}
+template <class S> inline void store_partial(S* p, vec_t<S> v, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) p[i] = v[i];
+}
+// `value` in the first n lanes, 0 in the rest.
+template <class S> inline vec_t<S> first_lanes(int64_t n, S value) {
+  S buf[Vec<S>::W];
+  for (int i = 0; i < Vec<S>::W; ++i) buf[i] = i < n ? value : S(0);
+  return load(buf);
+}
+// Lane-wise max/min (a NaN lane may or may not survive; callers detect NaN separately).
+template <class V> inline V vmax(V a, V b) { return a > b ? a : b; }
+template <class V> inline V vmin(V a, V b) { return a < b ? a : b; }
+
+template <class S> inline S hsum(vec_t<S> v) {
+  S s = 0;
+  for (int i = 0; i < Vec<S>::W; ++i) s += v[i];
+  return s;
+}
+template <class S> inline S hmax(vec_t<S> v) {
+  S m = v[0];
+  for (int i = 1; i < Vec<S>::W; ++i) m = v[i] > m ? v[i] : m;
+  return m;
+}
+
+// Streaming (non-temporal) store of a full vector to a kVecBytes-aligned address: the
+// gradient is written once and not read again, so skip the read-for-ownership.
+inline void stream_store(float* p, vec_t<float> v) {
+#if defined(__AVX512F__)
+  _mm512_stream_ps(p, (__m512)v);
+#elif defined(__AVX__)
+  _mm256_stream_ps(p, (__m256)v);
+#else
+  _mm_stream_ps(p, (__m128)v);
+#endif
+}
+inline void stream_store(double* p, vec_t<double> v) {
+#if defined(__AVX512F__)
+  _mm512_stream_pd(p, (__m512d)v);
+#elif defined(__AVX__)
+  _mm256_stream_pd(p, (__m256d)v);
+#else
+  _mm_stream_pd(p, (__m128d)v);
+#endif
+}
+inline void stream_fence() { _mm_sfence(); }
+
+// exp(x) for every lane: range reduction x = n*ln2 + r, a polynomial for e^r, and 2^n built
+// in two halves (or by AVX-512's scalef) so results down to the smallest subnormal and up
+// to overflow are right.
+// exp(-inf) = 0 exactly, exp(+inf) = inf, NaN stays NaN. About 1 ulp (float), 2 ulp (double).
+inline vec_t<float> vexp(vec_t<float> x) {
+  typedef vec_t<float> V;
+  x = x > 100.0f ? splat(100.0f) : x;  // written so that NaN passes through unchanged
+  x = x < -110.0f ? splat(-110.0f) : x;
+  const V magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  V t = x * 1.44269504088896341f + magic;
+  V n = t - magic;
+  V r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  V p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+#if defined(__AVX512F__)
+  return (V)_mm512_scalef_ps((__m512)p, (__m512)n);  // p * 2^n, with IEEE overflow/underflow
+#else
+  typedef Vec<float>::I I;
+  I ni = (I)t - (I)magic;
+  I h1 = ni >> 1, h2 = ni - h1;
+  V s1 = (V)((h1 + 127) << 23), s2 = (V)((h2 + 127) << 23);
+  return p * s1 * s2;
+#endif
+}
+
+inline vec_t<double> vexp(vec_t<double> x) {
+  typedef vec_t<double> V;
+  typedef Vec<double>::I I;
+  x = x > 710.0 ? splat(710.0) : x;
+  x = x < -750.0 ? splat(-750.0) : x;
+  const V magic = splat(6755399441055744.0);  // 1.5 * 2^52
+  V t = x * 1.4426950408889634074 + magic;
+  V n = t - magic;
+  V r = x - n * 6.93147180369123816490e-01;
+  r = r - n * 1.90821492927058770002e-10;
+  // Taylor to r^13 on |r| <= ln2/2: truncation below 1e-17.
+  V p = splat(1.0 / 6227020800.0);
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+#if defined(__AVX512F__)
+  return (V)_mm512_scalef_pd((__m512d)p, (__m512d)n);
+#else
+  I ni = (I)t - (I)magic;
+  I h1 = ni >> 1, h2 = ni - h1;
+  V s1 = (V)((h1 + 1023) << 52), s2 = (V)((h2 + 1023) << 52);
+  return p * s1 * s2;
+#endif
+}
+
+// ---------------------------------------------------------------------------------------
+// A per-thread scratch buffer (64-byte aligned, grows, never shrinks).
+class ScratchBuffer {
+ public:
+  ScratchBuffer() = default;
+  ScratchBuffer(const ScratchBuffer&) = delete;
+  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
+  ~ScratchBuffer() { std::free(ptr_); }
+  template <class T> T* get(int64_t count) {
+    const size_t bytes = (static_cast<size_t>(count) * sizeof(T) + 63) & ~size_t(63);
+    if (bytes > capacity_) {
+      std::free(ptr_);
+      ptr_ = std::aligned_alloc(64, bytes);
+      if (!ptr_) throw std::bad_alloc();
+      capacity_ = bytes;
+    }
+    return static_cast<T*>(ptr_);
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t capacity_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------
+// Walks the rows of several views that share one row shape (the leading dims), yielding
+// each view's element offset. A thread starts anywhere with begin(r) and steps with next():
+// an odometer, so the per-row cost is a few adds rather than ndim divisions.
+template <int NV>
+class RowWalker {
+ public:
+  RowWalker(const int64_t* shape, int ndim, const int64_t* const* strides) : ndim_(ndim) {
+    for (int d = 0; d < ndim; ++d) {
+      shape_[d] = shape[d];
+      for (int v = 0; v < NV; ++v) strides_[v][d] = strides[v] ? strides[v][d] : 0;
+    }
+  }
+  void begin(int64_t row) {
+    for (int v = 0; v < NV; ++v) offset_[v] = 0;
+    for (int d = ndim_ - 1; d >= 0; --d) {
+      const int64_t i = row % shape_[d];
+      row /= shape_[d];
+      index_[d] = i;
+      for (int v = 0; v < NV; ++v) offset_[v] += i * strides_[v][d];
+    }
+  }
+  void next() {
+    for (int d = ndim_ - 1; d >= 0; --d) {
+      for (int v = 0; v < NV; ++v) offset_[v] += strides_[v][d];
+      if (++index_[d] < shape_[d]) return;
+      for (int v = 0; v < NV; ++v) offset_[v] -= strides_[v][d] * shape_[d];
+      index_[d] = 0;
+    }
+  }
+  int64_t offset(int v) const { return offset_[v]; }
+
+ private:
+  int ndim_;
+  int64_t shape_[kMaxDims];
+  int64_t strides_[NV][kMaxDims];
+  int64_t index_[kMaxDims];
+  int64_t offset_[NV];
+};
+
+// Rows [begin, end) of `rows` for thread `t` of `nt`: contiguous, balanced blocks.
+inline void thread_range(int64_t rows, int t, int nt, int64_t* begin, int64_t* end) {
+  const int64_t q = rows / nt, r = rows % nt;
+  *begin = t * q + (t < r ? t : r);
+  *end = *begin + q + (t < r ? 1 : 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Scalar conversions between storage types and the compute type (float16 via F16C when
+// the level has it, else bit manipulation).
+template <class S> struct Storage;
+template <> struct Storage<float> { static float get(const float* p, int64_t i) { return p[i]; } static void put(float* p, int64_t i, float v) { p[i] = v; } };
+template <> struct Storage<double> { static double get(const double* p, int64_t i) { return p[i]; } static void put(double* p, int64_t i, double v) { p[i] = v; } };
+
+inline float half_to_float(uint16_t h) {
+#if defined(__F16C__)
+  return _cvtsh_ss(h);
+#else
+  const uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) bits = sign;
+    else {  // subnormal half: normalise
+      int e = -1;
+      uint32_t m = mant;
+      do { m <<= 1; ++e; } while (!(m & 0x400u));
+      bits = sign | ((127 - 15 - e) << 23) | ((m & 0x3ffu) << 13);
+    }
+  } else if (exp == 31) bits = sign | 0x7f800000u | (mant << 13);
+  else bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+#endif
+}
+inline uint16_t float_to_half(float f) {
+#if defined(__F16C__)
+  return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+#else
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  uint32_t ax = x & 0x7fffffffu;
+  if (ax >= 0x7f800000u) return sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0);  // inf/NaN
+  if (ax >= 0x477ff000u) return sign | 0x7c00u;                                   // overflow
+  if (ax < 0x38800000u) {  // subnormal or zero half: round via float addition
+    float a;
+    std::memcpy(&a, &ax, 4);
+    a += 0.5f;
+    uint32_t b;
+    std::memcpy(&b, &a, 4);
+    return sign | static_cast<uint16_t>(b - 0x3f000000u);
+  }
+  const uint32_t odd = (ax >> 13) & 1u;
+  ax += 0xc8000fffu + odd;  // rebias exponent (-112 << 23) and round to nearest even
+  return sign | static_cast<uint16_t>(ax >> 13);
+#endif
+}
+
+// Loads element i of a float view of any float dtype in compute type C.
+template <class C> inline C load_as(const TensorView& t, int64_t offset) {
+  switch (t.dtype) {
+    case DType::f32: return static_cast<C>(t.ptr<const float>()[offset]);
+    case DType::f64: return static_cast<C>(t.ptr<const double>()[offset]);
+    default: return static_cast<C>(half_to_float(t.ptr<const uint16_t>()[offset]));
+  }
+}
+template <class C> inline void store_as(const TensorView& t, int64_t offset, C v) {
+  switch (t.dtype) {
+    case DType::f32: t.ptr<float>()[offset] = static_cast<float>(v); break;
+    case DType::f64: t.ptr<double>()[offset] = static_cast<double>(v); break;
+    default: t.ptr<uint16_t>()[offset] = float_to_half(static_cast<float>(v)); break;
+  }
+}
+// Integer label i of a view of any integer dtype.
+inline int64_t load_index(const TensorView& t, int64_t offset) {
+  switch (t.dtype) {
+    case DType::i64: return t.ptr<const int64_t>()[offset];
+    case DType::i32: return t.ptr<const int32_t>()[offset];
+    case DType::i16: return t.ptr<const int16_t>()[offset];
+    case DType::i8: return t.ptr<const int8_t>()[offset];
+    case DType::u8: return t.ptr<const uint8_t>()[offset];
+    case DType::u16: return t.ptr<const uint16_t>()[offset];
+    case DType::u32: return t.ptr<const uint32_t>()[offset];
+    case DType::u64: return static_cast<int64_t>(t.ptr<const uint64_t>()[offset]);
+    default: return t.ptr<const uint8_t>()[offset];
+  }
+}
+
+}  // namespace FASTLOSS_ISA
+}  // namespace cpu
+}  // namespace fastloss

@@ -1,0 +1,158 @@
+// Row-wise softmax machinery for CPU kernels (per-ISA; include after cpu_kernel.h).
+//
+// Pass 1 (softmax_stats) reads a contiguous row once: it splits the row into blocks, takes
+// each block's max (cheap compares), rescales the running sum only when the max grows (one
+// scalar exp per block), then adds exp(x - max) for the block while it is still in L1: one
+// vector exp per element. With a scratch row it also keeps those exponentials and the max
+// each block used, so pass 2 (for_each_prob) turns them into probabilities with a multiply
+// instead of a second exp.
+#pragma once
+#include "fastloss/cpu_kernel.h"
+
+namespace fastloss {
+namespace cpu {
+namespace FASTLOSS_ISA {
+
+template <class S> struct SoftmaxStats {
+  S max;  // row max (the reference for sum)
+  S sum;  // sum of exp(x - max)
+  S lse() const { return max + std::log(sum); }
+};
+
+// Block layout of a row: the first block is `first` long (to align pass 2's stores), then
+// blocks of kBlock elements.
+template <class S> struct RowBlocks {
+  static constexpr int64_t kBlock = 1024 / sizeof(S) * 2;  // 2 KiB: stays in L1 between sub-passes
+  int64_t C, first;
+  int64_t count() const { return C <= first ? 1 : 1 + (C - first + kBlock - 1) / kBlock; }
+  int64_t begin(int64_t b) const { return b == 0 ? 0 : first + (b - 1) * kBlock; }
+  int64_t end(int64_t b) const {
+    const int64_t e = b == 0 ? first : first + b * kBlock;
+    return e < C ? e : C;
+  }
+};
+
+template <class S> inline RowBlocks<S> make_row_blocks(int64_t C, int64_t first) {
+  RowBlocks<S> rb;
+  rb.C = C;
+  rb.first = first > 0 ? first : (C < RowBlocks<S>::kBlock ? C : RowBlocks<S>::kBlock);
+  return rb;
+}
+
+// Side accumulators ride along in pass 1 and see every element once: side(j, x, n) gets the
+// vector x = row[j, j+n) (lanes past n are 0). NoSide does nothing.
+struct NoSide {
+  template <class V> void operator()(int64_t, V, int64_t) const {}
+};
+
+// Pass 1. `exps` (if kStore) receives exp(x_j - block_max[b]) for j in block b.
+template <class S, bool kStore, class Side = NoSide>
+SoftmaxStats<S> softmax_stats(const S* x, const RowBlocks<S>& rb, S* exps, S* block_max,
+                              Side&& side = Side()) {
+  typedef vec_t<S> V;
+  constexpr int W = Vec<S>::W;
+  const S ninf = -std::numeric_limits<S>::infinity();
+  S m = ninf, s = 0;
+  const int64_t nb = rb.count();
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t j0 = rb.begin(b), j1 = rb.end(b);
+    const int64_t full_end = j0 + (j1 - j0) / W * W;
+    // block max
+    V vm0 = splat(ninf), vm1 = vm0;
+    int64_t j = j0;
+    for (; j + 2 * W <= full_end; j += 2 * W) {
+      vm0 = vmax(vm0, load(x + j));
+      vm1 = vmax(vm1, load(x + j + W));
+    }
+    for (; j < full_end; j += W) vm0 = vmax(vm0, load(x + j));
+    if (j < j1) vm1 = vmax(vm1, load_partial(x + j, j1 - j, ninf));
+    const S bm = hmax<S>(vmax(vm0, vm1));
+    const S new_m = bm > m ? bm : m;
+    if (new_m == ninf) {
+      // Everything so far is -inf (or NaN, which the compare skipped): exps are 0, but a
+      // NaN must still poison the row.
+      for (int64_t k = j0; k < j1; ++k) {
+        if (x[k] != x[k]) s = x[k];
+        if (kStore) exps[k] = 0;
+      }
+      if (kStore) block_max[b] = ninf;  // pass 2 scales this block by exp(-inf) = 0
+      for (j = j0; j < j1; j += W) {
+        const int64_t n = j1 - j < W ? j1 - j : W;
+        side(j, n == W ? load(x + j) : load_partial(x + j, n, S(0)), n);
+      }
+      continue;
+    }
+    if (new_m > m) {
+      s *= std::exp(m - new_m);
+      m = new_m;
+    }
+    if (kStore) block_max[b] = m;
+    const V vmx = splat(m);
+    V a0 = V{}, a1 = V{}, a2 = V{}, a3 = V{};
+    j = j0;
+    for (; j + 4 * W <= full_end; j += 4 * W) {
+      const V x0 = load(x + j), x1 = load(x + j + W), x2 = load(x + j + 2 * W), x3 = load(x + j + 3 * W);
+      const V e0 = vexp(x0 - vmx), e1 = vexp(x1 - vmx), e2 = vexp(x2 - vmx), e3 = vexp(x3 - vmx);
+      a0 += e0; a1 += e1; a2 += e2; a3 += e3;
+      if (kStore) { store(exps + j, e0); store(exps + j + W, e1); store(exps + j + 2 * W, e2); store(exps + j + 3 * W, e3); }
+      side(j, x0, W); side(j + W, x1, W); side(j + 2 * W, x2, W); side(j + 3 * W, x3, W);
+    }
+    for (; j < full_end; j += W) {
+      const V x0 = load(x + j);
+      const V e0 = vexp(x0 - vmx);
+      a0 += e0;
+      if (kStore) store(exps + j, e0);
+      side(j, x0, W);
+    }
+    if (j < j1) {
+      const int64_t n = j1 - j;
+      const V e0 = vexp(load_partial(x + j, n, ninf) - vmx);
+      a1 += e0;
+      if (kStore) store_partial(exps + j, e0, n);
+      side(j, load_partial(x + j, n, S(0)), n);
+    }
+    s += hsum<S>((a0 + a1) + (a2 + a3));
+  }
+  return {m, s};
+}
+
+// Pass 2: calls f(j, p, n) for each vector of probabilities p = softmax(row)[j, j+n) in
+// block order (lanes past n are 0); vectors start on block boundaries plus multiples of W.
+template <class S, class F>
+void for_each_prob(const S* exps, const S* block_max, const RowBlocks<S>& rb,
+                   const SoftmaxStats<S>& st, F&& f) {
+  typedef vec_t<S> V;
+  constexpr int W = Vec<S>::W;
+  const S inv_sum = S(1) / st.sum;
+  const int64_t nb = rb.count();
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t j0 = rb.begin(b), j1 = rb.end(b);
+    const V k = splat(std::exp(block_max[b] - st.max) * inv_sum);
+    int64_t j = j0;
+    for (; j + W <= j1; j += W) f(j, load(exps + j) * k, int64_t(W));
+    if (j < j1) f(j, load_partial(exps + j, j1 - j, S(0)) * k, j1 - j);
+  }
+}
+
+// Writes vector v (n valid lanes) to dst[j..j+n): streamed when asked, full and aligned.
+template <class S>
+inline void put_vec(S* dst, int64_t j, vec_t<S> v, int64_t n, bool stream) {
+  if (n == Vec<S>::W) {
+    if (stream && (reinterpret_cast<uintptr_t>(dst + j) % kVecBytes) == 0) stream_store(dst + j, v);
+    else store(dst + j, v);
+  } else {
+    store_partial(dst + j, v, n);
+  }
+}
+
+// Elements before the first kVecBytes-aligned address of dst (0 if dst cannot be aligned).
+template <class S> inline int64_t misaligned_prefix(const S* dst, int64_t C) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(dst);
+  if (a % sizeof(S)) return 0;
+  const int64_t k = static_cast<int64_t>(((kVecBytes - a % kVecBytes) % kVecBytes) / sizeof(S));
+  return k < C ? k : 0;
+}
+
+}  // namespace FASTLOSS_ISA
+}  // namespace cpu
+}  // namespace fastloss

@@ -1,0 +1,39 @@
+// Process-wide settings shared by all kernels: reductions, CPU threads, SIMD dispatch.
+#pragma once
+#include <string>
+
+namespace fastloss {
+
+enum class Reduction { none, mean, sum };
+
+// Threads the CPU kernels use: FASTLOSS_NUM_THREADS, else OpenMP's default (all cores).
+int num_threads();
+void set_num_threads(int n);
+
+// SIMD level of the CPU kernels, picked once from CPUID; set_cpu_isa() may lower it
+// (tests run every level on one machine) but never raise it above what the CPU has.
+enum class Isa { baseline = 0, avx2 = 1, avx512 = 2 };
+Isa cpu_isa();
+Isa best_supported_isa();
+void set_cpu_isa(Isa isa);
+const char* isa_name(Isa isa);
+
+}  // namespace fastloss
+
+// Declares a kernel entry once per SIMD level: fastloss::cpu::<isa>::name.
+#define FASTLOSS_CPU_KERNEL_DECL(ret, name, params)      \
+  namespace fastloss { namespace cpu {                   \
+  namespace avx512 { ret name params; }                  \
+  namespace avx2 { ret name params; }                    \
+  namespace baseline { ret name params; }                \
+  } }
+
+// Calls the variant for the SIMD level picked at run time.
+#define FASTLOSS_CPU_DISPATCH(name, ...)                                     \
+  do {                                                                       \
+    switch (::fastloss::cpu_isa()) {                                         \
+      case ::fastloss::Isa::avx512: return ::fastloss::cpu::avx512::name(__VA_ARGS__); \
+      case ::fastloss::Isa::avx2: return ::fastloss::cpu::avx2::name(__VA_ARGS__);     \
+      default: return ::fastloss::cpu::baseline::name(__VA_ARGS__);                   \
+    }                                                                        \
+  } while (0)
