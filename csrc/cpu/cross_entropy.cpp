@@ -144,7 +144,7 @@ void cross_entropy_impl(const CrossEntropyParams& p) {
       }
       const S* x = row_source<S>(p.logits, lo, C, xbuf.get<S>(C + W));
       S* dst = grad_direct ? p.grad.ptr<S>() + go : nullptr;
-      const RowBlocks<S> rb = make_row_blocks<S>(C, dst ? misaligned_prefix(dst, C) : 0);
+      const RowBlocks<S> rb{C};
 
       // Side sums for the loss, gathered during pass 1.
       V sx = V{}, swt = V{};  // sum w_c x_c (smoothing) / sum w_c t'_c x_c, sum w_c t'_c (soft)
@@ -180,7 +180,8 @@ void cross_entropy_impl(const CrossEntropyParams& p) {
       } else {
         const S wy = weighted ? w[y] : S(1);
         const S xy = x[y];
-        loss = (S(1) - eps) * wy * (lse - xy);
+        // (max - x_y) + log(sum), not lse - x_y: exact when |x| is huge and the row is flat
+        loss = (S(1) - eps) * wy * ((st.max - xy) + std::log(st.sum));
         if (eps != S(0)) loss += eps_c * (wsum * lse - hsum<S>(sx));
         A = (S(1) - eps) * wy + eps_c * wsum;
       }
@@ -196,32 +197,32 @@ void cross_entropy_impl(const CrossEntropyParams& p) {
         const V kA = splat(sc * A);
         const S kc = sc * eps_c;
         const bool do_stream = stream && dst;
+        const int64_t first = dst ? misaligned_prefix(dst, C) : 0;
+        const S py = exps[y < 0 ? 0 : y];  // before for_each_prob turns bmax into factors
         if (p.soft_labels) {
           const S one_m = S(1) - eps;
-          for_each_prob<S>(exps, bmax, rb, st, [&](int64_t j, V pv, int64_t n) {
+          for_each_prob<S>(exps, bmax, rb, st, first, [&](int64_t j, V pv, int64_t n) {
             V tv = n == W ? load(t + j) : load_partial(t + j, n, S(0));
             V wt = tv * (sc * one_m) + kc;
             if (weighted) wt *= n == W ? load(w + j) : load_partial(w + j, n, S(0));
             put_vec<S>(g, j, pv * kA - wt, n, do_stream);
           });
         } else if (weighted && eps != S(0)) {
-          for_each_prob<S>(exps, bmax, rb, st, [&](int64_t j, V pv, int64_t n) {
+          for_each_prob<S>(exps, bmax, rb, st, first, [&](int64_t j, V pv, int64_t n) {
             const V wv = n == W ? load(w + j) : load_partial(w + j, n, S(0));
             put_vec<S>(g, j, pv * kA - wv * kc, n, do_stream);
           });
         } else {
           const V kcv = splat(kc);
-          for_each_prob<S>(exps, bmax, rb, st, [&](int64_t j, V pv, int64_t n) {
+          for_each_prob<S>(exps, bmax, rb, st, first, [&](int64_t j, V pv, int64_t n) {
             put_vec<S>(g, j, pv * kA - kcv, n, do_stream);
           });
         }
         if (!p.soft_labels) {
           // the target's own term, -(1-eps) w_y, on top of what the loop wrote
           const S wy = weighted ? w[y] : S(1);
-          int64_t b = 0;
-          while (rb.end(b) <= y) ++b;
-          const S py = exps[y] * std::exp(bmax[b] - st.max) / st.sum;
-          g[y] = py * (sc * A) - (weighted ? w[y] * kc : kc) - sc * (S(1) - eps) * wy;
+          const S p_y = py * bmax[y / RowBlocks<S>::kBlock];
+          g[y] = p_y * (sc * A) - (weighted ? w[y] * kc : kc) - sc * (S(1) - eps) * wy;
         }
         if (!dst)
           for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad, go + c * gcs, g[c]);

@@ -137,7 +137,7 @@ __global__ void rows_kernel(DevParams p) {
           }
           wsum = ws;
         }
-        loss = (A(1) - eps) * wy * (lse - xy);
+        loss = (A(1) - eps) * wy * ((ms.m - xy) + flog(ms.s));
         if (eps != A(0)) loss += eps_c * (wsum * lse - side[0]);
         Acoef = (A(1) - eps) * wy + eps_c * wsum;
       }

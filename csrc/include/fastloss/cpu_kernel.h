@@ -85,6 +85,26 @@ template <class S> inline S hmax(vec_t<S> v) {
   return m;
 }
 
+// a * b + c, fused where the level has FMA (always the same rounding at one level).
+inline vec_t<float> fmadd(vec_t<float> a, vec_t<float> b, vec_t<float> c) {
+#if defined(__AVX512F__)
+  return (vec_t<float>)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif defined(__FMA__)
+  return (vec_t<float>)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+  return a * b + c;
+#endif
+}
+inline vec_t<double> fmadd(vec_t<double> a, vec_t<double> b, vec_t<double> c) {
+#if defined(__AVX512F__)
+  return (vec_t<double>)_mm512_fmadd_pd((__m512d)a, (__m512d)b, (__m512d)c);
+#elif defined(__FMA__)
+  return (vec_t<double>)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);
+#else
+  return a * b + c;
+#endif
+}
+
 // Streaming (non-temporal) store of a full vector to a kVecBytes-aligned address: the
 // gradient is written once and not read again, so skip the read-for-ownership.
 inline void stream_store(float* p, vec_t<float> v) {
@@ -116,17 +136,17 @@ inline vec_t<float> vexp(vec_t<float> x) {
   x = x > 100.0f ? splat(100.0f) : x;  // written so that NaN passes through unchanged
   x = x < -110.0f ? splat(-110.0f) : x;
   const V magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-  V t = x * 1.44269504088896341f + magic;
+  V t = fmadd(x, splat(1.44269504088896341f), magic);
   V n = t - magic;
-  V r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
+  V r = fmadd(n, splat(-0.693359375f), x);
+  r = fmadd(n, splat(2.12194440e-4f), r);
   V p = splat(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
+  p = fmadd(p, r, splat(1.3981999507e-3f));
+  p = fmadd(p, r, splat(8.3334519073e-3f));
+  p = fmadd(p, r, splat(4.1665795894e-2f));
+  p = fmadd(p, r, splat(1.6666665459e-1f));
+  p = fmadd(p, r, splat(5.0000001201e-1f));
+  p = fmadd(p, r * r, r) + 1.0f;
 #if defined(__AVX512F__)
   return (V)_mm512_scalef_ps((__m512)p, (__m512)n);  // p * 2^n, with IEEE overflow/underflow
 #else
@@ -144,25 +164,25 @@ inline vec_t<double> vexp(vec_t<double> x) {
   x = x > 710.0 ? splat(710.0) : x;
   x = x < -750.0 ? splat(-750.0) : x;
   const V magic = splat(6755399441055744.0);  // 1.5 * 2^52
-  V t = x * 1.4426950408889634074 + magic;
+  V t = fmadd(x, splat(1.4426950408889634074), magic);
   V n = t - magic;
-  V r = x - n * 6.93147180369123816490e-01;
-  r = r - n * 1.90821492927058770002e-10;
+  V r = fmadd(n, splat(-6.93147180369123816490e-01), x);
+  r = fmadd(n, splat(-1.90821492927058770002e-10), r);
   // Taylor to r^13 on |r| <= ln2/2: truncation below 1e-17.
   V p = splat(1.0 / 6227020800.0);
-  p = p * r + 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
+  p = fmadd(p, r, splat<double>(1.0 / 479001600.0));
+  p = fmadd(p, r, splat<double>(1.0 / 39916800.0));
+  p = fmadd(p, r, splat<double>(1.0 / 3628800.0));
+  p = fmadd(p, r, splat<double>(1.0 / 362880.0));
+  p = fmadd(p, r, splat<double>(1.0 / 40320.0));
+  p = fmadd(p, r, splat<double>(1.0 / 5040.0));
+  p = fmadd(p, r, splat<double>(1.0 / 720.0));
+  p = fmadd(p, r, splat<double>(1.0 / 120.0));
+  p = fmadd(p, r, splat<double>(1.0 / 24.0));
+  p = fmadd(p, r, splat<double>(1.0 / 6.0));
+  p = fmadd(p, r, splat<double>(0.5));
+  p = fmadd(p, r, splat<double>(1.0));
+  p = fmadd(p, r, splat<double>(1.0));
 #if defined(__AVX512F__)
   return (V)_mm512_scalef_pd((__m512d)p, (__m512d)n);
 #else

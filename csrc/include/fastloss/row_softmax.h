@@ -19,25 +19,15 @@ template <class S> struct SoftmaxStats {
   S lse() const { return max + std::log(sum); }
 };
 
-// Block layout of a row: the first block is `first` long (to align pass 2's stores), then
-// blocks of kBlock elements.
+// Block layout of a row: blocks of kBlock elements from the row's start, whatever the
+// alignment of the memory (so results do not depend on where arrays happen to live).
 template <class S> struct RowBlocks {
-  static constexpr int64_t kBlock = 1024 / sizeof(S) * 2;  // 2 KiB: stays in L1 between sub-passes
-  int64_t C, first;
-  int64_t count() const { return C <= first ? 1 : 1 + (C - first + kBlock - 1) / kBlock; }
-  int64_t begin(int64_t b) const { return b == 0 ? 0 : first + (b - 1) * kBlock; }
-  int64_t end(int64_t b) const {
-    const int64_t e = b == 0 ? first : first + b * kBlock;
-    return e < C ? e : C;
-  }
+  static constexpr int64_t kBlock = 2048 / sizeof(S);  // 2 KiB: stays in L1 between sub-passes
+  int64_t C;
+  int64_t count() const { return (C + kBlock - 1) / kBlock; }
+  int64_t begin(int64_t b) const { return b * kBlock; }
+  int64_t end(int64_t b) const { return (b + 1) * kBlock < C ? (b + 1) * kBlock : C; }
 };
-
-template <class S> inline RowBlocks<S> make_row_blocks(int64_t C, int64_t first) {
-  RowBlocks<S> rb;
-  rb.C = C;
-  rb.first = first > 0 ? first : (C < RowBlocks<S>::kBlock ? C : RowBlocks<S>::kBlock);
-  return rb;
-}
 
 // Side accumulators ride along in pass 1 and see every element once: side(j, x, n) gets the
 // vector x = row[j, j+n) (lanes past n are 0). NoSide does nothing.
@@ -116,22 +106,36 @@ SoftmaxStats<S> softmax_stats(const S* x, const RowBlocks<S>& rb, S* exps, S* bl
   return {m, s};
 }
 
-// Pass 2: calls f(j, p, n) for each vector of probabilities p = softmax(row)[j, j+n) in
-// block order (lanes past n are 0); vectors start on block boundaries plus multiples of W.
+// Pass 2: calls f(j, p, n) for each vector of probabilities p = softmax(row)[j, j+n) (lanes
+// past n are 0). Vectors start at 0, `first` (< W, so the caller's stores can be aligned),
+// then every W; block_max is overwritten with each block's factor exp(block_max - max)/sum.
 template <class S, class F>
-void for_each_prob(const S* exps, const S* block_max, const RowBlocks<S>& rb,
-                   const SoftmaxStats<S>& st, F&& f) {
+void for_each_prob(const S* exps, S* block_max, const RowBlocks<S>& rb, const SoftmaxStats<S>& st,
+                   int64_t first, F&& f) {
   typedef vec_t<S> V;
+  typedef typename Vec<S>::I I;
   constexpr int W = Vec<S>::W;
+  constexpr int64_t kB = RowBlocks<S>::kBlock;
   const S inv_sum = S(1) / st.sum;
-  const int64_t nb = rb.count();
-  for (int64_t b = 0; b < nb; ++b) {
-    const int64_t j0 = rb.begin(b), j1 = rb.end(b);
-    const V k = splat(std::exp(block_max[b] - st.max) * inv_sum);
-    int64_t j = j0;
-    for (; j + W <= j1; j += W) f(j, load(exps + j) * k, int64_t(W));
-    if (j < j1) f(j, load_partial(exps + j, j1 - j, S(0)) * k, j1 - j);
+  const int64_t nb = rb.count(), C = rb.C;
+  for (int64_t b = 0; b < nb; ++b) block_max[b] = std::exp(block_max[b] - st.max) * inv_sum;
+  I lane;
+  for (int i = 0; i < W; ++i) lane[i] = i;
+  auto at = [&](int64_t j, int64_t n) {
+    const V e = n == W ? load(exps + j) : load_partial(exps + j, n, S(0));
+    const int64_t b0 = j / kB, b1 = (j + n - 1) / kB;
+    if (b0 == b1) return e * block_max[b0];
+    // the vector straddles a block boundary: lanes past it take the next block's factor
+    const I cut = I{} + static_cast<decltype(lane[0] + 0)>(b1 * kB - j);
+    return e * (lane < cut ? splat(block_max[b0]) : splat(block_max[b1]));
+  };
+  int64_t j = 0;
+  if (first > 0 && first < C) {
+    f(int64_t(0), at(0, first), first);
+    j = first;
   }
+  for (; j + W <= C; j += W) f(j, at(j, W), int64_t(W));
+  if (j < C) f(j, at(j, C - j), C - j);
 }
 
 // Writes vector v (n valid lanes) to dst[j..j+n): streamed when asked, full and aligned.

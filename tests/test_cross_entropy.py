@@ -1,0 +1,563 @@
+"""softmax_cross_entropy and nll_loss: NumPy reference, PyTorch oracle, finite differences,
+properties, edge cases and errors. The same cases run on CuPy when a GPU is present."""
+import itertools
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import fastloss
+import reference as ref
+
+torch = pytest.importorskip("torch", reason="PyTorch CPU is the oracle (pip install torch==2.13.0)")
+F = torch.nn.functional
+
+TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-6),
+       np.float16: dict(rtol=2e-2, atol=2e-3)}
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def torch_ce(x, y, axis=-1, soft=False, **kw):
+    """torch.nn.functional.cross_entropy (loss, grad) in float64, class axis moved to 1."""
+    xt = torch.tensor(np.moveaxis(np.asarray(x, np.float64), axis, 1) if x.ndim > 1 else x.astype(np.float64),
+                      requires_grad=True)
+    yt = torch.tensor(np.moveaxis(y, axis, 1) if soft and y.ndim > 1 else y)
+    if "weight" in kw and kw["weight"] is not None:
+        kw["weight"] = torch.tensor(np.asarray(kw["weight"], np.float64))
+    loss = F.cross_entropy(xt, yt, **kw)
+    loss.backward(torch.ones_like(loss))
+    g = xt.grad.numpy()
+    return loss.detach().numpy(), (np.moveaxis(g, 1, axis) if x.ndim > 1 else g)
+
+
+# --------------------------------------------------------------------------- oracle: every option
+OPTIONS = list(itertools.product(
+    [False, True],            # weighted
+    [False, True],            # some labels ignored
+    [0.0, 0.15],              # label smoothing
+    ["mean", "sum", "none"],  # reduction
+))
+
+
+@pytest.mark.parametrize("weighted,ignored,ls,reduction", OPTIONS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matches_torch_integer_labels(backend, weighted, ignored, ls, reduction, dtype):
+    r = rng(1)
+    N, C = 37, 11
+    x = (r.standard_normal((N, C)) * 3).astype(dtype)
+    y = r.integers(0, C, N)
+    if ignored:
+        y[::4] = -100
+    w = r.random(C) + 0.1 if weighted else None
+    loss, grad = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(y), weight=backend.asarray(w),
+                                                label_smoothing=ls, reduction=reduction, return_grad=True)
+    tl, tg = torch_ce(x, y, weight=w, label_smoothing=ls, reduction=reduction)
+    assert loss.dtype == dtype and grad.dtype == dtype and grad.shape == x.shape
+    np.testing.assert_allclose(backend.to_numpy(loss), tl, **TOL[dtype])
+    np.testing.assert_allclose(backend.to_numpy(grad), tg, **TOL[dtype])
+    # the float64 reference agrees too
+    np.testing.assert_allclose(backend.to_numpy(loss),
+                               ref.softmax_cross_entropy(x, y, w, label_smoothing=ls, reduction=reduction), **TOL[dtype])
+
+
+@pytest.mark.parametrize("weighted,ls,reduction", list(itertools.product([False, True], [0.0, 0.2], ["mean", "sum", "none"])))
+def test_matches_torch_probability_labels(backend, weighted, ls, reduction):
+    r = rng(2)
+    N, C = 23, 7
+    x = r.standard_normal((N, C)) * 2
+    t = r.random((N, C))
+    t /= t.sum(1, keepdims=True)
+    t[3] = 0.0
+    t[4] = np.eye(C)[2]
+    w = r.random(C) + 0.5 if weighted else None
+    loss, grad = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(t), weight=backend.asarray(w),
+                                                label_smoothing=ls, reduction=reduction, return_grad=True)
+    tl, tg = torch_ce(x, t, soft=True, weight=w, label_smoothing=ls, reduction=reduction)
+    np.testing.assert_allclose(backend.to_numpy(loss), tl, **TOL[np.float64])
+    np.testing.assert_allclose(backend.to_numpy(grad), tg, **TOL[np.float64])
+
+
+@pytest.mark.parametrize("axis", [1, -3, 2, 3])
+def test_class_axis_anywhere(backend, axis):
+    """(N, C, H, W) with the class axis at 1 (torch's layout) or anywhere else."""
+    r = rng(3)
+    shape = [3, 5, 4, 6]
+    x = r.standard_normal(shape).astype(np.float32)
+    ax = axis % 4
+    y = r.integers(0, shape[ax], [n for i, n in enumerate(shape) if i != ax])
+    y.flat[::7] = -100
+    w = r.random(shape[ax]) + 0.2
+    for reduction in ("mean", "none"):
+        loss, grad = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(y), weight=backend.asarray(w),
+                                                    axis=axis, reduction=reduction, label_smoothing=0.1,
+                                                    return_grad=True)
+        tl, tg = torch_ce(x, y, axis=ax, weight=w, label_smoothing=0.1, reduction=reduction)
+        np.testing.assert_allclose(backend.to_numpy(loss), tl, **TOL[np.float32])
+        np.testing.assert_allclose(backend.to_numpy(grad), tg, **TOL[np.float32])
+
+
+def test_probability_labels_with_class_axis_1(backend):
+    r = rng(4)
+    x = r.standard_normal((2, 5, 3, 4))
+    t = r.random((2, 5, 3, 4))
+    t /= t.sum(1, keepdims=True)
+    loss, grad = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(t), axis=1, return_grad=True)
+    tl, tg = torch_ce(x, t, axis=1, soft=True)
+    np.testing.assert_allclose(backend.to_numpy(loss), tl, **TOL[np.float64])
+    np.testing.assert_allclose(backend.to_numpy(grad), tg, **TOL[np.float64])
+
+
+@pytest.mark.parametrize("z", [1e-4, 0.5])
+@pytest.mark.parametrize("soft", [False, True])
+def test_z_loss_against_reference_and_finite_differences(backend, z, soft):
+    r = rng(5)
+    N, C = 6, 9
+    x = r.standard_normal((N, C)) * 2
+    if soft:
+        y = r.random((N, C))
+        y /= y.sum(1, keepdims=True)
+    else:
+        y = r.integers(0, C, N)
+        y[1] = -100
+    w = r.random(C) + 0.3
+    kw = dict(weight=w, label_smoothing=0.1, z_loss=z)
+    loss, grad = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(y), return_grad=True,
+                                                **{k: backend.asarray(v) if isinstance(v, np.ndarray) else v
+                                                   for k, v in kw.items()})
+    np.testing.assert_allclose(backend.to_numpy(loss), ref.softmax_cross_entropy(x, y, **kw), rtol=1e-12)
+    fd = ref.numerical_grad(lambda v: ref.softmax_cross_entropy(v, y, **kw), x)
+    np.testing.assert_allclose(backend.to_numpy(grad), fd, rtol=1e-6, atol=1e-8)
+
+
+def test_finite_differences_every_reduction_and_isa(isa):
+    r = rng(6)
+    x = r.standard_normal((5, 70)) * 3  # 70: full vectors plus a tail at every SIMD width
+    y = r.integers(0, 70, 5)
+    w = r.random(70) + 0.5
+    for reduction in ("mean", "sum"):
+        kw = dict(weight=w, label_smoothing=0.05, reduction=reduction)
+        _, grad = fastloss.softmax_cross_entropy(x, y, return_grad=True, **kw)
+        fd = ref.numerical_grad(lambda v: ref.softmax_cross_entropy(v, y, **kw), x)
+        np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("C", [1, 2, 15, 16, 17, 255, 511, 512, 513, 1000, 1025, 4099])
+def test_row_lengths_around_block_and_vector_boundaries(backend, isa, C):
+    r = rng(C)
+    x = (r.standard_normal((9, C)) * 4).astype(np.float32)
+    y = r.integers(0, C, 9)
+    loss, grad = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(y), reduction="none",
+                                                return_grad=True)
+    tl, tg = torch_ce(x, y, reduction="none")
+    np.testing.assert_allclose(backend.to_numpy(loss), tl, rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(backend.to_numpy(grad), tg, rtol=2e-5, atol=2e-6)
+
+
+def test_large_vocabulary_streamed_gradient():
+    """Big enough that the gradient is written with streaming stores; rows misaligned too."""
+    r = rng(7)
+    N, C = 70, 32003
+    x = r.standard_normal((N, C), dtype=np.float32) * 2
+    y = r.integers(0, C, N)
+    loss, grad = fastloss.softmax_cross_entropy(x, y, return_grad=True)
+    tl, tg = torch_ce(x, y)
+    np.testing.assert_allclose(loss, tl, rtol=1e-5)
+    np.testing.assert_allclose(grad, tg, rtol=1e-4, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- layouts
+def _views(x):
+    """Non-contiguous views of a 2-D array with the same values as `x`."""
+    yield "transposed", np.ascontiguousarray(x.T).T
+    big = np.zeros((x.shape[0] * 2, x.shape[1] * 3), x.dtype)
+    big[::2, ::3] = x
+    yield "sliced", big[::2, ::3]
+    yield "negative", np.ascontiguousarray(x[::-1, ::-1])[::-1, ::-1]
+    yield "fortran", np.asfortranarray(x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_strided_views_equal_contiguous(backend, dtype):
+    r = rng(8)
+    x = (r.standard_normal((13, 40)) * 2).astype(dtype)
+    y = r.integers(0, 40, 13)
+    y[2] = -100
+    want_l, want_g = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(y), return_grad=True,
+                                                    reduction="none")
+    for name, v in _views(x):
+        yv = np.ascontiguousarray(np.broadcast_to(y[:, None], (13, 2)))[:, 0]  # strided labels
+        gout = np.zeros((40, 13), dtype).T  # strided gradient buffer
+        l, g = fastloss.softmax_cross_entropy(backend.asarray(v) if backend.name == "numpy" else backend.xp.asarray(v),
+                                              backend.asarray(yv), return_grad=True, reduction="none",
+                                              grad_out=gout if backend.name == "numpy" else None)
+        np.testing.assert_array_equal(backend.to_numpy(l), backend.to_numpy(want_l), err_msg=name)
+        np.testing.assert_array_equal(backend.to_numpy(g), backend.to_numpy(want_g), err_msg=name)
+
+
+def test_soft_labels_strided():
+    r = rng(9)
+    x = r.standard_normal((8, 30))
+    t = r.random((8, 30))
+    want = fastloss.softmax_cross_entropy(x, t, return_grad=True)
+    got = fastloss.softmax_cross_entropy(np.asfortranarray(x), t.T.copy().T[:, :], return_grad=True)
+    np.testing.assert_array_equal(want[0], got[0])
+    np.testing.assert_array_equal(want[1], got[1])
+
+
+def test_64bit_offsets():
+    """A view whose second row starts 2^31 elements after its first: offsets need 64 bits.
+    np.zeros maps untouched pages to the zero page, so this costs almost no memory."""
+    C = 64
+    try:
+        big = np.zeros(2 ** 31 + C, dtype=np.float32)
+    except MemoryError:
+        pytest.skip("cannot reserve 8 GiB of address space")
+    row = rng(10).standard_normal(C).astype(np.float32)
+    big[2 ** 31:] = row
+    x = np.lib.stride_tricks.as_strided(big, shape=(2, C), strides=(2 ** 31 * 4, 4))
+    y = np.array([3, 5])
+    loss, grad = fastloss.softmax_cross_entropy(x, y, reduction="none", return_grad=True)
+    want_l, want_g = fastloss.softmax_cross_entropy(np.array(x), y, reduction="none", return_grad=True)
+    np.testing.assert_array_equal(loss, want_l)
+    np.testing.assert_array_equal(grad, want_g)
+
+
+# --------------------------------------------------------------------------- dtypes
+def test_float16_in_float16_out(backend):
+    r = rng(11)
+    x = (r.standard_normal((20, 33)) * 3).astype(np.float16)
+    y = r.integers(0, 33, 20)
+    loss, grad = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(y), return_grad=True)
+    assert loss.dtype == np.float16 and grad.dtype == np.float16
+    tl, tg = torch_ce(x.astype(np.float32), y)
+    np.testing.assert_allclose(backend.to_numpy(loss).astype(np.float32), tl, rtol=2e-3)
+    np.testing.assert_allclose(backend.to_numpy(grad).astype(np.float32), tg, rtol=1e-2, atol=2e-4)
+
+
+@pytest.mark.parametrize("label_dtype", [np.int8, np.uint8, np.int16, np.int32, np.int64, np.uint32, np.uint64])
+def test_any_integer_label_dtype(backend, label_dtype):
+    r = rng(12)
+    x = r.standard_normal((10, 7))
+    y = r.integers(0, 7, 10)
+    want = fastloss.softmax_cross_entropy(x, y)
+    got = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(y.astype(label_dtype)))
+    np.testing.assert_allclose(backend.to_numpy(got), want, rtol=1e-15)
+
+
+def test_python_lists_are_accepted():
+    loss = fastloss.softmax_cross_entropy([[1.0, 2.0, 3.0]], [2])
+    assert isinstance(loss, np.ndarray) and loss.dtype == np.float64 and loss.shape == ()
+    np.testing.assert_allclose(loss, ref.softmax_cross_entropy(np.array([[1.0, 2.0, 3.0]]), np.array([2])))
+
+
+# --------------------------------------------------------------------------- edge cases
+def test_huge_equal_logits_give_log_C(backend):
+    x = np.full((4, 1000), 1e8, np.float32)
+    loss, grad = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(np.arange(4)), return_grad=True)
+    np.testing.assert_allclose(backend.to_numpy(loss), np.log(1000), rtol=1e-6)
+    np.testing.assert_allclose(backend.to_numpy(grad)[:, 10], 1e-3 / 4, rtol=1e-5)
+
+
+def test_extreme_magnitudes(backend):
+    x = np.array([[1e9, -1e9, 0.0], [-1e9, 1e9, 1e9]])
+    y = np.array([1, 2])
+    loss, grad = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(y), reduction="none",
+                                                return_grad=True)
+    tl, tg = torch_ce(x, y, reduction="none")
+    np.testing.assert_allclose(backend.to_numpy(loss), tl, rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(grad), tg, atol=1e-12)
+
+
+def test_minus_inf_on_non_target_classes_is_finite(backend, isa):
+    x = np.array([[0.5, -np.inf, 2.0, -np.inf], [-np.inf, -np.inf, -np.inf, 1.0]], np.float32)
+    x = np.concatenate([x, np.full((2, 3000), -np.inf, np.float32)], axis=1)
+    y = np.array([2, 3])
+    loss, grad = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(y), reduction="none",
+                                                return_grad=True)
+    loss, grad = backend.to_numpy(loss), backend.to_numpy(grad)
+    assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad))
+    np.testing.assert_allclose(loss, [np.log1p(np.exp(-1.5)), 0.0], atol=1e-7)
+    assert np.all(grad[:, 4:] == 0)
+
+
+def test_minus_inf_leading_block():
+    """A whole leading block of -inf (the first 2 KiB of the row) before the finite values."""
+    x = np.full((1, 5000), -np.inf)
+    x[0, 4000:] = np.linspace(-1, 1, 1000)
+    loss, grad = fastloss.softmax_cross_entropy(x, np.array([4500]), return_grad=True)
+    tl, tg = torch_ce(x, np.array([4500]))
+    np.testing.assert_allclose(loss, tl, rtol=1e-12)
+    np.testing.assert_allclose(grad, tg, atol=1e-15)
+
+
+@pytest.mark.parametrize("where", [0, 1, 700, 2999])
+def test_nan_poisons_only_its_row(backend, isa, where):
+    r = rng(13)
+    x = r.standard_normal((3, 3000)).astype(np.float32)
+    x[1, where] = np.nan
+    if where == 700:
+        x[1, :1000] = -np.inf  # the NaN sits in a block whose other values are all -inf
+        x[1, 700] = np.nan
+    y = np.array([0, 1, 2])
+    loss, grad = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(y), reduction="none",
+                                                return_grad=True)
+    loss, grad = backend.to_numpy(loss), backend.to_numpy(grad)
+    assert np.isnan(loss[1]) and np.all(np.isnan(grad[1]))
+    assert np.all(np.isfinite(loss[[0, 2]])) and np.all(np.isfinite(grad[[0, 2]]))
+    mean = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(y))
+    assert np.isnan(backend.to_numpy(mean))
+
+
+def test_single_class(backend):
+    x = np.array([[3.0], [-2.0]])
+    loss, grad = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(np.array([0, 0])),
+                                                return_grad=True)
+    assert backend.to_numpy(loss) == 0.0 and np.all(backend.to_numpy(grad) == 0.0)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_empty_batch(backend, reduction):
+    x = np.zeros((0, 5), np.float32)
+    loss, grad = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(np.zeros(0, np.int64)),
+                                                reduction=reduction, return_grad=True)
+    assert grad.shape == (0, 5)
+    if reduction == "none":
+        assert loss.shape == (0,)
+    else:
+        assert float(backend.to_numpy(loss)) == 0.0
+
+
+@pytest.mark.parametrize("ls", [0.0, 0.3])
+def test_all_ignored_mean_is_zero_not_nan(backend, ls):
+    x = rng(14).standard_normal((4, 6))
+    y = np.full(4, -100)
+    loss, grad = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(y), label_smoothing=ls,
+                                                return_grad=True)
+    assert float(backend.to_numpy(loss)) == 0.0
+    assert np.all(backend.to_numpy(grad) == 0.0)
+
+
+def test_custom_ignore_index(backend):
+    r = rng(15)
+    x = r.standard_normal((10, 4))
+    y = r.integers(0, 4, 10)
+    y[[1, 5]] = 3
+    loss, grad = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(y), ignore_index=3,
+                                                return_grad=True)
+    tl, tg = torch_ce(x, y, ignore_index=3)
+    np.testing.assert_allclose(backend.to_numpy(loss), tl, rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(grad), tg, atol=1e-14)
+
+
+# --------------------------------------------------------------------------- grad_out
+def test_grad_out_preallocated_and_in_place(backend):
+    r = rng(16)
+    x = r.standard_normal((12, 50)).astype(np.float32)
+    y = r.integers(0, 50, 12)
+    want_l, want_g = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(y), return_grad=True)
+    buf = backend.xp.empty_like(backend.asarray(x))
+    l, g = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(y), grad_out=buf)
+    assert g is buf
+    xin = backend.asarray(x.copy())
+    l2, g2 = fastloss.softmax_cross_entropy(xin, backend.asarray(y), grad_out=xin)
+    assert g2 is xin
+    for got in (g, g2):
+        np.testing.assert_array_equal(backend.to_numpy(got), backend.to_numpy(want_g))
+    np.testing.assert_array_equal(backend.to_numpy(l2), backend.to_numpy(want_l))
+
+
+def test_in_place_gradient_allocates_nothing_proportional_to_input():
+    r = rng(17)
+    N, C = 256, 8192
+    x = r.standard_normal((N, C), dtype=np.float32)
+    y = r.integers(0, C, N)
+    fastloss.softmax_cross_entropy(x, y, grad_out=x)  # warm up
+    tracemalloc.start()
+    fastloss.softmax_cross_entropy(x, y, grad_out=x)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < x.nbytes / 50, peak
+
+
+# --------------------------------------------------------------------------- property tests
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 40), st.integers(0, 3), st.sampled_from([np.float32, np.float64]),
+       st.integers(0, 2 ** 31 - 1), st.booleans(), st.sampled_from([0.0, 0.1]), st.booleans())
+def test_property_against_reference(ndim, C, axis_pick, dtype, seed, weighted, ls, transpose):
+    r = np.random.default_rng(seed)
+    shape = list(r.integers(1, 5, ndim))
+    axis = axis_pick % ndim
+    shape[axis] = C
+    x = (r.standard_normal(shape) * 3).astype(dtype)
+    if transpose and ndim > 1:
+        x = np.ascontiguousarray(x.T).T
+    y = r.integers(0, C, [n for i, n in enumerate(shape) if i != axis])
+    if y.size:
+        y.flat[0] = -100
+    w = r.random(C) + 0.1 if weighted else None
+    loss, grad = fastloss.softmax_cross_entropy(x, y, weight=w, label_smoothing=ls, axis=axis, return_grad=True)
+    np.testing.assert_allclose(loss, ref.softmax_cross_entropy(x, y, w, label_smoothing=ls, axis=axis),
+                               rtol=1e-4 if dtype == np.float32 else 1e-10, atol=1e-6)
+    if x.size and dtype == np.float64 and x.size <= 64:
+        fd = ref.numerical_grad(lambda v: ref.softmax_cross_entropy(v, y, w, label_smoothing=ls, axis=axis), x)
+        np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-7)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3000), st.integers(0, 2 ** 31 - 1), st.floats(0.01, 100))
+def test_property_gradient_rows_sum_to_zero(C, seed, scale):
+    """Without weights or z-loss each row's gradient sums to zero and the loss is >= 0."""
+    r = np.random.default_rng(seed)
+    x = (r.standard_normal((3, C)) * scale).astype(np.float32)
+    y = r.integers(0, C, 3)
+    loss, grad = fastloss.softmax_cross_entropy(x, y, reduction="none", return_grad=True, label_smoothing=0.1)
+    assert np.all(loss >= -1e-6)
+    np.testing.assert_allclose(grad.astype(np.float64).sum(1), 0, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- nll_loss
+@pytest.mark.parametrize("weighted,ignored,reduction",
+                         list(itertools.product([False, True], [False, True], ["mean", "sum", "none"])))
+def test_nll_matches_torch(backend, weighted, ignored, reduction):
+    r = rng(18)
+    N, C = 17, 6
+    lp = ref.log_softmax(r.standard_normal((N, C)))
+    y = r.integers(0, C, N)
+    if ignored:
+        y[::3] = -100
+    w = r.random(C) + 0.1 if weighted else None
+    loss, grad = fastloss.nll_loss(backend.asarray(lp), backend.asarray(y), weight=backend.asarray(w),
+                                   reduction=reduction, return_grad=True)
+    lt = torch.tensor(lp, requires_grad=True)
+    tl = F.nll_loss(lt, torch.tensor(y), weight=None if w is None else torch.tensor(w), reduction=reduction)
+    tl.backward(torch.ones_like(tl))
+    np.testing.assert_allclose(backend.to_numpy(loss), tl.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(grad), lt.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(loss), ref.nll_loss(lp, y, w, reduction=reduction), rtol=1e-12)
+
+
+def test_nll_class_axis_and_strides(backend):
+    r = rng(19)
+    lp = ref.log_softmax(r.standard_normal((2, 4, 3, 5)), axis=1)
+    y = r.integers(0, 4, (2, 3, 5))
+    loss, grad = fastloss.nll_loss(backend.asarray(np.asfortranarray(lp)), backend.asarray(y), axis=1,
+                                   return_grad=True)
+    lt = torch.tensor(lp, requires_grad=True)
+    tl = F.nll_loss(lt, torch.tensor(y))
+    tl.backward()
+    np.testing.assert_allclose(backend.to_numpy(loss), tl.item(), rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(grad), lt.grad.numpy(), rtol=1e-12)
+
+
+def test_nll_all_ignored_and_empty(backend):
+    lp = np.log(np.full((3, 4), 0.25))
+    loss, grad = fastloss.nll_loss(backend.asarray(lp), backend.asarray(np.full(3, -100)), return_grad=True)
+    assert float(backend.to_numpy(loss)) == 0.0 and np.all(backend.to_numpy(grad) == 0)
+    loss = fastloss.nll_loss(backend.asarray(np.zeros((0, 4))), backend.asarray(np.zeros(0, np.int64)))
+    assert float(backend.to_numpy(loss)) == 0.0
+
+
+# --------------------------------------------------------------------------- errors
+def test_error_label_out_of_range_names_position(backend):
+    x = np.zeros((2, 3, 4))
+    y = np.zeros((2, 3), np.int64)
+    y[1, 2] = 4
+    with pytest.raises(IndexError, match=r"labels\[1, 2\] = 4.*\[0, 4\)"):
+        fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(y))
+    y[1, 2] = -1
+    with pytest.raises(IndexError, match=r"labels\[1, 2\] = -1"):
+        fastloss.nll_loss(backend.asarray(x), backend.asarray(y))
+
+
+@pytest.mark.parametrize("kwargs,exc,pattern", [
+    (dict(reduction="avg"), ValueError, "reduction"),
+    (dict(label_smoothing=1.5), ValueError, "label_smoothing"),
+    (dict(label_smoothing=-0.1), ValueError, "label_smoothing"),
+    (dict(z_loss=-1.0), ValueError, "z_loss"),
+    (dict(axis=2), ValueError, "axis"),
+    (dict(weight=np.ones(3)), ValueError, "weight"),
+    (dict(weight=np.ones(4, np.int64)), TypeError, "weight"),
+    (dict(grad_out=np.zeros((5, 4), np.float32)), ValueError, "grad_out"),
+    (dict(grad_out=np.zeros((3, 4), np.float64)), TypeError, "grad_out"),
+    (dict(grad_out=np.broadcast_to(np.zeros(4, np.float32), (3, 4))), ValueError, "grad_out"),
+    (dict(ignore_index=1.5), TypeError, "ignore_index"),
+])
+def test_errors_name_the_argument(kwargs, exc, pattern):
+    x = np.zeros((3, 4), np.float32)
+    y = np.array([0, 1, 2])
+    with pytest.raises(exc, match=pattern):
+        fastloss.softmax_cross_entropy(x, y, **kwargs)
+
+
+def test_errors_on_inputs():
+    x = np.zeros((3, 4), np.float32)
+    with pytest.raises(TypeError, match="logits"):
+        fastloss.softmax_cross_entropy(np.zeros((3, 4), np.int32), np.array([0, 1, 2]))
+    with pytest.raises(TypeError, match="logits"):
+        fastloss.softmax_cross_entropy("abc", np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="labels"):
+        fastloss.softmax_cross_entropy(x, np.array([0, 1]))
+    with pytest.raises(ValueError, match="labels"):
+        fastloss.softmax_cross_entropy(x, np.zeros((3, 5)))
+    with pytest.raises(TypeError, match="labels"):
+        fastloss.softmax_cross_entropy(x, np.array([True, False, True]))
+    with pytest.raises(ValueError, match="logits"):
+        fastloss.softmax_cross_entropy(np.float32(1.0), np.array(0))
+    with pytest.raises(TypeError, match="log_probs"):
+        fastloss.nll_loss(np.zeros((3, 4), np.int64), np.array([0, 1, 2]))
+
+
+def test_mixing_numpy_and_cupy_is_a_type_error():
+    cp = pytest.importorskip("cupy", reason="needs CuPy to build a CuPy array")
+    if not fastloss.cuda_available():
+        pytest.skip("no CUDA device")
+    with pytest.raises(TypeError, match="mix"):
+        fastloss.softmax_cross_entropy(cp.zeros((2, 3)), np.array([0, 1]))
+
+
+# --------------------------------------------------------------------------- threads
+def test_thread_count_does_not_change_results():
+    r = rng(20)
+    x = r.standard_normal((301, 257)).astype(np.float32)
+    y = r.integers(0, 257, 301)
+    before = fastloss.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3, 7):
+            fastloss.set_num_threads(n)
+            results.append(fastloss.softmax_cross_entropy(x, y, return_grad=True, reduction="none"))
+    finally:
+        fastloss.set_num_threads(before)
+    for l, g in results[1:]:
+        np.testing.assert_array_equal(l, results[0][0])
+        np.testing.assert_array_equal(g, results[0][1])
+    with pytest.raises(ValueError, match="n must be"):
+        fastloss.set_num_threads(0)
+
+
+def test_concurrent_calls_from_python_threads():
+    r = rng(21)
+    xs = [r.standard_normal((64, 3000)).astype(np.float32) for _ in range(6)]
+    ys = [r.integers(0, 3000, 64) for _ in range(6)]
+    want = [fastloss.softmax_cross_entropy(x, y, return_grad=True) for x, y in zip(xs, ys)]
+    got = [None] * 6
+    barrier = threading.Barrier(6)
+
+    def work(i):
+        barrier.wait()
+        for _ in range(5):
+            got[i] = fastloss.softmax_cross_entropy(xs[i], ys[i], return_grad=True)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for (wl, wg), (gl, gg) in zip(want, got):
+        np.testing.assert_array_equal(wl, gl)
+        np.testing.assert_array_equal(wg, gg)
