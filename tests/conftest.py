@@ -8,12 +8,13 @@ from fastloss import _C
 
 
 def _cupy_or_reason():
-    try:
-        import cupy  # noqa: F401
-    except Exception as e:  # pragma: no cover - depends on the machine
-        return None, f"CuPy is not installed ({type(e).__name__})"
     if not fastloss.cuda_available():
-        return None, "fastloss has no CUDA kernels or no CUDA device is present"
+        why = "no CUDA device on this machine" if _C.cuda_compiled() else "this fastloss build has no CUDA kernels"
+        return None, f"CUDA case: {why}"
+    try:
+        import cupy
+    except Exception as e:  # pragma: no cover - depends on the machine
+        return None, f"CUDA case: a GPU is present but CuPy is not installed ({type(e).__name__})"
     return cupy, None
 
 
