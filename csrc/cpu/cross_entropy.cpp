@@ -198,31 +198,29 @@ void cross_entropy_impl(const CrossEntropyParams& p) {
         const S kc = sc * eps_c;
         const bool do_stream = stream && dst;
         const int64_t first = dst ? misaligned_prefix(dst, C) : 0;
-        const S py = exps[y < 0 ? 0 : y];  // before for_each_prob turns bmax into factors
+        // The target's own term, -(1-eps) w_y, goes into its lane before the store: a scalar
+        // store after a streamed vector to the same line would stall on the write-combining.
+        const S target_term = p.soft_labels ? S(0) : sc * (S(1) - eps) * (weighted ? w[y] : S(1));
+        auto put = [&](int64_t j, V v, int64_t n) {
+          if (static_cast<uint64_t>(y - j) < static_cast<uint64_t>(n)) v[y - j] -= target_term;
+          put_vec<S>(g, j, v, n, do_stream);
+        };
         if (p.soft_labels) {
           const S one_m = S(1) - eps;
           for_each_prob<S>(exps, bmax, rb, st, first, [&](int64_t j, V pv, int64_t n) {
             V tv = n == W ? load(t + j) : load_partial(t + j, n, S(0));
             V wt = tv * (sc * one_m) + kc;
             if (weighted) wt *= n == W ? load(w + j) : load_partial(w + j, n, S(0));
-            put_vec<S>(g, j, pv * kA - wt, n, do_stream);
+            put(j, pv * kA - wt, n);
           });
         } else if (weighted && eps != S(0)) {
           for_each_prob<S>(exps, bmax, rb, st, first, [&](int64_t j, V pv, int64_t n) {
             const V wv = n == W ? load(w + j) : load_partial(w + j, n, S(0));
-            put_vec<S>(g, j, pv * kA - wv * kc, n, do_stream);
+            put(j, pv * kA - wv * kc, n);
           });
         } else {
           const V kcv = splat(kc);
-          for_each_prob<S>(exps, bmax, rb, st, first, [&](int64_t j, V pv, int64_t n) {
-            put_vec<S>(g, j, pv * kA - kcv, n, do_stream);
-          });
-        }
-        if (!p.soft_labels) {
-          // the target's own term, -(1-eps) w_y, on top of what the loop wrote
-          const S wy = weighted ? w[y] : S(1);
-          const S p_y = py * bmax[y / RowBlocks<S>::kBlock];
-          g[y] = p_y * (sc * A) - (weighted ? w[y] * kc : kc) - sc * (S(1) - eps) * wy;
+          for_each_prob<S>(exps, bmax, rb, st, first, [&](int64_t j, V pv, int64_t n) { put(j, pv * kA - kcv, n); });
         }
         if (!dst)
           for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad, go + c * gcs, g[c]);
