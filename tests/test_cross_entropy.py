@@ -561,3 +561,49 @@ def test_concurrent_calls_from_python_threads():
     for (wl, wg), (gl, gg) in zip(want, got):
         np.testing.assert_array_equal(wl, gl)
         np.testing.assert_array_equal(wg, gg)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("soft", [False, True])
+def test_segmentation_layout_class_axis_1(backend, isa, dtype, soft):
+    """(N, C, H, W) with axis=1 and W longer than a SIMD vector (the lane-per-pixel path), with
+    a remainder that goes row by row, ignored pixels, weights, smoothing and z-loss."""
+    r = rng(22)
+    x = (r.standard_normal((2, 5, 3, 37)) * 3).astype(dtype)
+    w = r.random(5) + 0.3
+    if soft:
+        y = r.random((2, 5, 3, 37))
+        y /= y.sum(1, keepdims=True)
+    else:
+        y = r.integers(0, 5, (2, 3, 37))
+        y[0, 1, 3:9] = -100
+    for reduction in ("mean", "none"):
+        kw = dict(weight=w, label_smoothing=0.1, reduction=reduction)
+        loss, grad = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(y.astype(dtype) if soft else y),
+                                                    axis=1, return_grad=True, z_loss=0.0,
+                                                    **{k: backend.asarray(v) if isinstance(v, np.ndarray) else v
+                                                       for k, v in kw.items()})
+        tl, tg = torch_ce(x, y, axis=1, soft=soft, **kw)
+        np.testing.assert_allclose(backend.to_numpy(loss), tl, **TOL[dtype])
+        np.testing.assert_allclose(backend.to_numpy(grad), tg, **TOL[dtype])
+        zl = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(y.astype(dtype) if soft else y), axis=1,
+                                            z_loss=0.01, **{k: backend.asarray(v) if isinstance(v, np.ndarray) else v
+                                                            for k, v in kw.items()})
+        np.testing.assert_allclose(backend.to_numpy(zl), ref.softmax_cross_entropy(x, y, axis=1, z_loss=0.01, **kw),
+                                   **TOL[dtype])
+
+
+def test_segmentation_layout_nan_and_minus_inf_pixels():
+    x = rng(23).standard_normal((1, 4, 2, 40))
+    x[0, :, 0, 5] = np.nan
+    x[0, 1:, 1, 7] = -np.inf
+    y = np.zeros((1, 2, 40), np.int64)
+    y[0, 0, 9] = -100
+    x[0, :, 0, 9] = np.nan  # an ignored pixel's NaN stays out of the loss and gradient
+    loss, grad = fastloss.softmax_cross_entropy(x, y, axis=1, reduction="none", return_grad=True)
+    assert np.isnan(loss[0, 0, 5]) and np.all(np.isnan(grad[0, :, 0, 5]))
+    assert loss[0, 0, 9] == 0 and np.all(grad[0, :, 0, 9] == 0)
+    assert loss[0, 1, 7] == 0 and np.all(np.isfinite(grad[0, :, 1, 7]))
+    mask = np.ones_like(loss, bool)
+    mask[0, 0, 5] = False
+    assert np.all(np.isfinite(loss[mask]))

@@ -72,6 +72,98 @@ const S* row_source(const TensorView& t, int64_t offset, int64_t C, S* buf) {
   return buf;
 }
 
+// Class axis not innermost but the rows are, e.g. (N, C, H, W) with axis=1: W consecutive
+// rows (spatial positions) go through the softmax together, one per SIMD lane, so every load
+// and store is a contiguous vector. exp(x - max) is kept in a C x W scratch for pass 2.
+template <class S>
+struct SpatialGroup {
+  typedef vec_t<S> V;
+  static constexpr int W = Vec<S>::W;
+  const CrossEntropyParams& p;
+  int64_t C, xcs, tcs, gcs, x_in, t_in, g_in, l_in;  // class strides; strides along the rows' last dim
+  const S* w;
+  S wsum, eps, eps_c, z, sc;
+  bool want_grad, weighted, reduce_none;
+
+  // Rows at offsets (xo, to, go, lo) and the next W-1 along the last row dim. Returns the
+  // sum of their losses (0 with reduction "none", where they are stored).
+  double run(int64_t xo, int64_t to, int64_t go, int64_t lo, S* e_buf) const {
+    const S* x = p.logits.ptr<const S>() + xo;
+    const S ninf = -std::numeric_limits<S>::infinity();
+    int64_t y[W];
+    bool live[W];
+    for (int l = 0; l < W; ++l) {
+      y[l] = p.soft_labels ? 0 : load_index(p.labels, to + l * t_in);
+      live[l] = p.soft_labels || y[l] != p.ignore_index;
+    }
+    V m = splat(ninf);
+    for (int64_t c = 0; c < C; ++c) m = vmax(m, load(x + c * xcs));
+    V s = V{}, sx = V{}, swt = V{};
+    const S* t = p.soft_labels ? p.labels.ptr<const S>() + to : nullptr;
+    for (int64_t c = 0; c < C; ++c) {
+      const V xv = load(x + c * xcs);
+      const V e = vexp(xv - m);
+      s += e;
+      if (want_grad) store(e_buf + c * W, e);
+      if (p.soft_labels) {
+        V wt = load(t + c * tcs) * (S(1) - eps) + eps_c;
+        if (weighted) wt *= w[c];
+        swt += wt;
+        sx += wt == S(0) ? V{} : wt * xv;
+      } else if (eps != S(0)) {
+        sx += weighted ? xv * w[c] : xv;
+      }
+    }
+    double total = 0;
+    S kA[W], inv_s[W], target[W];
+    for (int l = 0; l < W; ++l) {
+      S loss = 0;
+      kA[l] = inv_s[l] = target[l] = 0;
+      if (live[l]) {
+        const S log_s = std::log(s[l]), lse = m[l] + log_s;
+        S A;
+        if (p.soft_labels) {
+          loss = swt[l] * lse - sx[l];
+          A = swt[l];
+        } else {
+          const S wy = weighted ? w[y[l]] : S(1);
+          loss = (S(1) - eps) * wy * ((m[l] - x[y[l] * xcs + l]) + log_s);
+          if (eps != S(0)) loss += eps_c * (wsum * lse - sx[l]);
+          A = (S(1) - eps) * wy + eps_c * wsum;
+          target[l] = sc * (S(1) - eps) * wy;
+        }
+        if (z != S(0)) {
+          loss += z * lse * lse;
+          A += S(2) * z * lse;
+        }
+        kA[l] = sc * A;
+        inv_s[l] = S(1) / s[l];
+      }
+      if (reduce_none) store_as<S>(p.loss, lo + l * l_in, loss);
+      else total += static_cast<double>(loss);
+    }
+    if (want_grad) {
+      S* g = p.grad.ptr<S>() + go;
+      S kc_lane[W];
+      for (int l = 0; l < W; ++l) kc_lane[l] = live[l] ? sc * eps_c : S(0);
+      const V k = load(kA) * load(inv_s), kc = load(kc_lane);
+      V keep;  // 1 for counted rows, 0 for ignored ones (whose exps may be NaN)
+      for (int l = 0; l < W; ++l) keep[l] = live[l] ? S(1) : S(0);
+      for (int64_t c = 0; c < C; ++c) {
+        const V e = load(e_buf + c * W);
+        V coef = kc;
+        if (p.soft_labels) coef = load(t + c * tcs) * (sc * (S(1) - eps)) + kc;
+        if (weighted) coef *= w[c];
+        const V gv = e * k - coef;
+        store(g + c * gcs, keep == S(1) ? gv : V{});
+      }
+      for (int l = 0; l < W; ++l)
+        if (live[l] && !p.soft_labels) g[y[l] * gcs + l] -= target[l];
+    }
+    return total;
+  }
+};
+
 template <class S>
 void cross_entropy_impl(const CrossEntropyParams& p) {
   typedef vec_t<S> V;
@@ -117,6 +209,16 @@ void cross_entropy_impl(const CrossEntropyParams& p) {
 
   const int64_t* strides[4] = {p.logits.strides, p.labels.strides, want_grad ? p.grad.strides : nullptr,
                                reduce_none ? p.loss.strides : nullptr};
+  // The (N, C, H, W) layout: rows contiguous along their last dim, classes strided.
+  const bool spatial = rank >= 1 && W > 1 && p.logits.dtype == native && p.logits.strides[rank] != 1 &&
+                       p.logits.strides[rank - 1] == 1 && p.logits.shape[rank - 1] >= W &&
+                       (!want_grad || (p.grad.dtype == native && p.grad.strides[rank - 1] == 1)) &&
+                       (!p.soft_labels || (p.labels.dtype == native && p.labels.strides[rank - 1] == 1));
+  const SpatialGroup<S> group{p, C, p.logits.strides[rank], p.soft_labels ? p.labels.strides[rank] : 0,
+                              want_grad ? p.grad.strides[rank] : 0, rank ? p.logits.strides[rank - 1] : 0,
+                              rank ? p.labels.strides[rank - 1] : 0, want_grad && rank ? p.grad.strides[rank - 1] : 0,
+                              reduce_none && rank ? p.loss.strides[rank - 1] : 0, w, wsum, eps, eps_c, z, sc,
+                              want_grad, weighted, reduce_none};
   const int nt = num_threads();
   double partial[256] = {0};
   const int nthreads = nt < 256 ? nt : 256;
@@ -132,6 +234,12 @@ void cross_entropy_impl(const CrossEntropyParams& p) {
     walk.begin(r0);
     for (int64_t r = r0; r < r1; ++r, walk.next()) {
       const int64_t lo = walk.offset(0), to = walk.offset(1), go = walk.offset(2);
+      if (spatial && r + W <= r1 && walk.inner_remaining() >= W) {
+        acc += group.run(lo, to, go, walk.offset(3), ebuf.get<S>(C * W));
+        for (int k = 1; k < W; ++k) walk.next();
+        r += W - 1;
+        continue;
+      }
       int64_t y = -1;
       if (!p.soft_labels) {
         y = load_index(p.labels, to);

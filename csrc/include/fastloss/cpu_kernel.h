@@ -248,6 +248,8 @@ class RowWalker {
     }
   }
   int64_t offset(int v) const { return offset_[v]; }
+  // Index along the last row dimension, and how many rows remain before it wraps.
+  int64_t inner_remaining() const { return ndim_ ? shape_[ndim_ - 1] - index_[ndim_ - 1] : 1; }
 
  private:
   int ndim_;
