@@ -607,3 +607,12 @@ def test_segmentation_layout_nan_and_minus_inf_pixels():
     mask = np.ones_like(loss, bool)
     mask[0, 0, 5] = False
     assert np.all(np.isfinite(loss[mask]))
+
+
+def test_zero_classes(backend):
+    """C == 0: every label must be ignore_index (anything else is out of range)."""
+    x = np.zeros((3, 0))
+    loss = fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(np.full(3, -100)), reduction="none")
+    np.testing.assert_array_equal(backend.to_numpy(loss), np.zeros(3))
+    with pytest.raises(IndexError, match=r"labels\[0\] = 0"):
+        fastloss.softmax_cross_entropy(backend.asarray(x), backend.asarray(np.zeros(3, np.int64)))

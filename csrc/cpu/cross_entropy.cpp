@@ -63,6 +63,18 @@ Denominator label_denominator(const CrossEntropyParams& p, int64_t rows, int64_t
   return {total, counted};
 }
 
+// The loss of rows with no classes (all ignored): 0 for each row, or a 0 total.
+void zero_loss(const CrossEntropyParams& p, int rank, int64_t rows) {
+  if (p.reduction != Reduction::none) {
+    store_as<double>(p.loss, 0, 0.0);
+    return;
+  }
+  const int64_t* strides[1] = {p.loss.strides};
+  RowWalker<1> walk(p.loss.shape, rank, strides);
+  walk.begin(0);
+  for (int64_t r = 0; r < rows; ++r, walk.next()) store_as<double>(p.loss, walk.offset(0), 0.0);
+}
+
 // A row of type S, either in place (contiguous, right dtype) or gathered into `buf`.
 template <class S>
 const S* row_source(const TensorView& t, int64_t offset, int64_t C, S* buf) {
@@ -170,15 +182,19 @@ void cross_entropy_impl(const CrossEntropyParams& p) {
   constexpr int W = Vec<S>::W;
   const int rank = p.logits.ndim - 1;
   const int64_t C = p.logits.shape[rank];
-  const int64_t rows = p.logits.numel() / (C ? C : 1);
+  const int64_t rows = p.logits.drop_last().numel();
   const bool want_grad = !is_none(p.grad);
   const bool weighted = !is_none(p.weight);
   const bool reduce_none = p.reduction == Reduction::none;
-  if (rows == 0 || C == 0) {
+  if (rows == 0) {
     if (!reduce_none) store_as<double>(p.loss, 0, 0.0);
     return;
   }
-  const Denominator den = label_denominator<S>(p, rows, C);
+  const Denominator den = label_denominator<S>(p, rows, C);  // with C == 0 every label must be ignored
+  if (C == 0) {
+    zero_loss(p, rank, rows);
+    return;
+  }
   // mean over zero counted rows is 0 with a zero gradient, never NaN
   const double scale = p.reduction == Reduction::mean ? (den.value != 0 ? 1.0 / den.value : 0.0) : 1.0;
 
@@ -348,7 +364,7 @@ template <class S>
 void nll_impl(const CrossEntropyParams& p) {
   const int rank = p.logits.ndim - 1;
   const int64_t C = p.logits.shape[rank];
-  const int64_t rows = C ? p.logits.numel() / C : 0;
+  const int64_t rows = p.logits.drop_last().numel();
   const bool want_grad = !is_none(p.grad);
   const bool weighted = !is_none(p.weight);
   const bool reduce_none = p.reduction == Reduction::none;
@@ -357,6 +373,10 @@ void nll_impl(const CrossEntropyParams& p) {
     return;
   }
   const Denominator den = label_denominator<S>(p, rows, C);
+  if (C == 0) {
+    zero_loss(p, rank, rows);
+    return;
+  }
   const double scale = p.reduction == Reduction::mean ? (den.value != 0 ? 1.0 / den.value : 0.0) : 1.0;
   const int64_t ics = p.logits.strides[rank];
   const int64_t gcs = want_grad ? p.grad.strides[rank] : 1;

@@ -66,49 +66,101 @@ __global__ void labels_kernel(DevParams p) {
   if (threadIdx.x % 32 == 0 && acc != 0) atomicAdd(&p.ws->denom, acc);
 }
 
-// kGroup threads cooperate on a row: 32 (a warp) or blockDim.x (the block).
+// Four consecutive columns [4q, 4q+4) of a row: one 16-byte load when the row is contiguous
+// and aligned, else four strided loads feeding the same arithmetic (so a strided view gives
+// bit-for-bit the contiguous answer). Several quads per thread are in flight at once.
+template <class T, class A>
+__device__ __forceinline__ void load4(const T* base, int64_t o, int64_t cs, bool vec, A (&v)[4]) {
+  if (sizeof(T) == 4 && vec) {
+    const float4 q = __ldg(reinterpret_cast<const float4*>(base + o));
+    v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
+  } else {
+#pragma unroll
+    for (int k = 0; k < 4; ++k) v[k] = load_f(base, o + k * cs);
+  }
+}
+template <class T, class A>
+__device__ __forceinline__ void store4(T* base, int64_t o, int64_t cs, bool vec, const A (&v)[4]) {
+  if (sizeof(T) == 4 && vec) {
+    __stcs(reinterpret_cast<float4*>(base + o), make_float4(float(v[0]), float(v[1]), float(v[2]), float(v[3])));
+  } else {
+#pragma unroll
+    for (int k = 0; k < 4; ++k) store_f(base, o + k * cs, v[k]);
+  }
+}
+template <class T> __device__ __forceinline__ bool aligned16(const T* p) {
+  return (reinterpret_cast<uintptr_t>(p) & 15) == 0;
+}
+
+// A group of threads cooperates on a row: a warp (kWarpRows, C <= 1024) or the whole block.
+// Thread `lane` owns quads lane, lane + group, ... and then the tail columns 4*(C/4) + lane.
 template <class T, class L, bool kSoft, bool kGrad, bool kWarpRows>
-__global__ void rows_kernel(DevParams p) {
+__global__ void __launch_bounds__(kWarpRows ? 256 : 512, kWarpRows ? 1 : 2) rows_kernel(DevParams p) {
   typedef typename AccOf<T>::type A;
-  __shared__ A smem[32 * 5];
+  __shared__ A smem[32 * 4];
   const int lane = kWarpRows ? threadIdx.x % 32 : threadIdx.x;
   const int group = kWarpRows ? 32 : blockDim.x;
   const int64_t groups_per_block = kWarpRows ? blockDim.x / 32 : 1;
   const int64_t first = blockIdx.x * groups_per_block + (kWarpRows ? threadIdx.x / 32 : 0);
   const int64_t stride = int64_t(gridDim.x) * groups_per_block;
   const T* logits = static_cast<const T*>(p.logits);
-  const A eps = static_cast<A>(p.eps), eps_c = eps / static_cast<A>(p.C), z = static_cast<A>(p.z);
+  const T* targets = static_cast<const T*>(p.labels);
+  const A eps = static_cast<A>(p.eps), eps_c = p.C ? eps / static_cast<A>(p.C) : A(0), z = static_cast<A>(p.z);
   const bool weighted = p.weight != nullptr;
-  A denom = kSoft ? static_cast<A>(p.static_denom) : static_cast<A>(p.ws->denom);
+  const A denom = kSoft ? static_cast<A>(p.static_denom) : static_cast<A>(p.ws->denom);
   const A scale = p.reduction == 1 ? (denom != A(0) ? A(1) / denom : A(0)) : A(1);
+  // sum of the class weights, computed once by weight_sum_kernel (only needed with smoothing)
+  const A wsum = weighted && eps != A(0) ? static_cast<A>(p.ws->pad[0]) : static_cast<A>(p.C);
   double* row_loss = reinterpret_cast<double*>(p.ws + 1);
+  const int64_t quads = p.C / 4;
 
   for (int64_t r = first; r < p.rows; r += stride) {  // uniform per group
     const int64_t xo = row_offset(p.logits_rows, r);
     const int64_t lo = row_offset(p.labels_rows, r);
     int64_t y = -1;
-    bool skip = false;
+    bool skip = p.C == 0;
     if (!kSoft) {
       y = load_label(static_cast<const L*>(p.labels), lo);
       skip = y == p.ignore_index || y < 0 || y >= p.C;  // bad labels raise on the host
     }
-    A loss = 0, Acoef = 0;
+    // Read x_y before anything can write the gradient (grad_out may be the logits).
+    const A xy = (!kSoft && !skip) ? load_f(logits, xo + y * p.logits_cs) : A(0);
+    A loss = 0;
     if (!skip) {
+      const bool vx = p.logits_cs == 1 && aligned16(logits + xo);
+      const bool vt = kSoft && p.labels_cs == 1 && aligned16(targets + lo);
       MaxSum<A> ms;
       ms.init();
       A side[2] = {0, 0};  // soft: sum w t', sum w t' x; hard+eps: sum w x
-      for (int64_t c = lane; c < p.C; c += group) {
-        const A x = load_f(logits, xo + c * p.logits_cs);
+      auto consume = [&](int64_t c, A x, A t) {
         ms.add(x);
         if (kSoft) {
-          A wt = load_f(static_cast<const T*>(p.labels), lo + c * p.labels_cs) * (A(1) - eps) + eps_c;
+          A wt = t * (A(1) - eps) + eps_c;
           if (weighted) wt *= load_weight<A>(p, c);
           side[0] += wt;
           side[1] += wt == A(0) ? A(0) : wt * x;
         } else if (eps != A(0)) {
           side[0] += weighted ? load_weight<A>(p, c) * x : x;
         }
+      };
+      for (int64_t q = lane; q < quads; q += 2 * group) {
+        A a[4], b[4], ta[4] = {0, 0, 0, 0}, tb[4] = {0, 0, 0, 0};
+        const bool hb = q + group < quads;
+        load4(logits, xo + 4 * q * p.logits_cs, p.logits_cs, vx, a);
+        if (hb) load4(logits, xo + 4 * (q + group) * p.logits_cs, p.logits_cs, vx, b);
+        if (kSoft) {
+          load4(targets, lo + 4 * q * p.labels_cs, p.labels_cs, vt, ta);
+          if (hb) load4(targets, lo + 4 * (q + group) * p.labels_cs, p.labels_cs, vt, tb);
+        }
+#pragma unroll
+        for (int k = 0; k < 4; ++k) consume(4 * q + k, a[k], ta[k]);
+        if (hb) {
+#pragma unroll
+          for (int k = 0; k < 4; ++k) consume(4 * (q + group) + k, b[k], tb[k]);
+        }
       }
+      for (int64_t c = 4 * quads + lane; c < p.C; c += group)
+        consume(c, load_f(logits, xo + c * p.logits_cs), kSoft ? A(load_f(targets, lo + c * p.labels_cs)) : A(0));
       if (kWarpRows) {
         warp_maxsum(ms);
         side[0] = warp_sum(side[0]);
@@ -116,28 +168,14 @@ __global__ void rows_kernel(DevParams p) {
       } else {
         block_reduce<A, 2>(ms, side, smem);
       }
-      const A lse = ms.m + flog(ms.s);
+      const A log_s = flog(ms.s), lse = ms.m + log_s;
+      A Acoef;
       if (kSoft) {
         loss = side[0] * lse - side[1];
         Acoef = side[0];
       } else {
         const A wy = weighted ? load_weight<A>(p, y) : A(1);
-        const A xy = load_f(logits, xo + y * p.logits_cs);
-        A wsum = static_cast<A>(p.C);
-        if (weighted && eps != A(0)) {
-          A ws = 0;
-          for (int64_t c = lane; c < p.C; c += group) ws += load_weight<A>(p, c);
-          if (kWarpRows) ws = warp_sum(ws);
-          else {
-            MaxSum<A> dummy;
-            dummy.init();
-            A v[1] = {ws};
-            block_reduce<A, 1>(dummy, v, smem);
-            ws = v[0];
-          }
-          wsum = ws;
-        }
-        loss = (A(1) - eps) * wy * ((ms.m - xy) + flog(ms.s));
+        loss = (A(1) - eps) * wy * ((ms.m - xy) + log_s);
         if (eps != A(0)) loss += eps_c * (wsum * lse - side[0]);
         Acoef = (A(1) - eps) * wy + eps_c * wsum;
       }
@@ -146,22 +184,29 @@ __global__ void rows_kernel(DevParams p) {
         Acoef += A(2) * z * lse;
       }
       if (kGrad) {
+        // p_c = exp(x_c - max) / sum: exact for huge flat rows (exp(x - lse) is not)
         T* g = static_cast<T*>(p.grad);
         const int64_t go = row_offset(p.grad_rows, r);
-        const A kA = scale * Acoef, kc = scale * eps_c, ky = scale * (A(1) - eps) * (kSoft ? A(0) : (weighted ? load_weight<A>(p, y) : A(1)));
-        for (int64_t c = lane; c < p.C; c += group) {
-          const A x = load_f(logits, xo + c * p.logits_cs);
-          const A prob = fexp(x - lse);
-          A coef;
-          if (kSoft) {
-            A t = load_f(static_cast<const T*>(p.labels), lo + c * p.labels_cs) * (scale * (A(1) - eps)) + kc;
-            coef = weighted ? t * load_weight<A>(p, c) : t;
-          } else {
-            coef = weighted ? kc * load_weight<A>(p, c) : kc;
-            if (c == y) coef += ky;
-          }
-          store_f(g, go + c * p.grad_cs, prob * kA - coef);
+        const bool vg = p.grad_cs == 1 && aligned16(g + go);
+        const A kA = scale * Acoef / ms.s, kc = scale * eps_c;
+        const A ky = kSoft ? A(0) : scale * (A(1) - eps) * (weighted ? load_weight<A>(p, y) : A(1));
+        auto grad_at = [&](int64_t c, A x, A t) {
+          A coef = kSoft ? t * (scale * (A(1) - eps)) + kc : kc;
+          if (weighted) coef *= load_weight<A>(p, c);
+          if (!kSoft && c == y) coef += ky;
+          return fexp(x - ms.m) * kA - coef;
+        };
+        for (int64_t q = lane; q < quads; q += group) {
+          A a[4], ta[4] = {0, 0, 0, 0}, out[4];
+          load4(logits, xo + 4 * q * p.logits_cs, p.logits_cs, vx, a);
+          if (kSoft) load4(targets, lo + 4 * q * p.labels_cs, p.labels_cs, vt, ta);
+#pragma unroll
+          for (int k = 0; k < 4; ++k) out[k] = grad_at(4 * q + k, a[k], ta[k]);
+          store4(g, go + 4 * q * p.grad_cs, p.grad_cs, vg, out);
         }
+        for (int64_t c = 4 * quads + lane; c < p.C; c += group)
+          store_f(g, go + c * p.grad_cs,
+                  grad_at(c, load_f(logits, xo + c * p.logits_cs), kSoft ? A(load_f(targets, lo + c * p.labels_cs)) : A(0)));
       }
     } else if (kGrad) {
       T* g = static_cast<T*>(p.grad);
@@ -172,6 +217,21 @@ __global__ void rows_kernel(DevParams p) {
       if (p.reduction == 0) store_f(static_cast<T*>(p.loss), row_offset(p.loss_rows, r), loss);
       else row_loss[r] = static_cast<double>(loss);
     }
+  }
+}
+
+// Sum of the class weights in double, once per call (label smoothing needs it on every row).
+__global__ void weight_sum_kernel(DevParams p) {
+  __shared__ double smem[32];
+  double acc = 0;
+  for (int64_t c = threadIdx.x; c < p.C; c += blockDim.x) acc += load_weight<double>(p, c);
+  acc = warp_sum(acc);
+  if (threadIdx.x % 32 == 0) smem[threadIdx.x / 32] = acc;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    acc = threadIdx.x < blockDim.x / 32 ? smem[threadIdx.x] : 0.0;
+    acc = warp_sum(acc);
+    if (threadIdx.x == 0) p.ws->pad[0] = acc;
   }
 }
 
@@ -226,7 +286,8 @@ DevParams make_dev_params(const CrossEntropyParams& p) {
   DevParams d;
   const int rank = p.logits.ndim - 1;
   d.C = p.logits.shape[rank];
-  d.rows = d.C ? p.logits.numel() / d.C : 0;
+  d.rows = 1;
+  for (int i = 0; i < rank; ++i) d.rows *= p.logits.shape[i];
   d.logits_rows = row_geom(p.logits, rank);
   d.labels_rows = row_geom(p.labels, rank);
   d.grad_rows = row_geom(is_none(p.grad) ? p.logits : p.grad, rank);
@@ -265,7 +326,7 @@ void launch_rows(const DevParams& d, cudaStream_t s) {
     const int warps = 8;
     rows_kernel<T, L, kSoft, kGrad, true><<<grid_for(d.rows, warps), warps * 32, 0, s>>>(d);
   } else {
-    const int threads = d.C >= 16384 ? 1024 : 512;
+    const int threads = 512;  // two blocks per SM overlap one block's barriers with the other's loads
     rows_kernel<T, L, kSoft, kGrad, false><<<grid_for(d.rows, 1), threads, 0, s>>>(d);
   }
 }
@@ -273,6 +334,7 @@ void launch_rows(const DevParams& d, cudaStream_t s) {
 template <class T, class L>
 void run_typed(const CrossEntropyParams& p, const DevParams& d, cudaStream_t s) {
   const bool grad = !is_none(p.grad);
+  if (!is_none(p.weight) && p.label_smoothing != 0.0) weight_sum_kernel<<<1, 1024, 0, s>>>(d);
   if (p.soft_labels) {
     if (grad) launch_rows<T, T, true, true>(d, s);
     else launch_rows<T, T, true, false>(d, s);
@@ -314,19 +376,20 @@ void check_labels_after(const CrossEntropyParams& p, cudaStream_t s) {
   if (host_ws.first_bad != ~0ull) raise_bad_label(p, host_ws, s);
 }
 
+// Device-side memsets (a pageable host-to-device copy could synchronise the stream);
+// probability labels never read the header, so they skip even these.
 void prepare_workspace(const CrossEntropyParams& p, cudaStream_t s) {
-  Workspace init{};
-  init.denom = 0;
-  init.first_bad = ~0ull;
-  FASTLOSS_CUDA_CHECK(cudaMemcpyAsync(p.workspace, &init, sizeof(Workspace), cudaMemcpyHostToDevice, s));
+  if (p.soft_labels) return;
+  Workspace* ws = static_cast<Workspace*>(p.workspace);
+  FASTLOSS_CUDA_CHECK(cudaMemsetAsync(&ws->denom, 0, sizeof(double), s));
+  FASTLOSS_CUDA_CHECK(cudaMemsetAsync(&ws->first_bad, 0xFF, sizeof(unsigned long long), s));
 }
 
 }  // namespace
 
 size_t cross_entropy_workspace_bytes(const CrossEntropyParams& p) {
-  const int rank = p.logits.ndim - 1;
-  const int64_t C = p.logits.shape[rank];
-  const int64_t rows = C ? p.logits.numel() / C : 0;
+  int64_t rows = 1;
+  for (int i = 0; i < p.logits.ndim - 1; ++i) rows *= p.logits.shape[i];
   return sizeof(Workspace) + sizeof(double) * static_cast<size_t>(rows);
 }
 

@@ -98,9 +98,10 @@ def softmax_cross_entropy(logits, labels, *, weight=None, ignore_index=-100, lab
     loss, grad, rows_shape = _outputs(logits, axis, reduction, return_grad, grad_out, backend)
     rows = int(np.prod(rows_shape)) if rows_shape else 1
     with _device(backend):
+        workspace = backend.workspace(_C.cross_entropy_workspace_bytes(rows))  # alive until the call returns
         _C.softmax_cross_entropy(desc(logits), desc(labels), soft, desc(w), int(ignore_index), float(label_smoothing),
                                  float(z_loss), int(axis), reduction, desc(loss), desc(grad), backend.cuda,
-                                 backend.stream(), desc(backend.workspace(_C.cross_entropy_workspace_bytes(rows))))
+                                 backend.stream(), desc(workspace))
     return (loss, grad) if grad is not None else loss
 
 
@@ -134,9 +135,9 @@ def nll_loss(log_probs, labels, *, weight=None, ignore_index=-100, axis=-1, redu
     loss, grad, rows_shape = _outputs(log_probs, axis, reduction, return_grad, None, backend)
     rows = int(np.prod(rows_shape)) if rows_shape else 1
     with _device(backend):
+        workspace = backend.workspace(_C.cross_entropy_workspace_bytes(rows))  # alive until the call returns
         _C.nll_loss(desc(log_probs), desc(labels), desc(w), int(ignore_index), int(axis), reduction, desc(loss),
-                    desc(grad), backend.cuda, backend.stream(),
-                    desc(backend.workspace(_C.cross_entropy_workspace_bytes(rows))))
+                    desc(grad), backend.cuda, backend.stream(), desc(workspace))
     return (loss, grad) if grad is not None else loss
 
 

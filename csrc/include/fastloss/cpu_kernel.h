@@ -160,7 +160,6 @@ inline vec_t<float> vexp(vec_t<float> x) {
 
 inline vec_t<double> vexp(vec_t<double> x) {
   typedef vec_t<double> V;
-  typedef Vec<double>::I I;
   x = x > 710.0 ? splat(710.0) : x;
   x = x < -750.0 ? splat(-750.0) : x;
   const V magic = splat(6755399441055744.0);  // 1.5 * 2^52
@@ -186,6 +185,7 @@ inline vec_t<double> vexp(vec_t<double> x) {
 #if defined(__AVX512F__)
   return (V)_mm512_scalef_pd((__m512d)p, (__m512d)n);
 #else
+  typedef Vec<double>::I I;
   I ni = (I)t - (I)magic;
   I h1 = ni >> 1, h2 = ni - h1;
   V s1 = (V)((h1 + 1023) << 52), s2 = (V)((h2 + 1023) << 52);
