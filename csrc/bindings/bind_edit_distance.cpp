@@ -1,11 +1,15 @@
 // Python entry points of the edit-distance family. Python sequences cross into C++ once per
-// call: every str is read zero-copy through PyUnicode_KIND/PyUnicode_DATA (1, 2 or 4 bytes
-// per code point); sequences of tokens become int64 buffers (ints by value, str tokens by a
-// per-call dictionary, other hashables by hash()). The GIL is released for the kernels; the
-// inputs are held in tuples for the duration, so a concurrent mutation cannot free them.
+// call: every str is read through PyUnicode_KIND/PyUnicode_DATA (1, 2 or 4 bytes per code
+// point, kept at that width: the kernels are templated on it); sequences of tokens become
+// int64 buffers (ints by value, str tokens by a per-call dictionary, other hashables by
+// hash()), all copied into per-thread buffers that
+// persist between calls, so the GIL can be released for the kernels without any pointer into
+// a Python object (a concurrent mutation of the inputs cannot free memory under the kernel).
 #include <pybind11/pybind11.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -42,13 +46,68 @@ inline uint32_t code_point(const void* data, int kind, int64_t i) {
   }
 }
 
-// A batch of sequences converted from a Python sequence.
-struct SeqBatch {
-  py::tuple items;               // keeps every element alive while the GIL is released
-  std::vector<SeqRef> refs;
-  std::vector<int64_t> arena;    // token buffers, concatenated
-  std::vector<int64_t> offsets;  // per ref: arena offset, or -1 for a zero-copy str
+// A growable byte buffer that keeps its memory between calls (no zero-filling, no page
+// faults on repeated calls of similar size).
+struct Arena {
+  char* p = nullptr;
+  size_t size = 0, cap = 0;
+  Arena() = default;
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+  ~Arena() { std::free(p); }
+  // 8-byte aligned room for nb bytes; returns its offset.
+  size_t grow(size_t nb) {
+    nb = (nb + 7) & ~size_t(7);
+    if (size + nb > cap) {
+      size_t c = cap ? cap * 2 : (size_t(1) << 16);
+      while (c < size + nb) c *= 2;
+      char* q = static_cast<char*>(std::realloc(p, c));
+      if (!q) throw std::bad_alloc();
+      p = q;
+      cap = c;
+    }
+    const size_t at = size;
+    size += nb;
+    return at;
+  }
 };
+
+// A batch of sequences converted from a Python sequence: str code units and integer tokens
+// are copied into `arena` (so no pointer into a Python object outlives the GIL).
+struct SeqBatch {
+  py::object items;              // a tuple made from an input that is not a list or tuple
+  std::vector<SeqRef> refs;
+  std::vector<int64_t> offsets;  // per ref: offset in the arena
+  Arena arena;
+  bool busy = false;
+};
+
+// Per-thread batches reused across calls; a nested call (a __hash__ calling back into
+// fastloss) gets fresh ones.
+struct BatchLease {
+  SeqBatch* b;
+  std::unique_ptr<SeqBatch> own;
+  explicit BatchLease(SeqBatch& tl) {
+    if (tl.busy) {
+      own.reset(new SeqBatch());
+      b = own.get();
+    } else {
+      b = &tl;
+    }
+    b->busy = true;
+    b->arena.size = 0;
+  }
+  ~BatchLease() {
+    b->busy = false;
+    b->items = py::object();
+  }
+  SeqBatch& operator*() { return *b; }
+};
+
+SeqBatch& tl_batch(int k) {
+  static thread_local SeqBatch batches[2];
+  return batches[k];
+}
 
 // Str tokens inside token sequences get ids from this dictionary (shared by a and b).
 struct TokenIds {
@@ -81,20 +140,32 @@ int64_t token_value(PyObject* tok, TokenIds& dict, const char* name, int64_t i, 
 }
 
 void convert(const py::handle& seq, const char* name, SeqBatch& out, TokenIds& dict) {
-  PyObject* tup = PySequence_Tuple(seq.ptr());
-  if (!tup) {
-    PyErr_Clear();
-    throw_type(std::string(name) + " must be a sequence of str or of integer sequences, got " +
-               Py_TYPE(seq.ptr())->tp_name);
+  // A list or tuple is read in place; anything else is first turned into a tuple.
+  PyObject* src = seq.ptr();
+  if (!PyList_Check(src) && !PyTuple_Check(src)) {
+    PyObject* tup = PySequence_Tuple(src);
+    if (!tup) {
+      PyErr_Clear();
+      throw_type(std::string(name) + " must be a sequence of str or of integer sequences, got " +
+                 Py_TYPE(src)->tp_name);
+    }
+    out.items = py::reinterpret_steal<py::tuple>(tup);
+    src = tup;
   }
-  out.items = py::reinterpret_steal<py::tuple>(tup);
-  const int64_t n = PyTuple_GET_SIZE(tup);
+  const bool is_list = PyList_Check(src);
+  PyObject** items = is_list ? reinterpret_cast<PyListObject*>(src)->ob_item : &PyTuple_GET_ITEM(src, 0);
+  const int64_t n = is_list ? PyList_GET_SIZE(src) : PyTuple_GET_SIZE(src);
   out.refs.resize(n);
-  out.offsets.assign(n, -1);
+  out.offsets.resize(n);
   for (int64_t i = 0; i < n; ++i) {
-    PyObject* o = PyTuple_GET_ITEM(tup, i);
+    PyObject* o = items[i];
+    SeqRef& r = out.refs[i];
     if (PyUnicode_Check(o)) {
-      str_view(o, &out.refs[i]);
+      str_view(o, &r);
+      const size_t nb = static_cast<size_t>(r.len) * r.kind;
+      const size_t at = out.arena.grow(nb);
+      if (nb) std::memcpy(out.arena.p + at, r.data, nb);
+      out.offsets[i] = static_cast<int64_t>(at);
       continue;
     }
     PyObject* fast = PySequence_Fast(o, "");
@@ -106,13 +177,16 @@ void convert(const py::handle& seq, const char* name, SeqBatch& out, TokenIds& d
     const py::object keep = py::reinterpret_steal<py::object>(fast);
     const int64_t len = PySequence_Fast_GET_SIZE(fast);
     PyObject** elems = PySequence_Fast_ITEMS(fast);
-    out.offsets[i] = static_cast<int64_t>(out.arena.size());
-    for (int64_t k = 0; k < len; ++k) out.arena.push_back(token_value(elems[k], dict, name, i, k));
-    out.refs[i].len = len;
-    out.refs[i].kind = 8;
+    const size_t at = out.arena.grow(static_cast<size_t>(len) * 8);
+    for (int64_t k = 0; k < len; ++k) {
+      const int64_t v = token_value(elems[k], dict, name, i, k);
+      std::memcpy(out.arena.p + at + 8 * k, &v, 8);
+    }
+    out.offsets[i] = static_cast<int64_t>(at);
+    r.len = len;
+    r.kind = 8;
   }
-  for (int64_t i = 0; i < n; ++i)
-    if (out.offsets[i] >= 0) out.refs[i].data = out.arena.data() + out.offsets[i];
+  for (int64_t i = 0; i < n; ++i) out.refs[i].data = out.arena.p + out.offsets[i];
 }
 
 // ---------------------------------------------------------------------------------------
@@ -225,7 +299,8 @@ void register_edit_distance(py::module_& m) {
       "edit_distance_batch",
       [](py::handle a, py::handle b, py::handle weights, py::handle out_int, py::handle out_norm) {
         const EditWeights w = to_weights(weights);
-        SeqBatch sa, sb;
+        BatchLease la(tl_batch(0)), lb(tl_batch(1));
+        SeqBatch &sa = *la, &sb = *lb;
         TokenIds dict;
         convert(a, "a", sa, dict);
         convert(b, "b", sb, dict);
@@ -251,7 +326,8 @@ void register_edit_distance(py::module_& m) {
       "edit_distance_pairwise",
       [](py::handle a, py::handle b, py::handle weights, bool normalize, py::handle out) {
         const EditWeights w = to_weights(weights);
-        SeqBatch sa, sb;
+        BatchLease la(tl_batch(0)), lb(tl_batch(1));
+        SeqBatch &sa = *la, &sb = *lb;
         TokenIds dict;
         convert(a, "a", sa, dict);
         convert(b, "b", sb, dict);
