@@ -190,43 +190,52 @@ int64_t myers_block(Work& w, int64_t m, const TT* t, int64_t n, int64_t k) {
   const int64_t words = bt.words;
   uint64_t* pv = w.vp.get<uint64_t>(words);
   uint64_t* mv = w.vn.get<uint64_t>(words);
-  int64_t* score = w.row.get<int64_t>(words);  // value of each word's last row
   for (int64_t b = 0; b < words; ++b) pv[b] = ~uint64_t(0), mv[b] = 0;
   const uint64_t top_m = uint64_t(1) << ((m - 1) % 64);
-  int64_t last = 0;
-  score[0] = m < 64 ? m : 64;
+  auto rows_in = [&](int64_t b) { return (b + 1) * 64 < m ? int64_t(64) : m - b * 64; };
+  // Only the last active word's bottom row is scored: a word entering the band starts from
+  // that value plus its row count (the chain), and the last word of all gives the result.
+  int64_t last = 0, score = rows_in(0);
   for (int64_t j = 0; j < n; ++j) {
     const int64_t col = j + 1;
     const int64_t lo = col - k - 1;
     const int64_t first = lo > 0 ? lo / 64 : 0;
     int64_t want = (col + k - 1) / 64;
     if (want > words - 1) want = words - 1;
-    while (last < want) {
-      ++last;
-      score[last] = score[last - 1] + ((last + 1) * 64 < m ? 64 : m - last * 64);
-    }
+    while (last < want) score += rows_in(++last);
     const uint64_t* eqs = bt.get(t[j]);
     uint64_t hp_c = 1, hn_c = 0;
-    for (int64_t b = first; b <= last; ++b) {
-      uint64_t eq = eqs[b];
+    for (int64_t b = first; b < last; ++b) {
       const uint64_t pvb = pv[b], mvb = mv[b];
-      const uint64_t xv = eq | mvb;
-      eq |= hn_c;
+      const uint64_t eq0 = eqs[b];
+      const uint64_t xv = eq0 | mvb;
+      const uint64_t eq = eq0 | hn_c;
       const uint64_t xh = (((eq & pvb) + pvb) ^ pvb) | eq;
-      uint64_t ph = mvb | ~(xh | pvb);
-      uint64_t mh = pvb & xh;
-      const uint64_t hib = b == words - 1 ? top_m : (uint64_t(1) << 63);
-      const uint64_t nhp = (ph & hib) != 0, nhn = (mh & hib) != 0;
-      score[b] += int64_t(nhp) - int64_t(nhn);
-      ph = (ph << 1) | hp_c;
-      mh = (mh << 1) | hn_c;
-      hp_c = nhp;
-      hn_c = nhn;
+      const uint64_t ph0 = mvb | ~(xh | pvb);
+      const uint64_t mh0 = pvb & xh;
+      const uint64_t ph = (ph0 << 1) | hp_c;
+      const uint64_t mh = (mh0 << 1) | hn_c;
+      hp_c = ph0 >> 63;
+      hn_c = mh0 >> 63;
       pv[b] = mh | ~(xv | ph);
       mv[b] = ph & xv;
     }
+    const uint64_t hib = last == words - 1 ? top_m : (uint64_t(1) << 63);
+    const uint64_t pvb = pv[last], mvb = mv[last];
+    const uint64_t eq0 = eqs[last];
+    const uint64_t xv = eq0 | mvb;
+    const uint64_t eq = eq0 | hn_c;
+    const uint64_t xh = (((eq & pvb) + pvb) ^ pvb) | eq;
+    const uint64_t ph0 = mvb | ~(xh | pvb);
+    const uint64_t mh0 = pvb & xh;
+    score += (ph0 & hib) != 0;
+    score -= (mh0 & hib) != 0;
+    const uint64_t ph = (ph0 << 1) | hp_c;
+    const uint64_t mh = (mh0 << 1) | hn_c;
+    pv[last] = mh | ~(xv | ph);
+    mv[last] = ph & xv;
   }
-  return score[words - 1];
+  return score;
 }
 
 // LCS length, pattern in the word table (m <= 64).
@@ -304,7 +313,7 @@ int64_t uniform(Work& w, const TP* p, int64_t m, const TT* t, int64_t n) {
   w.build_block(p, m);
   // Bands of growing width (most pairs compared in practice are close), then the full matrix.
   int64_t d = -1;
-  for (int64_t k = (n - m) + 64; d < 0; k *= 4) {
+  for (int64_t k = (n - m) + (m / 8 > 24 ? m / 8 : 24); d < 0; k *= 3) {
     if (k >= n + m || (2 * k) / 64 + 2 >= w.bt.words) {
       d = myers_block(w, m, t, n, n + m);
     } else {
