@@ -414,7 +414,7 @@ struct LaneGroup {
   typedef typename Lanes<U>::V V;
   static constexpr int L = Lanes<U>::L;
   ScratchBuffer tab_buf, keys_buf, rows_buf, ids_buf;
-  int32_t ascii[256];
+  static constexpr int32_t zero_row = 256;
   U* tab = nullptr;       // (nrows) x L
   uint64_t* hkeys = nullptr;
   int32_t* hrows = nullptr;
@@ -422,24 +422,22 @@ struct LaneGroup {
   U last_bit[L];
   int64_t len[L];
 
-  LaneGroup() { std::memset(ascii, 0, sizeof(ascii)); }
 
+  // Rows 0..255 are the keys below 256 themselves; other keys get rows from 256 on, and a
+  // key absent from the group maps to row 0 when it is >= 256 (row 0 is then all-zero).
   inline int32_t find(uint64_t k) const {
-    if (k < 256) return ascii[k];
-    if (!hcap) return 0;
+    if (k < 256) return static_cast<int32_t>(k);
+    if (!hcap) return zero_row;
     uint64_t h = hash64(k) & (hcap - 1);
     while (hkeys[h]) {
       if (hkeys[h] == k) return hrows[h];
       h = (h + 1) & (hcap - 1);
     }
-    return 0;
+    return zero_row;
   }
 
   template <class T> int32_t insert(uint64_t k) {
-    if (k < 256) {
-      if (!ascii[k]) ascii[k] = static_cast<int32_t>(nrows++);
-      return ascii[k];
-    }
+    if (k < 256) return static_cast<int32_t>(k);
     uint64_t h = hash64(k) & (hcap - 1);
     while (hkeys[h] && hkeys[h] != k) h = (h + 1) & (hcap - 1);
     if (!hkeys[h]) { hkeys[h] = k; hrows[h] = static_cast<int32_t>(nrows++); }
@@ -455,9 +453,9 @@ struct LaneGroup {
     hkeys = keys_buf.get<uint64_t>(hcap);
     hrows = rows_buf.get<int32_t>(hcap);
     std::memset(hkeys, 0, hcap * 8);
-    nrows = 1;  // row 0: no lane matches
-    tab = tab_buf.get<U>((total + 1) * L);
-    std::memset(tab, 0, (total + 1) * L * sizeof(U));
+    nrows = 257;  // rows 0..255: keys < 256; row 256: all-zero (absent keys >= 256)
+    tab = tab_buf.get<U>((total + 257) * L);
+    std::memset(tab, 0, (total + 257) * L * sizeof(U));
     for (int r = 0; r < L; ++r) {
       len[r] = r < count ? rows[r].len : 0;
       last_bit[r] = len[r] ? U(U(1) << (len[r] - 1)) : U(0);
@@ -474,19 +472,7 @@ struct LaneGroup {
       });
     }
   }
-  template <class T> void clear_ascii(const T* p, int64_t n) {
-    for (int64_t i = 0; i < n; ++i)
-      if (uint64_t(p[i]) < 256) ascii[p[i]] = 0;
-  }
-  void clear(const SeqRef* rows, int count) {
-    for (int r = 0; r < count; ++r)
-      with_kind(rows[r].kind, [&](auto tp) {
-        typedef std::remove_cv_t<std::remove_pointer_t<decltype(tp)>> T;
-        clear_ascii(static_cast<const T*>(rows[r].data), rows[r].len);
-        return 0;
-      });
-    hcap = 0;
-  }
+  void clear(const SeqRef*, int) { hcap = 0; }
 
   // Distances of every lane's pattern to text t (n elements): out[r].
   template <class TT> void run(const TT* t, int64_t n, int64_t* out) {
