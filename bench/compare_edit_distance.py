@@ -79,7 +79,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--gpu", action="store_true", help="also time 1M padded pairs of 30 tokens on CuPy")
+    ap.add_argument("--single", action="store_true",
+                    help="one thread on both sides (fastloss.set_num_threads(1), rapidfuzz workers=1): per-core "
+                         "efficiency, less sensitive to other load on a shared machine")
     args = ap.parse_args()
+    workers = 1 if args.single else -1
+    if args.single:
+        fastloss.set_num_threads(1)
 
     import jiwer
     import rapidfuzz
@@ -95,17 +101,17 @@ def main():
     for n, length in [(200000, 30), (20000, 200), (500, 2000)]:
         a, b = make_pairs(n, length)
         (tf, tr), (rf, rr) = interleaved([lambda: fastloss.edit_distance(a, b),
-                                          lambda: cpdist(a, b, scorer=Levenshtein.distance, workers=-1)], args.repeats)
+                                          lambda: cpdist(a, b, scorer=Levenshtein.distance, workers=workers)], args.repeats)
         assert (np.asarray(rf) == np.asarray(rr)).all()
-        rows.append((f"edit_distance {n} pairs x {length} chars", "cpdist(workers=-1)", tf, tr, 2.0))
+        rows.append((f"edit_distance {n} pairs x {length} chars", f"cpdist(workers={workers})", tf, tr, 2.0))
 
     a, _ = make_pairs(2000, 30, seed=1)
     b, _ = make_pairs(2000, 30, seed=2)
     (tf, tr), (rf, rr) = interleaved([lambda: fastloss.pairwise_edit_distance(a, b),
-                                      lambda: cdist(a, b, scorer=Levenshtein.distance, workers=-1, dtype=np.int32)],
+                                      lambda: cdist(a, b, scorer=Levenshtein.distance, workers=workers, dtype=np.int32)],
                                      args.repeats)
     assert (rf == rr).all()
-    rows.append(("pairwise_edit_distance 2000 x 2000 x 30 chars", "cdist(workers=-1)", tf, tr, 1.5))
+    rows.append(("pairwise_edit_distance 2000 x 2000 x 30 chars", f"cdist(workers={workers})", tf, tr, 1.5))
 
     refs, hyps = make_sentences(20000)
     for unit, ref_fn in (("word", jiwer.wer), ("char", jiwer.cer)):
