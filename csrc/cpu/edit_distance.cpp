@@ -8,9 +8,10 @@
 //   * ins == del, sub >= ins + del: InDel distance (m + n - 2 LCS) times the cost, the LCS by
 //     the Allison-Dix / Hyyrö bit-parallel recurrence;
 //   * any other costs: the plain dynamic program (one row of int64).
-// Pairwise matrices with unit costs build the pattern table of a row once and scan every
-// column; rows of <= 32 (<= 64) elements are packed several per SIMD register (32-bit /
-// 64-bit lanes) and advanced together over the same column sequence.
+// Pairwise matrices with unit costs: rows of <= 32 (<= 64) elements are packed several per
+// SIMD register (32-bit / 64-bit lanes), their pattern tables built once per group of rows,
+// and advanced together over each column sequence; longer rows and other costs go pair by
+// pair as above. Threads split (row group, column block) tiles.
 #include <type_traits>
 
 #include "fastloss/cpu_kernel.h"
