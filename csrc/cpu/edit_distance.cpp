@@ -1,0 +1,601 @@
+// Edit distance on the CPU (compiled once per SIMD level).
+//
+// Per pair, after trimming the common prefix and suffix:
+//   * unit costs (ins == del == sub, times that cost): Myers/Hyyrö bit-parallel Levenshtein,
+//     the shorter sequence as the pattern; one 64-bit word for patterns of <= 64 elements,
+//     Myers' block algorithm (one word per 64 pattern elements, carries between words) with
+//     Ukkonen's band (only the words that can still reach a distance <= the bound) beyond;
+//   * ins == del, sub >= ins + del: InDel distance (m + n - 2 LCS) times the cost, the LCS by
+//     the Allison-Dix / Hyyrö bit-parallel recurrence;
+//   * any other costs: the plain dynamic program (one row of int64).
+// Pairwise matrices with unit costs: rows of <= 32 (<= 64) elements are packed several per
+// SIMD register (32-bit / 64-bit lanes), their pattern tables built once per group of rows,
+// and advanced together over each column sequence; longer rows and other costs go pair by
+// pair as above. Threads split (row group, column block) tiles.
+#include <type_traits>
+
+#include "fastloss/cpu_kernel.h"
+#include "fastloss/edit_distance.h"
+
+namespace fastloss {
+namespace cpu {
+namespace FASTLOSS_ISA {
+namespace {
+
+inline int popcount64(uint64_t x) { return __builtin_popcountll(x); }
+
+inline uint64_t hash64(uint64_t k) { return (k * 0x9E3779B97F4A7C15ull) ^ (k >> 29); }
+
+// ---------------------------------------------------------------------------------------
+// Pattern tables. Keys below 256 index a direct table; others go to an open-addressing
+// hash table (key 0 marks an empty slot: such keys are >= 256). Tables are left all-zero
+// after each use by clearing exactly the entries that were set.
+
+// One word: key -> 64-bit mask of the positions where the pattern has that key.
+struct WordTable {
+  uint64_t* ascii;  // 256
+  uint64_t* hkeys;  // 128
+  uint64_t* hvals;  // 128
+  bool any_hash = false;
+
+  uint64_t* slot_for(uint64_t k, bool insert) {
+    uint64_t i = hash64(k) & 127;
+    while (true) {
+      if (hkeys[i] == k) return &hvals[i];
+      if (hkeys[i] == 0) {
+        if (!insert) return nullptr;
+        hkeys[i] = k;
+        return &hvals[i];
+      }
+      i = (i + 1) & 127;
+    }
+  }
+  template <class T> void build(const T* p, int64_t m) {
+    for (int64_t i = 0; i < m; ++i) {
+      const uint64_t k = p[i];
+      if (k < 256) ascii[k] |= uint64_t(1) << i;
+      else { any_hash = true; *slot_for(k, true) |= uint64_t(1) << i; }
+    }
+  }
+  inline uint64_t get(uint64_t k) {
+    if (k < 256) return ascii[k];
+    if (!any_hash) return 0;
+    const uint64_t* s = slot_for(k, false);
+    return s ? *s : 0;
+  }
+  template <class T> void clear(const T* p, int64_t m) {
+    for (int64_t i = 0; i < m; ++i) {
+      const uint64_t k = p[i];
+      if (k < 256) ascii[k] = 0;
+    }
+    if (any_hash) {
+      for (int i = 0; i < 128; ++i) hkeys[i] = 0, hvals[i] = 0;
+      any_hash = false;
+    }
+  }
+};
+
+// Many words: key -> slot (1-based; 0 = absent) -> `words` masks.
+struct BlockTable {
+  int32_t* ascii;  // 256 slots
+  uint64_t* hkeys;
+  int32_t* hslots;
+  int64_t hcap = 0;  // power of two, > 2 * distinct keys
+  uint64_t* masks = nullptr;
+  int64_t words = 0, nslots = 0;
+
+  int32_t find(uint64_t k) const {
+    if (k < 256) return ascii[k];
+    if (!hcap) return 0;
+    uint64_t i = hash64(k) & (hcap - 1);
+    while (hkeys[i]) {
+      if (hkeys[i] == k) return hslots[i];
+      i = (i + 1) & (hcap - 1);
+    }
+    return 0;
+  }
+  const uint64_t* get(uint64_t k) const { return masks + find(k) * words; }
+};
+
+// Per-thread work space.
+struct Work {
+  ScratchBuffer wt_ascii, wt_keys, wt_vals;
+  ScratchBuffer bt_ascii, bt_keys, bt_slots, bt_masks;
+  ScratchBuffer vp, vn, row;
+  WordTable wt;
+  BlockTable bt;
+
+  Work() {
+    wt.ascii = wt_ascii.get<uint64_t>(256);
+    wt.hkeys = wt_keys.get<uint64_t>(128);
+    wt.hvals = wt_vals.get<uint64_t>(128);
+    std::memset(wt.ascii, 0, 256 * 8);
+    std::memset(wt.hkeys, 0, 128 * 8);
+    std::memset(wt.hvals, 0, 128 * 8);
+    bt.ascii = bt_ascii.get<int32_t>(256);
+    std::memset(bt.ascii, 0, 256 * 4);
+  }
+
+  // Builds the block table of pattern p (m elements); clear_block() undoes it.
+  template <class T> void build_block(const T* p, int64_t m) {
+    const int64_t words = (m + 63) / 64;
+    int64_t nonascii = 0;
+    for (int64_t i = 0; i < m; ++i) nonascii += uint64_t(p[i]) >= 256;
+    int64_t cap = 0;
+    if (nonascii) {
+      cap = 16;
+      while (cap < 2 * nonascii + 2) cap *= 2;
+      bt.hkeys = bt_keys.get<uint64_t>(cap);
+      bt.hslots = bt_slots.get<int32_t>(cap);
+      std::memset(bt.hkeys, 0, cap * 8);
+    }
+    bt.hcap = cap;
+    bt.words = words;
+    // Assign slots.
+    int32_t next = 1;
+    for (int64_t i = 0; i < m; ++i) {
+      const uint64_t k = p[i];
+      if (k < 256) {
+        if (!bt.ascii[k]) bt.ascii[k] = next++;
+      } else {
+        uint64_t h = hash64(k) & (cap - 1);
+        while (bt.hkeys[h] && bt.hkeys[h] != k) h = (h + 1) & (cap - 1);
+        if (!bt.hkeys[h]) { bt.hkeys[h] = k; bt.hslots[h] = next++; }
+      }
+    }
+    bt.nslots = next;
+    bt.masks = bt_masks.get<uint64_t>(next * words);
+    std::memset(bt.masks, 0, next * words * 8);
+    for (int64_t i = 0; i < m; ++i) bt.masks[bt.find(p[i]) * words + i / 64] |= uint64_t(1) << (i % 64);
+  }
+  template <class T> void clear_block(const T* p, int64_t m) {
+    for (int64_t i = 0; i < m; ++i)
+      if (uint64_t(p[i]) < 256) bt.ascii[p[i]] = 0;
+    bt.hcap = 0;
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// Unit-cost Levenshtein, pattern P (m >= 1 elements) in the word table, text T.
+template <class TT>
+inline int64_t myers_word(WordTable& pm, int64_t m, const TT* t, int64_t n) {
+  uint64_t pv = ~uint64_t(0), mv = 0;
+  int64_t score = m;
+  const uint64_t last = uint64_t(1) << (m - 1);
+  for (int64_t j = 0; j < n; ++j) {
+    const uint64_t eq = pm.get(t[j]);
+    const uint64_t xv = eq | mv;
+    const uint64_t xh = (((eq & pv) + pv) ^ pv) | eq;
+    uint64_t ph = mv | ~(xh | pv);
+    uint64_t mh = pv & xh;
+    score += (ph & last) != 0;
+    score -= (mh & last) != 0;
+    ph = (ph << 1) | 1;
+    mh <<= 1;
+    pv = mh | ~(xv | ph);
+    mv = ph & xv;
+  }
+  return score;
+}
+
+// Myers' block algorithm (one word per 64 pattern rows, the horizontal delta carried from
+// word to word) restricted to Ukkonen's band for a bound k: at column j only rows
+// [j - k, j + k] can hold a value <= k, so only the words covering them are advanced. Words
+// below enter the band as the chain "value above + 1 per row" and words above leave it (the
+// first active word then sees +1 from above): both give upper bounds of the true values,
+// and every cell whose true value is <= k depends only on such cells, so a result <= k is
+// exact; a result > k means the distance exceeds k. k >= m + n gives the full matrix.
+template <class TT>
+int64_t myers_block(Work& w, int64_t m, const TT* t, int64_t n, int64_t k) {
+  const BlockTable& bt = w.bt;
+  const int64_t words = bt.words;
+  uint64_t* pv = w.vp.get<uint64_t>(words);
+  uint64_t* mv = w.vn.get<uint64_t>(words);
+  for (int64_t b = 0; b < words; ++b) pv[b] = ~uint64_t(0), mv[b] = 0;
+  const uint64_t top_m = uint64_t(1) << ((m - 1) % 64);
+  auto rows_in = [&](int64_t b) { return (b + 1) * 64 < m ? int64_t(64) : m - b * 64; };
+  // Only the last active word's bottom row is scored: a word entering the band starts from
+  // that value plus its row count (the chain), and the last word of all gives the result.
+  int64_t last = 0, score = rows_in(0);
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t col = j + 1;
+    const int64_t lo = col - k - 1;
+    const int64_t first = lo > 0 ? lo / 64 : 0;
+    int64_t want = (col + k - 1) / 64;
+    if (want > words - 1) want = words - 1;
+    while (last < want) score += rows_in(++last);
+    const uint64_t* eqs = bt.get(t[j]);
+    uint64_t hp_c = 1, hn_c = 0;
+    for (int64_t b = first; b < last; ++b) {
+      const uint64_t pvb = pv[b], mvb = mv[b];
+      const uint64_t eq0 = eqs[b];
+      const uint64_t xv = eq0 | mvb;
+      const uint64_t eq = eq0 | hn_c;
+      const uint64_t xh = (((eq & pvb) + pvb) ^ pvb) | eq;
+      const uint64_t ph0 = mvb | ~(xh | pvb);
+      const uint64_t mh0 = pvb & xh;
+      const uint64_t ph = (ph0 << 1) | hp_c;
+      const uint64_t mh = (mh0 << 1) | hn_c;
+      hp_c = ph0 >> 63;
+      hn_c = mh0 >> 63;
+      pv[b] = mh | ~(xv | ph);
+      mv[b] = ph & xv;
+    }
+    const uint64_t hib = last == words - 1 ? top_m : (uint64_t(1) << 63);
+    const uint64_t pvb = pv[last], mvb = mv[last];
+    const uint64_t eq0 = eqs[last];
+    const uint64_t xv = eq0 | mvb;
+    const uint64_t eq = eq0 | hn_c;
+    const uint64_t xh = (((eq & pvb) + pvb) ^ pvb) | eq;
+    const uint64_t ph0 = mvb | ~(xh | pvb);
+    const uint64_t mh0 = pvb & xh;
+    score += (ph0 & hib) != 0;
+    score -= (mh0 & hib) != 0;
+    const uint64_t ph = (ph0 << 1) | hp_c;
+    const uint64_t mh = (mh0 << 1) | hn_c;
+    pv[last] = mh | ~(xv | ph);
+    mv[last] = ph & xv;
+  }
+  return score;
+}
+
+// LCS length, pattern in the word table (m <= 64).
+template <class TT>
+inline int64_t lcs_word(WordTable& pm, int64_t m, const TT* t, int64_t n) {
+  uint64_t s = ~uint64_t(0);
+  for (int64_t j = 0; j < n; ++j) {
+    const uint64_t u = s & pm.get(t[j]);
+    s = (s + u) | (s - u);
+  }
+  const uint64_t mask = m == 64 ? ~uint64_t(0) : ((uint64_t(1) << m) - 1);
+  return popcount64(~s & mask);
+}
+
+template <class TT>
+int64_t lcs_block(Work& w, int64_t m, const TT* t, int64_t n) {
+  const BlockTable& bt = w.bt;
+  const int64_t words = bt.words;
+  uint64_t* s = w.vp.get<uint64_t>(words);
+  for (int64_t b = 0; b < words; ++b) s[b] = ~uint64_t(0);
+  for (int64_t j = 0; j < n; ++j) {
+    const uint64_t* eqs = bt.get(t[j]);
+    uint64_t carry = 0;
+    for (int64_t b = 0; b < words; ++b) {
+      const uint64_t sb = s[b], u = sb & eqs[b];
+      const uint64_t x = sb + u;
+      const uint64_t sum = x + carry;
+      const uint64_t c = (x < sb) | (sum < x);
+      s[b] = sum | (sb - u);
+      carry = c;
+    }
+  }
+  int64_t lcs = 0;
+  for (int64_t b = 0; b < words; ++b) {
+    const int64_t bits = m - b * 64 >= 64 ? 64 : m - b * 64;
+    const uint64_t mask = bits == 64 ? ~uint64_t(0) : ((uint64_t(1) << bits) - 1);
+    lcs += popcount64(~s[b] & mask);
+  }
+  return lcs;
+}
+
+// Generic weights: the plain dynamic program (a along rows: deleting a[i] costs del;
+// b along columns: inserting b[j] costs ins).
+template <class TA, class TB>
+int64_t generic_dp(Work& w, const TA* a, int64_t m, const TB* b, int64_t n, const EditWeights& c) {
+  int64_t* row = w.row.get<int64_t>(n + 1);
+  for (int64_t j = 0; j <= n; ++j) row[j] = j * c.ins;
+  for (int64_t i = 1; i <= m; ++i) {
+    int64_t diag = row[0];
+    row[0] = i * c.del;
+    const uint64_t ai = a[i - 1];
+    for (int64_t j = 1; j <= n; ++j) {
+      const int64_t up = row[j];
+      int64_t v = up + c.del;
+      const int64_t left = row[j - 1] + c.ins;
+      v = left < v ? left : v;
+      const int64_t d = diag + (ai == uint64_t(b[j - 1]) ? 0 : c.sub);
+      v = d < v ? d : v;
+      diag = up;
+      row[j] = v;
+    }
+  }
+  return row[n];
+}
+
+// Unit-cost Levenshtein of pattern p (shorter, m >= 1) against text t.
+template <class TP, class TT>
+int64_t uniform(Work& w, const TP* p, int64_t m, const TT* t, int64_t n) {
+  if (m <= 64) {
+    w.wt.build(p, m);
+    const int64_t d = myers_word(w.wt, m, t, n);
+    w.wt.clear(p, m);
+    return d;
+  }
+  w.build_block(p, m);
+  // Bands of growing width (most pairs compared in practice are close), then the full matrix.
+  int64_t d = -1;
+  for (int64_t k = (n - m) + (m / 8 > 24 ? m / 8 : 24); d < 0; k *= 3) {
+    if (k >= n + m || (2 * k) / 64 + 2 >= w.bt.words) {
+      d = myers_block(w, m, t, n, n + m);
+    } else {
+      const int64_t r = myers_block(w, m, t, n, k);
+      if (r <= k) d = r;
+    }
+  }
+  w.clear_block(p, m);
+  return d;
+}
+
+template <class TP, class TT>
+int64_t lcs(Work& w, const TP* p, int64_t m, const TT* t, int64_t n) {
+  if (m <= 64) {
+    w.wt.build(p, m);
+    const int64_t l = lcs_word(w.wt, m, t, n);
+    w.wt.clear(p, m);
+    return l;
+  }
+  w.build_block(p, m);
+  const int64_t l = lcs_block(w, m, t, n);
+  w.clear_block(p, m);
+  return l;
+}
+
+template <class TA, class TB>
+int64_t pair_distance(Work& w, const TA* a, int64_t m, const TB* b, int64_t n, const EditWeights& c) {
+  if (c.ins == 0 && c.del == 0) return 0;
+  // Common prefix and suffix cost nothing for any weights.
+  while (m && n && uint64_t(a[0]) == uint64_t(b[0])) ++a, ++b, --m, --n;
+  while (m && n && uint64_t(a[m - 1]) == uint64_t(b[n - 1])) --m, --n;
+  if (m == 0) return n * c.ins;
+  if (n == 0) return m * c.del;
+  if (c.ins == c.del) {
+    if (c.sub == c.ins) return c.ins * (m <= n ? uniform(w, a, m, b, n) : uniform(w, b, n, a, m));
+    if (c.sub >= 2 * c.ins) {
+      const int64_t l = m <= n ? lcs(w, a, m, b, n) : lcs(w, b, n, a, m);
+      return c.ins * (m + n - 2 * l);
+    }
+  }
+  return generic_dp(w, a, m, b, n, c);
+}
+
+// Calls f with a typed null pointer for the element width of `kind`.
+template <class F>
+inline auto with_kind(int kind, F&& f) {
+  switch (kind) {
+    case 1: return f(static_cast<const uint8_t*>(nullptr));
+    case 2: return f(static_cast<const uint16_t*>(nullptr));
+    case 4: return f(static_cast<const uint32_t*>(nullptr));
+    default: return f(static_cast<const uint64_t*>(nullptr));
+  }
+}
+
+inline int64_t distance(Work& w, const SeqRef& a, const SeqRef& b, const EditWeights& c) {
+  return with_kind(a.kind, [&](auto ta) {
+    typedef std::remove_cv_t<std::remove_pointer_t<decltype(ta)>> TA;
+    return with_kind(b.kind, [&](auto tb) {
+      typedef std::remove_cv_t<std::remove_pointer_t<decltype(tb)>> TB;
+      return pair_distance(w, static_cast<const TA*>(a.data), a.len, static_cast<const TB*>(b.data), b.len, c);
+    });
+  });
+}
+
+inline double normalized(int64_t d, int64_t la, int64_t lb, const EditWeights& c) {
+  const int64_t mx = edit_distance_maximum(la, lb, c);
+  return mx ? static_cast<double>(d) / static_cast<double>(mx) : 0.0;
+}
+
+int threads_for(int64_t work_units) {
+  const int nt = num_threads();
+  // About 64 short pairs per thread before a second thread pays for its start-up.
+  const int64_t cap = work_units / 64 + 1;
+  return static_cast<int>(cap < nt ? cap : nt);
+}
+
+// ---------------------------------------------------------------------------------------
+// Pairwise: a row's pattern table built once, every column scanned.
+
+inline void store_out(const TensorView& out, int64_t i, int64_t j, int64_t d, int64_t la, int64_t lb,
+                      const EditWeights& c, bool normalize) {
+  const int64_t off = i * out.strides[0] + j * out.strides[1];
+  if (normalize) out.ptr<double>()[off] = normalized(d, la, lb, c);
+  else if (out.dtype == DType::i32) out.ptr<int32_t>()[off] = static_cast<int32_t>(d);
+  else out.ptr<int64_t>()[off] = d;
+}
+
+// SIMD lanes: L patterns of <= B bits (B = 32 or 64) advanced together over one text.
+template <class U> struct Lanes {
+  typedef U V __attribute__((vector_size(kVecBytes)));
+  static constexpr int L = kVecBytes / sizeof(U);
+};
+
+// Group of up to L rows of `a` (all unit-cost, 1..B elements) against every column of b.
+// Table: for each distinct key of the group, L lane masks; key -> row via a small map.
+template <class U>
+struct LaneGroup {
+  typedef typename Lanes<U>::V V;
+  static constexpr int L = Lanes<U>::L;
+  ScratchBuffer tab_buf, keys_buf, rows_buf, ids_buf;
+  static constexpr int32_t zero_row = 256;
+  U* tab = nullptr;       // (nrows) x L
+  uint64_t* hkeys = nullptr;
+  int32_t* hrows = nullptr;
+  int64_t hcap = 0, nrows = 0;
+  U last_bit[L];
+  int64_t len[L];
+
+
+  // Rows 0..255 are the keys below 256 themselves; other keys get rows from 256 on, and a
+  // key absent from the group maps to row 0 when it is >= 256 (row 0 is then all-zero).
+  inline int32_t find(uint64_t k) const {
+    if (k < 256) return static_cast<int32_t>(k);
+    if (!hcap) return zero_row;
+    uint64_t h = hash64(k) & (hcap - 1);
+    while (hkeys[h]) {
+      if (hkeys[h] == k) return hrows[h];
+      h = (h + 1) & (hcap - 1);
+    }
+    return zero_row;
+  }
+
+  template <class T> int32_t insert(uint64_t k) {
+    if (k < 256) return static_cast<int32_t>(k);
+    uint64_t h = hash64(k) & (hcap - 1);
+    while (hkeys[h] && hkeys[h] != k) h = (h + 1) & (hcap - 1);
+    if (!hkeys[h]) { hkeys[h] = k; hrows[h] = static_cast<int32_t>(nrows++); }
+    return hrows[h];
+  }
+
+  // rows: the group's SeqRefs (count <= L, each len in 1..8*sizeof(U)).
+  void build(const SeqRef* rows, int count) {
+    int64_t total = 0;
+    for (int r = 0; r < count; ++r) total += rows[r].len;
+    hcap = 16;
+    while (hcap < 2 * total + 2) hcap *= 2;
+    hkeys = keys_buf.get<uint64_t>(hcap);
+    hrows = rows_buf.get<int32_t>(hcap);
+    std::memset(hkeys, 0, hcap * 8);
+    nrows = 257;  // rows 0..255: keys < 256; row 256: all-zero (absent keys >= 256)
+    tab = tab_buf.get<U>((total + 257) * L);
+    std::memset(tab, 0, (total + 257) * L * sizeof(U));
+    for (int r = 0; r < L; ++r) {
+      len[r] = r < count ? rows[r].len : 0;
+      last_bit[r] = len[r] ? U(U(1) << (len[r] - 1)) : U(0);
+    }
+    for (int r = 0; r < count; ++r) {
+      with_kind(rows[r].kind, [&](auto tp) {
+        typedef std::remove_cv_t<std::remove_pointer_t<decltype(tp)>> T;
+        const T* p = static_cast<const T*>(rows[r].data);
+        for (int64_t i = 0; i < rows[r].len; ++i) {
+          const int32_t row = insert<T>(p[i]);
+          tab[row * L + r] |= U(U(1) << i);
+        }
+        return 0;
+      });
+    }
+  }
+  void clear(const SeqRef*, int) { hcap = 0; }
+
+  // Distances of every lane's pattern to text t (n elements): out[r].
+  template <class TT> void run(const TT* t, int64_t n, int64_t* out) {
+    V pv = V{} - 1, mv = V{}, score, lastv;
+    for (int r = 0; r < L; ++r) score[r] = static_cast<U>(len[r]), lastv[r] = last_bit[r];
+    const V one = V{} + 1;
+    for (int64_t j = 0; j < n; ++j) {
+      V eq;
+      std::memcpy(&eq, tab + static_cast<int64_t>(find(t[j])) * L, sizeof(V));
+      const V xv = eq | mv;
+      const V xh = (((eq & pv) + pv) ^ pv) | eq;
+      V ph = mv | ~(xh | pv);
+      V mh = pv & xh;
+      // (x & last) != 0 is -1 (all ones) in a true lane.
+      score -= (V)((ph & lastv) != 0);
+      score += (V)((mh & lastv) != 0);
+      ph = (ph << 1) | one;
+      mh = mh << 1;
+      pv = mh | ~(xv | ph);
+      mv = ph & xv;
+    }
+    for (int r = 0; r < L; ++r) out[r] = static_cast<int64_t>(score[r]);
+  }
+};
+
+template <class U>
+void pairwise_lanes(const EditPairwiseParams& p, const int64_t* rows, int64_t nrows_sel) {
+  constexpr int L = Lanes<U>::L;
+  const int64_t groups = (nrows_sel + L - 1) / L;
+  // Tiles: (group, column block); columns split when there are few groups.
+  const int nt = threads_for(groups * p.nb);
+  int64_t col_block = p.nb;
+  if (groups < 4 * nt) {
+    const int64_t want = (4 * nt + groups - 1) / groups;
+    col_block = (p.nb + want - 1) / want;
+    if (col_block < 64) col_block = 64;
+  }
+  const int64_t cblocks = (p.nb + col_block - 1) / col_block;
+  const int64_t tiles = groups * cblocks;
+#pragma omp parallel num_threads(nt)
+  {
+    LaneGroup<U> lg;
+    ScratchBuffer refs_buf;
+    SeqRef* refs = refs_buf.get<SeqRef>(L);
+    int64_t cur_group = -1;
+    int count = 0;
+    int64_t res[L];
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t tile = 0; tile < tiles; ++tile) {
+      const int64_t g = tile / cblocks, cb = tile % cblocks;
+      if (g != cur_group) {
+        if (cur_group >= 0) lg.clear(refs, count);
+        count = static_cast<int>(nrows_sel - g * L < L ? nrows_sel - g * L : L);
+        for (int r = 0; r < count; ++r) refs[r] = p.a[rows[g * L + r]];
+        lg.build(refs, count);
+        cur_group = g;
+      }
+      const int64_t j1 = (cb + 1) * col_block < p.nb ? (cb + 1) * col_block : p.nb;
+      for (int64_t j = cb * col_block; j < j1; ++j) {
+        const SeqRef& b = p.b[j];
+        with_kind(b.kind, [&](auto tp) {
+          typedef std::remove_cv_t<std::remove_pointer_t<decltype(tp)>> T;
+          lg.run(static_cast<const T*>(b.data), b.len, res);
+          return 0;
+        });
+        for (int r = 0; r < count; ++r)
+          store_out(p.out, rows[g * L + r], j, p.w.ins * res[r], refs[r].len, b.len, p.w, p.normalize);
+      }
+    }
+    if (cur_group >= 0) lg.clear(refs, count);
+  }
+}
+
+}  // namespace
+
+void edit_distance_batch(const EditBatchParams& p) {
+  const int nt = threads_for(p.n);
+#pragma omp parallel num_threads(nt)
+  {
+    Work w;
+#pragma omp for schedule(dynamic, 64)
+    for (int64_t i = 0; i < p.n; ++i) {
+      const int64_t d = distance(w, p.a[i], p.b[i], p.w);
+      if (p.out_int) p.out_int[i] = d;
+      if (p.out_norm) p.out_norm[i] = normalized(d, p.a[i].len, p.b[i].len, p.w);
+    }
+  }
+}
+
+void edit_distance_pairwise(const EditPairwiseParams& p) {
+  if (p.na == 0 || p.nb == 0) return;
+  const EditWeights& c = p.w;
+  const bool unit = c.ins == c.del && c.ins == c.sub && c.ins > 0;
+  // Rows handled in SIMD lanes (unit costs, 1..32 or 33..64 elements), the rest per pair.
+  ScratchBuffer sel32_buf, sel64_buf, rest_buf;
+  int64_t* sel32 = sel32_buf.get<int64_t>(p.na);
+  int64_t* sel64 = sel64_buf.get<int64_t>(p.na);
+  int64_t* rest = rest_buf.get<int64_t>(p.na);
+  int64_t n32 = 0, n64 = 0, nrest = 0;
+  for (int64_t i = 0; i < p.na; ++i) {
+    const int64_t l = p.a[i].len;
+    if (unit && l >= 1 && l <= 32) sel32[n32++] = i;
+    else if (unit && l >= 1 && l <= 64) sel64[n64++] = i;
+    else rest[nrest++] = i;
+  }
+  if (n32) pairwise_lanes<uint32_t>(p, sel32, n32);
+  if (n64) pairwise_lanes<uint64_t>(p, sel64, n64);
+  if (!nrest) return;
+  const int64_t tiles = nrest * p.nb;
+  const int nt = threads_for(tiles);
+#pragma omp parallel num_threads(nt)
+  {
+    Work w;
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t i = rest[t / p.nb], j = t % p.nb;
+      const int64_t d = distance(w, p.a[i], p.b[j], c);
+      store_out(p.out, i, j, d, p.a[i].len, p.b[j].len, c, p.normalize);
+    }
+  }
+}
+
+}  // namespace FASTLOSS_ISA
+}  // namespace cpu
+}  // namespace fastloss

@@ -1,0 +1,93 @@
+// Edit distance (Levenshtein with insertion/deletion/substitution costs): batched pairs,
+// pairwise matrices, and the padded-array form shared with CUDA.
+//
+// Sequences reach the kernels as SeqRef: a pointer to `len` unsigned elements of `kind`
+// bytes (1, 2 or 4 for Python str data read zero-copy by code point, 8 for int64 tokens,
+// or any width for a contiguous row of an integer array). Two elements are equal when their
+// values are equal after zero-extension to 64 bits.
+#pragma once
+#include <cstdint>
+
+#include "fastloss/runtime.h"
+#include "fastloss/tensor.h"
+
+#ifdef __CUDACC__
+#define FASTLOSS_EDIT_HD __host__ __device__
+#else
+#define FASTLOSS_EDIT_HD
+#endif
+
+namespace fastloss {
+
+struct SeqRef {
+  const void* data = nullptr;
+  int64_t len = 0;
+  int32_t kind = 1;  // bytes per element: 1, 2, 4 or 8
+};
+
+// (insertion, deletion, substitution) costs, as rapidfuzz: insertion turns a into b by
+// inserting an element of b, deletion removes an element of a.
+struct EditWeights {
+  int64_t ins = 1, del = 1, sub = 1;
+};
+
+// The largest distance a pair of lengths can have (rapidfuzz's levenshtein_maximum).
+FASTLOSS_EDIT_HD inline int64_t edit_distance_maximum(int64_t la, int64_t lb, const EditWeights& w) {
+  int64_t m = la * w.del + lb * w.ins;
+  const int64_t alt = la >= lb ? lb * w.sub + (la - lb) * w.del : la * w.sub + (lb - la) * w.ins;
+  return alt < m ? alt : m;
+}
+
+// One distance per pair (a[i], b[i]); writes out_int[i] (if non-null) and, with normalize,
+// out_norm[i] = distance / maximum (0 when the maximum is 0).
+struct EditBatchParams {
+  const SeqRef* a = nullptr;
+  const SeqRef* b = nullptr;
+  int64_t n = 0;
+  EditWeights w;
+  int64_t* out_int = nullptr;
+  double* out_norm = nullptr;
+};
+
+// The (na, nb) matrix; `out` is int32, int64 or float64 (normalized), any strides.
+struct EditPairwiseParams {
+  const SeqRef* a = nullptr;
+  int64_t na = 0;
+  const SeqRef* b = nullptr;
+  int64_t nb = 0;
+  EditWeights w;
+  bool normalize = false;
+  TensorView out;
+};
+
+// Padded integer arrays (N, La), (N, Lb) with lengths (N,) each (none: the full width);
+// out (N,) int64, or float64 with normalize. CUDA: stream and an 8-byte device workspace.
+struct EditPaddedParams {
+  TensorView a, b;
+  TensorView a_lengths = none_view(), b_lengths = none_view();
+  EditWeights w;
+  bool normalize = false;
+  TensorView out;
+  void* stream = nullptr;
+  void* workspace = nullptr;
+};
+
+// Shared argument checks (throw fastloss::Error naming the argument).
+void check_edit_weights(const EditWeights& w);
+void check_edit_padded_params(const EditPaddedParams& p);
+
+namespace cpu {
+void edit_distance_batch(const EditBatchParams& p);
+void edit_distance_pairwise(const EditPairwiseParams& p);
+// Padded arrays: builds SeqRefs for the rows (validating the lengths) and runs the batch.
+void edit_distance_padded(const EditPaddedParams& p);
+}  // namespace cpu
+
+namespace cuda {
+void edit_distance_padded(const EditPaddedParams& p);
+}  // namespace cuda
+
+}  // namespace fastloss
+
+FASTLOSS_CPU_KERNEL_DECL(void, edit_distance_batch, (const ::fastloss::EditBatchParams&))
+FASTLOSS_CPU_KERNEL_DECL(void, edit_distance_pairwise, (const ::fastloss::EditPairwiseParams&))

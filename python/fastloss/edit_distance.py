@@ -1,0 +1,229 @@
+"""Edit distance: batched Levenshtein with (insertion, deletion, substitution) costs,
+pairwise distance matrices, and corpus-level character/word error rates."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _C
+from ._array import as_index_array, backend_of, desc
+
+__all__ = ["edit_distance", "pairwise_edit_distance", "error_rate"]
+
+
+def _weights(weights):
+    try:
+        w = tuple(weights)
+    except TypeError:
+        raise TypeError(f"weights must be a tuple of 3 integers (insertion, deletion, substitution), "
+                        f"got {weights!r}") from None
+    if len(w) != 3 or any(isinstance(x, bool) or not isinstance(x, numbers.Integral) for x in w):
+        raise TypeError(f"weights must be a tuple of 3 integers (insertion, deletion, substitution), "
+                        f"got {weights!r}")
+    w = tuple(int(x) for x in w)
+    if min(w) < 0:
+        raise ValueError(f"weights must be non-negative (insertion, deletion, substitution), got {w}")
+    return w
+
+
+def _is_array(x):
+    return isinstance(x, np.ndarray) or hasattr(x, "__cuda_array_interface__")
+
+
+def _is_token_sequence(x):
+    """A flat sequence of integer tokens (a single sequence, not a batch)."""
+    if isinstance(x, np.ndarray):
+        return x.ndim == 1 and x.dtype.kind in "iu"
+    return isinstance(x, (list, tuple)) and len(x) > 0 and isinstance(x[0], numbers.Integral) \
+        and not isinstance(x[0], bool)
+
+
+def _is_empty(x):
+    return isinstance(x, (list, tuple, np.ndarray)) and len(x) == 0
+
+
+def _batch(x, name):
+    if isinstance(x, str):
+        raise TypeError(f"{name} is a str but the other argument is not: pass two strings, or two sequences")
+    if isinstance(x, np.ndarray):
+        if x.ndim == 1 and x.dtype.kind in "US":
+            return x.tolist()
+        if x.dtype == object and x.ndim == 1:
+            return list(x)
+        raise TypeError(f"{name}: a NumPy array must be 2-D integer (padded, with {name}_lengths), "
+                        f"got shape {x.shape} dtype {x.dtype}")
+    if isinstance(x, (list, tuple)):
+        return x
+    try:
+        return list(x)
+    except TypeError:
+        raise TypeError(f"{name} must be a str, a sequence of str or of integer sequences, or a 2-D integer "
+                        f"array, got {type(x).__name__}") from None
+
+
+def edit_distance(a, b, *, weights=(1, 1, 1), normalize=False, a_lengths=None, b_lengths=None):
+    """Levenshtein distance with (insertion, deletion, substitution) costs.
+
+    ``insertion`` turns ``a`` into ``b`` by inserting an element of ``b``; ``deletion``
+    removes an element of ``a`` (rapidfuzz's convention). Matches
+    ``rapidfuzz.distance.Levenshtein.distance`` (``normalized_distance`` with
+    ``normalize=True``) for every weight triple.
+
+    Args:
+        a, b: two ``str`` (compared by Unicode code point; returns a Python int, or float with
+            ``normalize``); two equal-length sequences of ``str`` or of integer (or hashable)
+            token sequences (returns an int64 array, one distance per pair); or two padded 2-D
+            integer arrays (N, La), (N, Lb) with ``a_lengths`` / ``b_lengths`` (NumPy runs on
+            the CPU, CuPy on the GPU).
+        weights: non-negative integer costs ``(insertion, deletion, substitution)``.
+        normalize: divide by the largest possible distance of the pair (0 when that is 0),
+            giving float64.
+        a_lengths, b_lengths: (N,) integer lengths of the padded rows (default: full width).
+
+    Example:
+        >>> import fastloss
+        >>> fastloss.edit_distance("kitten", "sitting")
+        3
+        >>> fastloss.edit_distance(["ab", "abc"], ["b", "abd"]).tolist()
+        [1, 1]
+    """
+    w = _weights(weights)
+    if not isinstance(normalize, (bool, np.bool_)):
+        raise TypeError(f"normalize must be a bool, got {normalize!r}")
+    normalize = bool(normalize)
+    padded = (_is_array(a) and getattr(a, "ndim", 0) == 2) or (_is_array(b) and getattr(b, "ndim", 0) == 2)
+    if padded or a_lengths is not None or b_lengths is not None:
+        return _padded(a, b, a_lengths, b_lengths, w, normalize)
+    ta, tb = _is_token_sequence(a), _is_token_sequence(b)
+    single = (isinstance(a, str) and isinstance(b, str)) or \
+        ((ta or tb) and (ta or _is_empty(a)) and (tb or _is_empty(b)))
+    if single:
+        out = np.empty(1, np.float64 if normalize else np.int64)
+        _C.edit_distance_batch([a], [b], w, None if normalize else desc(out), desc(out) if normalize else None)
+        return float(out[0]) if normalize else int(out[0])
+    a, b = _batch(a, "a"), _batch(b, "b")
+    if len(a) != len(b):
+        raise ValueError(f"a and b must have the same length (one pair per element), got {len(a)} and {len(b)}")
+    out = np.empty(len(a), np.float64 if normalize else np.int64)
+    _C.edit_distance_batch(a, b, w, None if normalize else desc(out), desc(out) if normalize else None)
+    return out
+
+
+def _padded(a, b, a_lengths, b_lengths, w, normalize):
+    backend = backend_of(a=a, b=b, a_lengths=a_lengths, b_lengths=b_lengths)
+    xp = backend.xp
+    a = as_index_array(a, "a", backend)
+    b = as_index_array(b, "b", backend)
+    for name, x in (("a", a), ("b", b)):
+        if x.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D padded integer array (batch, length) when lengths are given, "
+                             f"got shape {x.shape}")
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"a and b must have the same batch size, got {a.shape[0]} and {b.shape[0]}")
+    common = np.result_type(a.dtype, b.dtype)
+    if common.kind not in "iu":  # uint64 with a signed type
+        common = np.dtype(np.int64)
+    if backend.cuda and common not in (np.dtype(np.int32), np.dtype(np.int64)):
+        common = np.dtype(np.int64) if common.itemsize == 8 else np.dtype(np.int32)
+    a = a.astype(common, copy=False)
+    b = b.astype(common, copy=False)
+    if a.shape[1] > 1 and a.strides[1] != a.itemsize:
+        a = xp.ascontiguousarray(a)
+    if b.shape[1] > 1 and b.strides[1] != b.itemsize:
+        b = xp.ascontiguousarray(b)
+    lens = []
+    for name, l, x in (("a_lengths", a_lengths, a), ("b_lengths", b_lengths, b)):
+        if l is None:
+            lens.append(None)
+            continue
+        l = as_index_array(l, name, backend)
+        if l.shape != (x.shape[0],):
+            raise ValueError(f"{name} must have shape ({x.shape[0]},) (one length per row), got {l.shape}")
+        if backend.cuda and l.dtype != np.int64:
+            l = l.astype(np.int64)
+        lens.append(l)
+    out = backend.empty((a.shape[0],), np.float64 if normalize else np.int64)
+    ws = backend.workspace(8)
+    if backend.cuda:
+        with backend.device:
+            _C.edit_distance_padded(desc(a), desc(b), desc(lens[0]), desc(lens[1]), w, normalize, desc(out), True,
+                                    backend.stream(), desc(ws))
+    else:
+        _C.edit_distance_padded(desc(a), desc(b), desc(lens[0]), desc(lens[1]), w, normalize, desc(out), False, 0,
+                                None)
+    return out
+
+
+def pairwise_edit_distance(a, b, *, weights=(1, 1, 1), normalize=False, dtype=None):
+    """The ``len(a) x len(b)`` matrix of edit distances (like ``rapidfuzz.process.cdist``
+    with ``Levenshtein.distance``), written directly into the output array.
+
+    Args:
+        a, b: sequences of ``str`` or of integer (or hashable) token sequences.
+        weights: ``(insertion, deletion, substitution)`` costs, as in :func:`edit_distance`.
+        normalize: normalized distances (float64), as in :func:`edit_distance`.
+        dtype: ``int32`` or ``int64`` for the unnormalized matrix; default int32 when every
+            distance fits, else int64.
+
+    Example:
+        >>> import fastloss
+        >>> fastloss.pairwise_edit_distance(["ab", "b"], ["a", "ab", "abc"]).tolist()
+        [[1, 0, 1], [1, 1, 2]]
+    """
+    w = _weights(weights)
+    if not isinstance(normalize, (bool, np.bool_)):
+        raise TypeError(f"normalize must be a bool, got {normalize!r}")
+    a, b = _batch(a, "a"), _batch(b, "b")
+    if normalize:
+        out_dtype = np.dtype(np.float64)
+        if dtype is not None and np.dtype(dtype) != out_dtype:
+            raise TypeError(f"dtype must be float64 (or None) with normalize=True, got {np.dtype(dtype)}")
+    elif dtype is None:
+        longest = max(max(map(len, a), default=0), max(map(len, b), default=0))
+        out_dtype = np.dtype(np.int32) if 2 * longest * max(w) < 2**31 - 1 else np.dtype(np.int64)
+    else:
+        out_dtype = np.dtype(dtype)
+        if out_dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
+            raise TypeError(f"dtype must be int32 or int64, got {out_dtype}")
+    out = np.empty((len(a), len(b)), out_dtype)
+    _C.edit_distance_pairwise(a, b, w, bool(normalize), desc(out))
+    return out
+
+
+def error_rate(references, hypotheses, *, unit="char"):
+    """Corpus-level error rate: total edits over total reference units.
+
+    ``unit="char"`` is the character error rate (CER), ``unit="word"`` the word error rate
+    (WER). Matches jiwer 4's ``cer`` / ``wer`` with their default transforms: for CER each
+    sentence is ``strip()``-ed and compared by code point (inner spaces count); for WER runs
+    of two or more whitespace characters become one space, the ends are stripped and the
+    sentence is split on single spaces. When every reference is empty the result is the
+    number of inserted units (an int), as in jiwer.
+
+    Args:
+        references, hypotheses: a ``str`` or equal-length lists of ``str``.
+        unit: ``"char"`` or ``"word"``.
+
+    Example:
+        >>> import fastloss
+        >>> fastloss.error_rate(["the cat sat"], ["the cat sit"], unit="word")
+        0.3333333333333333
+    """
+    if unit not in ("char", "word"):
+        raise ValueError(f"unit must be 'char' or 'word', got {unit!r}")
+    refs = [references] if isinstance(references, str) else references
+    hyps = [hypotheses] if isinstance(hypotheses, str) else hypotheses
+    for name, x in (("references", refs), ("hypotheses", hyps)):
+        if not isinstance(x, (list, tuple)):
+            raise TypeError(f"{name} must be a str or a list of str, got {type(x).__name__}")
+    # jiwer turns an empty list into one empty sentence
+    refs = refs if len(refs) else [""]
+    hyps = hyps if len(hyps) else [""]
+    if len(refs) != len(hyps):
+        raise ValueError(f"references and hypotheses must have the same number of sentences, got {len(refs)} "
+                         f"and {len(hyps)}")
+    edits, ref_units, _ = _C.error_rate_counts(refs, hyps, unit == "word")
+    if ref_units == 0:
+        return int(edits)
+    return edits / ref_units
