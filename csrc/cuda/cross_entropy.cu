@@ -222,38 +222,24 @@ __global__ void __launch_bounds__(kWarpRows ? 256 : 512, kWarpRows ? 1 : 2) rows
 
 // Sum of the class weights in double, once per call (label smoothing needs it on every row).
 __global__ void weight_sum_kernel(DevParams p) {
-  __shared__ double smem[32];
   double acc = 0;
   for (int64_t c = threadIdx.x; c < p.C; c += blockDim.x) acc += load_weight<double>(p, c);
-  acc = warp_sum(acc);
-  if (threadIdx.x % 32 == 0) smem[threadIdx.x / 32] = acc;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    acc = threadIdx.x < blockDim.x / 32 ? smem[threadIdx.x] : 0.0;
-    acc = warp_sum(acc);
-    if (threadIdx.x == 0) p.ws->pad[0] = acc;
-  }
+  acc = block_sum(acc);
+  if (threadIdx.x == 0) p.ws->pad[0] = acc;
 }
 
 // One block sums the row losses in a fixed order and writes the 0-d result.
 template <class T>
 __global__ void finish_kernel(DevParams p, bool soft) {
   typedef typename AccOf<T>::type A;
-  __shared__ double smem[32];
   const double* row_loss = reinterpret_cast<const double*>(p.ws + 1);
   double acc = 0;
   for (int64_t r = threadIdx.x; r < p.rows; r += blockDim.x) acc += row_loss[r];
-  acc = warp_sum(acc);
-  if (threadIdx.x % 32 == 0) smem[threadIdx.x / 32] = acc;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    acc = threadIdx.x < blockDim.x / 32 ? smem[threadIdx.x] : 0.0;
-    acc = warp_sum(acc);
-    if (threadIdx.x == 0) {
-      const double denom = soft ? p.static_denom : p.ws->denom;
-      const double scale = p.reduction == 1 ? (denom != 0 ? 1.0 / denom : 0.0) : 1.0;
-      store_f(static_cast<T*>(p.loss), 0, static_cast<A>(acc * scale));
-    }
+  acc = block_sum(acc);
+  if (threadIdx.x == 0) {
+    const double denom = soft ? p.static_denom : p.ws->denom;
+    const double scale = p.reduction == 1 ? (denom != 0 ? 1.0 / denom : 0.0) : 1.0;
+    store_f(static_cast<T*>(p.loss), 0, static_cast<A>(acc * scale));
   }
 }
 

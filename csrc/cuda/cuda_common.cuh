@@ -99,6 +99,16 @@ template <class A> __device__ __forceinline__ void warp_maxsum(MaxSum<A>& ms) {
   }
 }
 
+// Sum over the block (fixed order: deterministic); thread 0 holds the result.
+template <class A> __device__ A block_sum(A v) {
+  __shared__ A smem[32];
+  v = warp_sum(v);
+  if (threadIdx.x % 32 == 0) smem[threadIdx.x / 32] = v;
+  __syncthreads();
+  if (threadIdx.x < 32) v = warp_sum(threadIdx.x < (blockDim.x + 31) / 32 ? smem[threadIdx.x] : A(0));
+  return v;
+}
+
 // Block-wide reduction of kN sums plus one MaxSum; every thread gets the result.
 // `smem` needs 32 * (kN + 2) values of A. Call from all threads of the block.
 template <class A, int kN>
