@@ -288,12 +288,15 @@ void cross_entropy_impl(const CrossEntropyParams& p) {
       SoftmaxStats<S> st;
       S* exps = nullptr;
       S* bmax = nullptr;
+      // Plain integer labels need no side sums: NoSide keeps their pass 1 free of branches.
+      const bool plain = !p.soft_labels && eps == S(0);
       if (want_grad) {
         exps = ebuf.get<S>(C + W);
         bmax = bmbuf.get<S>(rb.count() + 1);
-        st = softmax_stats<S, true>(x, rb, exps, bmax, side);
+        st = plain ? softmax_stats<S, true>(x, rb, exps, bmax) : softmax_stats<S, true>(x, rb, exps, bmax, side);
       } else {
-        st = softmax_stats<S, false>(x, rb, nullptr, nullptr, side);
+        st = plain ? softmax_stats<S, false>(x, rb, nullptr, nullptr)
+                   : softmax_stats<S, false>(x, rb, nullptr, nullptr, side);
       }
       const S lse = st.lse();
       S loss, A;

@@ -105,6 +105,27 @@ inline vec_t<double> fmadd(vec_t<double> a, vec_t<double> b, vec_t<double> c) {
 #endif
 }
 
+// min(max(x, lo), hi) lane-wise, a NaN lane staying NaN: x86 max/min return their second
+// operand when either is NaN, so x goes second. One instruction each (a ternary costs two).
+inline vec_t<float> clamp_keep_nan(vec_t<float> x, float lo, float hi) {
+#if defined(__AVX512F__)
+  return (vec_t<float>)_mm512_min_ps(_mm512_set1_ps(hi), _mm512_max_ps(_mm512_set1_ps(lo), (__m512)x));
+#elif defined(__AVX__)
+  return (vec_t<float>)_mm256_min_ps(_mm256_set1_ps(hi), _mm256_max_ps(_mm256_set1_ps(lo), (__m256)x));
+#else
+  return (vec_t<float>)_mm_min_ps(_mm_set1_ps(hi), _mm_max_ps(_mm_set1_ps(lo), (__m128)x));
+#endif
+}
+inline vec_t<double> clamp_keep_nan(vec_t<double> x, double lo, double hi) {
+#if defined(__AVX512F__)
+  return (vec_t<double>)_mm512_min_pd(_mm512_set1_pd(hi), _mm512_max_pd(_mm512_set1_pd(lo), (__m512d)x));
+#elif defined(__AVX__)
+  return (vec_t<double>)_mm256_min_pd(_mm256_set1_pd(hi), _mm256_max_pd(_mm256_set1_pd(lo), (__m256d)x));
+#else
+  return (vec_t<double>)_mm_min_pd(_mm_set1_pd(hi), _mm_max_pd(_mm_set1_pd(lo), (__m128d)x));
+#endif
+}
+
 // Streaming (non-temporal) store of a full vector to a kVecBytes-aligned address: the
 // gradient is written once and not read again, so skip the read-for-ownership.
 inline void stream_store(float* p, vec_t<float> v) {
@@ -133,8 +154,7 @@ inline void stream_fence() { _mm_sfence(); }
 // exp(-inf) = 0 exactly, exp(+inf) = inf, NaN stays NaN. About 1 ulp (float), 2 ulp (double).
 inline vec_t<float> vexp(vec_t<float> x) {
   typedef vec_t<float> V;
-  x = x > 100.0f ? splat(100.0f) : x;  // written so that NaN passes through unchanged
-  x = x < -110.0f ? splat(-110.0f) : x;
+  x = clamp_keep_nan(x, -110.0f, 100.0f);
   const V magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
   V t = fmadd(x, splat(1.44269504088896341f), magic);
   V n = t - magic;
@@ -160,8 +180,7 @@ inline vec_t<float> vexp(vec_t<float> x) {
 
 inline vec_t<double> vexp(vec_t<double> x) {
   typedef vec_t<double> V;
-  x = x > 710.0 ? splat(710.0) : x;
-  x = x < -750.0 ? splat(-750.0) : x;
+  x = clamp_keep_nan(x, -750.0, 710.0);
   const V magic = splat(6755399441055744.0);  // 1.5 * 2^52
   V t = fmadd(x, splat(1.4426950408889634074), magic);
   V n = t - magic;
