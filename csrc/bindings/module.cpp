@@ -133,4 +133,5 @@ PYBIND11_MODULE(_C, m) {
   });
 
   register_cross_entropy(m);
+  register_ctc(m);
 }

@@ -17,5 +17,6 @@ Reduction to_reduction(const std::string& s);
 int normalize_axis(int axis, int ndim, const char* name);
 
 void register_cross_entropy(py::module_& m);
+void register_ctc(py::module_& m);
 
 }  // namespace fastloss

@@ -9,12 +9,14 @@ import os as _os
 
 from . import _C
 from .cross_entropy import nll_loss, softmax_cross_entropy
+from .ctc import ctc_loss
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__", "build_info", "cuda_available", "get_num_threads", "set_num_threads",
     "softmax_cross_entropy", "nll_loss",
+    "ctc_loss",
 ]
 
 
