@@ -16,7 +16,7 @@ def _host_lengths(x, name, backend):
     if backend.cuda and isinstance(x, backend.xp.ndarray):
         x = x.get()
     arr = np.asarray(x)
-    if arr.dtype.kind not in "iu":
+    if arr.dtype.kind not in "iu" and not (arr.size == 0 and not isinstance(x, np.ndarray)):
         raise TypeError(f"{name} must be integers, got {arr.dtype}")
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one length per sample), got shape {arr.shape}")
