@@ -202,6 +202,20 @@ def test_empty_batch():
     assert fastloss.ctc_loss(x, np.zeros(0, np.int64), [], [], reduction="none").shape == (0,)
 
 
+def test_unbatched():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((9, 5))
+    lab = np.array([1, 3, 3])
+    for red in ("none", "mean", "sum"):
+        xt = torch.tensor(x, requires_grad=True)
+        ref = F.ctc_loss(xt.log_softmax(-1), torch.tensor(lab), torch.tensor(9), torch.tensor(3), reduction=red)
+        ref.backward()
+        loss, grad = fastloss.ctc_loss(x, lab, 9, 3, from_logits=True, reduction=red, return_grad=True)
+        assert loss.shape == () and grad.shape == x.shape
+        np.testing.assert_allclose(loss, ref.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
 def test_no_frames():
     # T = 0 (torch refuses it): empty labels give 0, others inf
     loss, grad = fastloss.ctc_loss(np.zeros((0, 2, 3)), np.array([[1], [1]]), [0, 0], [0, 1], reduction="none",
@@ -441,7 +455,8 @@ def _ok():
     (lambda a: a.update(labels=np.array([[1.0, 2.0], [3.0, 4.0]])), TypeError, ["labels"]),
     (lambda a: a.update(blank=5), ValueError, ["blank", "5"]),
     (lambda a: a.update(blank=-1), ValueError, ["blank", "-1"]),
-    (lambda a: a.update(log_probs=np.zeros((6, 5))), ValueError, ["log_probs", "3-D"]),
+    (lambda a: a.update(log_probs=np.zeros((6,))), ValueError, ["log_probs", "3-D"]),
+    (lambda a: a.update(log_probs=np.zeros((6, 2, 5, 1))), ValueError, ["log_probs", "3-D"]),
     (lambda a: a.update(log_probs=np.zeros((6, 2, 5), np.int32)), TypeError, ["log_probs"]),
     (lambda a: a.update(layout="NCT"), ValueError, ["layout"]),
     (lambda a: a.update(reduction="avg"), ValueError, ["reduction"]),

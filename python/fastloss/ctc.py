@@ -10,11 +10,14 @@ from .cross_entropy import _device
 __all__ = ["ctc_loss"]
 
 
+def _on_host(x, backend):
+    return x.get() if backend.cuda and isinstance(x, backend.xp.ndarray) else x
+
+
 def _host_lengths(x, name, backend):
     """Per-sample lengths as a host int64 array (CuPy lengths are copied to the host: the
     kernels size their work from them and the checks must run before any launch)."""
-    if backend.cuda and isinstance(x, backend.xp.ndarray):
-        x = x.get()
+    x = _on_host(x, backend)
     arr = np.asarray(x)
     if arr.dtype.kind not in "iu" and not (arr.size == 0 and not isinstance(x, np.ndarray)):
         raise TypeError(f"{name} must be integers, got {arr.dtype}")
@@ -34,7 +37,7 @@ def ctc_loss(log_probs, labels, input_lengths, label_lengths, *, blank=0, layout
 
     Args:
         log_probs: float array (T, N, C) for ``layout="TNC"`` (PyTorch's), (N, T, C) for
-            ``"NTC"``; log-probabilities, or unnormalised logits with ``from_logits=True``
+            ``"NTC"``, or unbatched (T, C) with labels (S,) and scalar lengths (as PyTorch); log-probabilities, or unnormalised logits with ``from_logits=True``
             (log-softmax over C is then applied inside). Any strides. NumPy runs on the CPU,
             CuPy on the GPU.
         labels: integers, padded (N, S) or the concatenation of all samples' labels (1-D).
@@ -70,6 +73,12 @@ def ctc_loss(log_probs, labels, input_lengths, label_lengths, *, blank=0, layout
     if isinstance(blank, bool) or not isinstance(blank, (int, np.integer)):
         raise TypeError(f"blank must be an integer, got {blank!r}")
     log_probs = as_float_array(log_probs, "log_probs", backend)
+    unbatched = log_probs.ndim == 2  # (T, C) with labels (S,) and scalar lengths, as torch
+    if unbatched:
+        log_probs, layout = log_probs[:, None, :], "TNC"
+        labels = labels.reshape(1, -1) if hasattr(labels, "reshape") else np.reshape(labels, (1, -1))
+        input_lengths = np.reshape(_on_host(input_lengths, backend), (1,))
+        label_lengths = np.reshape(_on_host(label_lengths, backend), (1,))
     if log_probs.ndim != 3:
         raise ValueError(f"log_probs must be 3-D ((T, N, C) for layout 'TNC', (N, T, C) for 'NTC'), "
                          f"got shape {log_probs.shape}")
@@ -92,4 +101,7 @@ def ctc_loss(log_probs, labels, input_lengths, label_lengths, *, blank=0, layout
         _C.ctc_loss(desc(log_probs), desc(labels), desc(il), desc(ll), int(blank), layout, bool(from_logits),
                     bool(zero_infinity), reduction, desc(loss), desc(grad), backend.cuda, backend.stream(),
                     desc(ws))
+    if unbatched:
+        loss = loss.reshape(())
+        grad = grad[:, 0, :] if grad is not None else None
     return (loss, grad) if grad is not None else loss
