@@ -25,6 +25,9 @@ namespace cpu {
 namespace FASTLOSS_ISA {
 namespace {
 
+// Gradients bigger than this go around the cache (streaming stores).
+constexpr int64_t kStreamBytes = int64_t(8) << 20;
+
 template <class S>
 struct Sample {
   typedef vec_t<S> V;
@@ -34,8 +37,9 @@ struct Sample {
   int64_t C, st_t, st_n, st_c;   // log_probs strides of the (T, N, C) view
   int64_t gt_t, gt_n, gt_c;      // grad strides
   bool x_native, g_native;       // float type S and class stride 1
+  bool stream;                   // gradient big enough to bypass the cache
   // per-thread buffers
-  ScratchBuffer alpha_buf, beta_buf, lp_buf, ext_buf, skip_buf, lse_buf, row_buf, grow_buf, gam_buf;
+  ScratchBuffer alpha_buf, beta_buf, lp_buf, ext_buf, skip_buf, lse_buf, row_buf, grow_buf, gam_buf, post_buf;
 
   // x[t, b, :] as a contiguous row of S (in place when possible).
   const S* row(int64_t t, int64_t b) {
@@ -148,6 +152,8 @@ struct Sample {
     S* bnext = bcur + R;
     for (int64_t i = 0; i < 2 * R; ++i) bcur[i] = ninf;
     S* gam = gam_buf.get<S>(R);
+    S* post = post_buf.get<S>(C + W);
+    for (int64_t c = 0; c < C; ++c) post[c] = S(0);
     const V vlogZ = splat(static_cast<S>(logZ));
     const V vscale = splat(scale);
     for (int64_t t = Tb - 1; t >= 0; --t) {
@@ -168,19 +174,22 @@ struct Sample {
           store(bcur + j + 2, bx + load(lp + j));
         }
       }
-      // gradient row t
+      // gradient row t, written in one pass (streamed past the cache when it is large):
+      // scale * (softmax - posterior) or scale * (-posterior)
+      for (int64_t s = 0; s < L; ++s) post[ext[s]] += gam[s];
       const int64_t goff = t * gt_t + b * gt_n;
       S* d = g_native ? g.template ptr<S>() + goff : grow_buf.get<S>(C + W);
-      if (from_logits) {
-        const S* x = row(t, b);
-        const V vl = splat(lse[t]);
-        int64_t c = 0;
-        for (; c + W <= C; c += W) store(d + c, vexp(load(x + c) - vl) * vscale);
-        for (; c < C; ++c) d[c] = std::exp(x[c] - lse[t]) * scale;
-      } else {
-        for (int64_t c = 0; c < C; ++c) d[c] = S(0);
+      const bool st = stream && g_native;
+      const S* x = from_logits ? row(t, b) : nullptr;
+      const V vl = splat(from_logits ? lse[t] : S(0));
+      for (int64_t c = 0; c < C; c += W) {
+        const int64_t n = C - c < W ? C - c : W;
+        const V pv = n == W ? load(post + c) : load_partial(post + c, n, S(0));
+        V v = -pv;
+        if (from_logits) v += vexp((n == W ? load(x + c) : load_partial(x + c, n, S(0))) - vl);
+        put_vec<S>(d, c, v * vscale, n, st);
       }
-      for (int64_t s = 0; s < L; ++s) d[ext[s]] -= gam[s] * scale;
+      for (int64_t s = 0; s < L; ++s) post[ext[s]] = S(0);
       if (!g_native)
         for (int64_t c = 0; c < C; ++c) store_as<S>(g, goff + c * gt_c, d[c]);
       S* tmp = bcur;
@@ -218,12 +227,14 @@ void ctc_impl(const CtcParams& p) {
     smp.gt_n = want_grad ? p.grad.strides[1] : 0;
     smp.gt_c = want_grad ? p.grad.strides[2] : 0;
     smp.g_native = want_grad && p.grad.dtype == native && p.grad.strides[2] == 1;
+    smp.stream = smp.g_native && p.grad.numel() * int64_t(sizeof(S)) >= kStreamBytes;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < N; ++b) {
       const int64_t Sb = p.label_lengths[b];
       const double scale = p.reduction == Reduction::mean ? inv_n / static_cast<double>(Sb > 1 ? Sb : 1) : 1.0;
       losses[b] = smp.run(b, offsets[b], label_stride, static_cast<S>(scale), want_grad);
     }
+    if (smp.stream) stream_fence();
   }
   if (p.reduction == Reduction::none) {
     for (int64_t b = 0; b < N; ++b) store_as<double>(p.loss, b * p.loss.strides[0], losses[b]);
