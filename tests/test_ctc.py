@@ -207,6 +207,25 @@ def test_empty_batch():
     assert fastloss.ctc_loss(x, np.zeros(0, np.int64), [], [], reduction="none").shape == (0,)
 
 
+def test_minus_inf_inputs():
+    """-inf logits/log-probs (impossible classes): the loss matches torch; the gradient of the
+    feasible samples stays finite (torch's has NaN there) and equals torch's where that is finite."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 3, 5))
+    x[2, :, 1] = -np.inf
+    x[:, 2, 3] = -np.inf  # sample 2 needs class 3: infeasible
+    lab, il, ll = np.array([[1, 2], [2, 1], [3, 4]]), np.array([8, 8, 8]), np.array([2, 2, 2])
+    ref_loss, ref_grad = torch_ctc(x, lab, il, ll, reduction="none")
+    for fl in (True, False):
+        inp = x if fl else log_softmax(x)
+        loss, grad = fastloss.ctc_loss(inp, lab, il, ll, from_logits=fl, reduction="none", return_grad=True)
+        np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
+        assert np.isfinite(grad[:, :2]).all() and np.isnan(grad[:, 2]).all()
+        g = grad if fl else through_log_softmax(np.where(np.isinf(inp), 0, grad), np.where(np.isinf(inp), -np.inf, inp))
+        ok = np.isfinite(ref_grad)
+        np.testing.assert_allclose(g[ok], ref_grad[ok], rtol=1e-9, atol=1e-12)
+
+
 def test_unbatched():
     rng = np.random.default_rng(8)
     x = rng.standard_normal((9, 5))
