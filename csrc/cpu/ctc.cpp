@@ -78,16 +78,31 @@ struct Sample {
       }
     }
     S* lp = lp_buf.get<S>(R);
-    auto gather = [&](int64_t t) {
+    for (int64_t s = 0; s < R; ++s) lp[s] = ninf;
+    // lp_t(s) for s in [s0, s1) (the lanes past L stay -inf)
+    auto gather = [&](int64_t t, int64_t s0, int64_t s1) {
       const S sub = from_logits ? lse[t] : S(0);
       const int64_t off = t * st_t + b * st_n;
+      s1 = s1 < L ? s1 : L;
       if (x_native) {
         const S* x = p->log_probs.template ptr<const S>() + off;
-        for (int64_t s = 0; s < L; ++s) lp[s] = x[ext[s]] - sub;
+        for (int64_t s = s0; s < s1; ++s) lp[s] = x[ext[s]] - sub;
       } else {
-        for (int64_t s = 0; s < L; ++s) lp[s] = load_as<S>(p->log_probs, off + ext[s] * st_c) - sub;
+        for (int64_t s = s0; s < s1; ++s) lp[s] = load_as<S>(p->log_probs, off + ext[s] * st_c) - sub;
       }
-      for (int64_t s = L; s < R; ++s) lp[s] = ninf;
+    };
+
+    // Only states on some complete path are computed: at t, s <= 2t + 1 (reachable from the
+    // start) and s >= L - 2 (Tb - t) (can still reach the end), rounded out to whole vectors.
+    // Everything else stays -inf (beyond 2t + 1 that is the true alpha; below the window the
+    // alpha is not needed, as beta is -inf there). An empty window means no path at all.
+    auto window = [&](int64_t t, int64_t* j0, int64_t* j1) {
+      const int64_t lo = L - 2 * (Tb - t) > 0 ? L - 2 * (Tb - t) : 0;
+      const int64_t hi = 2 * t + 2 < L ? 2 * t + 2 : L;
+      if (lo >= hi) { *j0 = *j1 = 0; return; }
+      *j0 = lo / W * W;
+      const int64_t e = (hi + W - 1) / W * W;
+      *j1 = e < Lv ? e : Lv;
     };
 
     // Forward.
@@ -97,21 +112,21 @@ struct Sample {
       logZ = Sb == 0 ? 0.0 : -std::numeric_limits<double>::infinity();
     } else {
       alpha = alpha_buf.get<S>(Tb * R);
-      gather(0);
+      gather(0, 0, 2);
       S* a0 = alpha;
-      for (int64_t i = 0; i < R; ++i) a0[i] = ninf;
+      for (int64_t i = 0; i < Tb * R; ++i) alpha[i] = ninf;
       a0[2] = lp[0];
       if (L > 1) a0[3] = lp[1];
       for (int64_t t = 1; t < Tb; ++t) {
-        gather(t);
         const S* prev = alpha + (t - 1) * R;
         S* cur = alpha + t * R;
-        cur[0] = cur[1] = ninf;
-        for (int64_t j = 0; j < Lv; j += W) {
+        int64_t j0, j1;
+        window(t, &j0, &j1);
+        gather(t, j0, j1);
+        for (int64_t j = j0; j < j1; j += W) {
           const V a = load(prev + j + 2), b1 = load(prev + j + 1), b2 = load(prev + j) + load(skip + j);
           store(cur + j + 2, vlogsumexp3(a, b1, b2) + load(lp + j));
         }
-        for (int64_t i = Lv + 2; i < R; ++i) cur[i] = ninf;
       }
       const S* last = alpha + (Tb - 1) * R;
       const S e1 = last[2 + L - 1], e2 = L > 1 ? last[2 + L - 2] : ninf;
@@ -154,13 +169,17 @@ struct Sample {
     S* gam = gam_buf.get<S>(R);
     S* post = post_buf.get<S>(C + W);
     for (int64_t c = 0; c < C; ++c) post[c] = S(0);
+    V even = V{};
+    for (int i = 0; i < W; i += 2) even[i] = S(1);
     const V vlogZ = splat(static_cast<S>(logZ));
     const V vscale = splat(scale);
     for (int64_t t = Tb - 1; t >= 0; --t) {
-      gather(t);
       const S* al = alpha + t * R;
+      int64_t j0, j1;
+      window(t, &j0, &j1);
+      gather(t, j0, j1);
       if (t == Tb - 1) {
-        for (int64_t j = 0; j < Lv; j += W) {
+        for (int64_t j = j0; j < j1; j += W) {
           V bx = splat(ninf);
           for (int i = 0; i < W; ++i)
             if (j + i < L && j + i >= L - 2) bx[i] = S(0);
@@ -168,7 +187,7 @@ struct Sample {
           store(bcur + j + 2, bx + load(lp + j));
         }
       } else {
-        for (int64_t j = 0; j < Lv; j += W) {
+        for (int64_t j = j0; j < j1; j += W) {
           const V bx = vlogsumexp3(load(bnext + j + 2), load(bnext + j + 3), load(bnext + j + 4) + load(skip + j + 2));
           store(gam + j, vexp(load(al + j + 2) + bx - vlogZ));
           store(bcur + j + 2, bx + load(lp + j));
@@ -176,7 +195,13 @@ struct Sample {
       }
       // gradient row t, written in one pass (streamed past the cache when it is large):
       // scale * (softmax - posterior) or scale * (-posterior)
-      for (int64_t s = 0; s < L; ++s) post[ext[s]] += gam[s];
+      // blank states (even s) summed in vector lanes, label states scattered: a scatter of
+      // every state would chain all the blank updates through one memory location
+      const int64_t s1 = j1 < L ? j1 : L;
+      V vb = V{};
+      for (int64_t j = j0; j < j1; j += W) vb += load(gam + j) * even;  // gam is 0 past L
+      post[p->blank] += hsum<S>(vb);
+      for (int64_t s = j0 + 1; s < s1; s += 2) post[ext[s]] += gam[s];
       const int64_t goff = t * gt_t + b * gt_n;
       S* d = g_native ? g.template ptr<S>() + goff : grow_buf.get<S>(C + W);
       const bool st = stream && g_native;
@@ -189,7 +214,8 @@ struct Sample {
         if (from_logits) v += vexp((n == W ? load(x + c) : load_partial(x + c, n, S(0))) - vl);
         put_vec<S>(d, c, v * vscale, n, st);
       }
-      for (int64_t s = 0; s < L; ++s) post[ext[s]] = S(0);
+      for (int64_t s = j0 + 1; s < s1; s += 2) post[ext[s]] = S(0);
+      post[p->blank] = S(0);
       if (!g_native)
         for (int64_t c = 0; c < C; ++c) store_as<S>(g, goff + c * gt_c, d[c]);
       S* tmp = bcur;
