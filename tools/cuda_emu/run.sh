@@ -7,6 +7,8 @@
 # model --use_fast_math precision, real warp scheduling or performance.
 #
 #   tools/cuda_emu/run.sh [pytest args...]      (needs build/dev from the CPU dev build)
+# When module.cpp registers more loss families, add their bind_*.cpp below and stubs for
+# their cuda:: entry points to emu_stubs.cpp (or an emulated .cu the same way as ctc.cu).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE="$ROOT/tools/cuda_emu"
