@@ -1,0 +1,72 @@
+"""A fake CuPy for the CUDA-emulation harness: host NumPy arrays dressed as device arrays."""
+import numpy as np
+
+
+class _Dev:
+    id = 0
+
+
+class _Data:
+    def __init__(self, a):
+        self.ptr = a.__array_interface__["data"][0]
+
+
+class ndarray(np.ndarray):
+    @property
+    def device(self):
+        return _Dev()
+
+    @property
+    def data(self):
+        return _Data(self)
+
+    def get(self):
+        return np.array(self.view(np.ndarray))
+
+
+def _wrap(a):
+    return np.asarray(a).view(ndarray)
+
+
+def asarray(a, dtype=None):
+    if isinstance(a, ndarray) and dtype is None:
+        return a
+    return _wrap(np.array(a.view(np.ndarray) if isinstance(a, ndarray) else a, dtype=dtype))
+
+
+def empty(shape, dtype=np.float64):
+    return _wrap(np.full(shape, np.nan, dtype=dtype) if np.dtype(dtype).kind == "f" else np.empty(shape, dtype))
+
+
+def zeros(shape, dtype=np.float64):
+    return _wrap(np.zeros(shape, dtype))
+
+
+def asnumpy(a):
+    return a.get()
+
+
+class _Stream:
+    ptr = 0
+
+
+class _Device:
+    def __init__(self, i=0):
+        self.id = i
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+    def synchronize(self):
+        pass
+
+
+class cuda:
+    Device = _Device
+
+    @staticmethod
+    def get_current_stream():
+        return _Stream()

@@ -1,0 +1,78 @@
+// CPU emulation of the few CUDA runtime/device features fastloss kernels use: each block runs
+// as blockDim std::threads with a real barrier for __syncthreads, blocks run one after another.
+#pragma once
+#include <immintrin.h>
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+
+struct dim3 { unsigned x = 1, y = 1, z = 1; dim3(unsigned a = 1) : x(a) {} };
+inline thread_local dim3 threadIdx, blockIdx;
+inline dim3 blockDim, gridDim;
+inline std::barrier<>* g_bar = nullptr;
+inline void __syncthreads() { g_bar->arrive_and_wait(); }
+
+inline double g_shfl[4096];
+template <class T> inline T __shfl_xor_sync(unsigned, T v, int o) {
+  const unsigned t = threadIdx.x;
+  g_shfl[t] = static_cast<double>(v);
+  __syncthreads();
+  const unsigned src = (t & ~31u) | ((t & 31u) ^ unsigned(o));
+  T r = static_cast<T>(g_shfl[src]);
+  __syncthreads();
+  return r;
+}
+
+template <class T> inline T __ldg(const T* p) { return *p; }
+inline float __expf(float x) { return std::exp(x); }
+inline float __logf(float x) { return std::log(x); }
+using std::isnan;
+using std::isinf;
+using std::exp;
+using std::log;
+
+inline float atomicAdd(float* p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
+inline double atomicAdd(double* p, double v) { return std::atomic_ref<double>(*p).fetch_add(v); }
+inline unsigned long long atomicMin(unsigned long long* p, unsigned long long v) {
+  std::atomic_ref<unsigned long long> a(*p);
+  unsigned long long cur = a.load();
+  while (v < cur && !a.compare_exchange_weak(cur, v)) {}
+  return cur;
+}
+
+typedef void* cudaStream_t;
+enum cudaError_t { cudaSuccess = 0 };
+enum cudaMemcpyKind { cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount };
+inline const char* cudaGetErrorString(cudaError_t) { return "emulated"; }
+inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind, cudaStream_t) { std::memcpy(d, s, n); return cudaSuccess; }
+inline cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) { std::memcpy(d, s, n); return cudaSuccess; }
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+inline cudaError_t cudaGetDevice(int* d) { *d = 0; return cudaSuccess; }
+inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr, int) { *v = 1; return cudaSuccess; }
+
+inline void emu_launch(unsigned grid, unsigned block, const std::function<void()>& f) {
+  gridDim = dim3(grid);
+  blockDim = dim3(block);
+  for (unsigned b = 0; b < grid; ++b) {
+    std::barrier<> bar(block);
+    g_bar = &bar;
+    std::vector<std::thread> ts;
+    for (unsigned t = 0; t < block; ++t)
+      ts.emplace_back([&, t, b] { threadIdx = dim3(t); blockIdx = dim3(b); f(); });
+    for (auto& th : ts) th.join();
+  }
+}
