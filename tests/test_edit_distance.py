@@ -49,6 +49,21 @@ def mutate(rng, s, alphabet, edits):
     return "".join(t)
 
 
+def mutate_list(rng, t, edits):
+    t = list(t)
+    for _ in range(edits):
+        i = rng.randrange(len(t) + 1)
+        op = rng.randrange(3)
+        if op == 0:
+            t.insert(i, rng.randrange(-3, 300))
+        elif i < len(t):
+            if op == 1:
+                del t[i]
+            else:
+                t[i] = rng.randrange(-3, 300)
+    return t
+
+
 def pairs(seed, count, lengths, related=0.5):
     rng = random.Random(seed)
     out = []
@@ -135,6 +150,48 @@ class TestStrings:
         a = ["abc", "aé", "a\U0001F600", "\u20ac" * 70, "é" * 65]
         b = ["a\U0001F600c", "a\u20ac", "ab", "\u20ac" * 69 + "é", "e" * 64]
         assert fastloss.edit_distance(a, b).tolist() == [Levenshtein.distance(x, y) for x, y in zip(a, b)]
+
+    @pytest.mark.parametrize("alpha", ["abcdefghijklmnopqrstuvwxyz ", "ab", "aé€b", "x\U0001F600\U0001F601é",
+                                       "".join(chr(c) for c in range(200, 300))])
+    def test_close_pairs_diagonal_band(self, alpha, isa):
+        # close pairs of 65..1000 elements: the one-word diagonal band (exact up to a distance of
+        # 62/63), around its bound, and pairs where it gives up and the block algorithm takes over
+        rng = random.Random(len(alpha))
+        a, b = [], []
+        for n in (65, 66, 100, 127, 128, 129, 200, 500, 1000):
+            for edits in (1, 3, 10, 25, 40, 55, 60, 62, 63, 64, 66, 70, 90):
+                x = rand_str(rng, n, alpha)
+                y = mutate(rng, x, alpha, edits)
+                a += [x, y]
+                b += [y, x]
+            x = rand_str(rng, n, alpha)
+            for y in ("q" * 63 + x, "q" * 64 + x, x[:-62], x[31:] + "z" * 31, x[32:] + "z" * 33, x[::-1]):
+                a += [x, y]
+                b += [y, x]
+        got = fastloss.edit_distance(a, b).tolist()
+        exp = [Levenshtein.distance(x, y) for x, y in zip(a, b)]
+        assert got == exp
+        assert any(60 <= e <= 66 for e in exp)
+
+    def test_band_mixed_widths_and_tokens(self):
+        # patterns whose keys are all < 256 in a wider str kind or as integer tokens, against texts
+        # with keys >= 256 (the band's sliding table), and wide patterns (the block table)
+        rng = random.Random(17)
+        a, b = [], []
+        for n in (70, 150, 300):
+            for edits in (2, 20, 61, 80):
+                x = rand_str(rng, n, "abcdé")
+                y = mutate(rng, x, "abcdé\u20ac\U0001F600", edits)
+                a += ["\u20ac" + x + "\U0001F600", "\u20ac" + y, x, y]
+                b += ["\U0001F600" + y + "\u20ac", x + "\u20ac", "\U0001F600" + y, x]
+        got = fastloss.edit_distance(a, b).tolist()
+        assert got == [Levenshtein.distance(x, y) for x, y in zip(a, b)]
+        ta = [[ord(c) for c in x] for x in a] + [[rng.randrange(-3, 300) for _ in range(100)] for _ in range(20)]
+        tb = [[ord(c) for c in y] for y in b] + [mutate_list(rng, t, 15) for t in ta[len(a):]]
+        ta += [[rng.randrange(0, 5) for _ in range(120)]]
+        tb += [ta[-1][:50] + [-1, 2**40] + ta[-1][50:]]
+        got = fastloss.edit_distance(ta, tb).tolist()
+        assert got == [Levenshtein.distance(x, y) for x, y in zip(ta, tb)]
 
     @settings(max_examples=300, deadline=None)
     @given(st.text(alphabet="abc\U0001F600é", max_size=90), st.text(alphabet="abc\U0001F600é", max_size=90),

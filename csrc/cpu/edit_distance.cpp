@@ -2,9 +2,11 @@
 //
 // Per pair, after trimming the common prefix and suffix:
 //   * unit costs (ins == del == sub, times that cost): Myers/Hyyrö bit-parallel Levenshtein,
-//     the shorter sequence as the pattern; one 64-bit word for patterns of <= 64 elements,
-//     Myers' block algorithm (one word per 64 pattern elements, carries between words) with
-//     Ukkonen's band (only the words that can still reach a distance <= the bound) beyond;
+//     the shorter sequence as the pattern; one 64-bit word for patterns of <= 64 elements;
+//     beyond, first Hyyrö's diagonal band in one word (exact for distances <= 62, lengths
+//     differing by <= 63), then Myers' block algorithm (one word per 64 pattern elements,
+//     carries between words) with Ukkonen's band (only the words that can still reach a
+//     distance <= the bound), widened until the result fits;
 //   * ins == del, sub >= ins + del: InDel distance (m + n - 2 LCS) times the cost, the LCS by
 //     the Allison-Dix / Hyyrö bit-parallel recurrence;
 //   * any other costs: the plain dynamic program (one row of int64).
@@ -81,8 +83,10 @@ struct BlockTable {
   uint64_t* hkeys;
   int32_t* hslots;
   int64_t hcap = 0;  // power of two, > 2 * distinct keys
+  // Per slot: a zero word, `words` masks, a zero word (stride = words + 2), so that a 64-bit
+  // window starting anywhere in [-64, m) reads zeros outside the pattern.
   uint64_t* masks = nullptr;
-  int64_t words = 0, nslots = 0;
+  int64_t words = 0, stride = 0, nslots = 0;
 
   int32_t find(uint64_t k) const {
     if (k < 256) return ascii[k];
@@ -94,16 +98,30 @@ struct BlockTable {
     }
     return 0;
   }
-  const uint64_t* get(uint64_t k) const { return masks + find(k) * words; }
+  const uint64_t* get(uint64_t k) const { return masks + find(k) * stride + 1; }
+  // Bits [pos, pos + 64) of the key's pattern mask (pos >= -64; zeros outside [0, m)).
+  uint64_t window(uint64_t k, int64_t pos) const {
+    const uint64_t* w = masks + find(k) * stride;
+    const uint64_t q = static_cast<uint64_t>(pos + 64);
+    const uint64_t off = q & 63;
+    const uint64_t* x = w + (q >> 6);
+    return (x[0] >> off) | ((x[1] << 1) << (63 - off));
+  }
 };
 
 // Per-thread work space.
 struct Work {
   ScratchBuffer wt_ascii, wt_keys, wt_vals;
   ScratchBuffer bt_ascii, bt_keys, bt_slots, bt_masks;
-  ScratchBuffer vp, vn, row;
+  ScratchBuffer vp, vn, row, slide_buf;
   WordTable wt;
   BlockTable bt;
+  // The band's sliding table for patterns of keys < 256: per key, the position (plus
+  // slide_base) of the window top when its 64-bit mask was last updated, and that mask.
+  // Entries of earlier pairs are left behind: slide_base grows past them, so they read 0.
+  struct Slide { int64_t pos; uint64_t bits; };
+  Slide* slide;
+  int64_t slide_base = 0;
 
   Work() {
     wt.ascii = wt_ascii.get<uint64_t>(256);
@@ -114,6 +132,8 @@ struct Work {
     std::memset(wt.hvals, 0, 128 * 8);
     bt.ascii = bt_ascii.get<int32_t>(256);
     std::memset(bt.ascii, 0, 256 * 4);
+    slide = slide_buf.get<Slide>(256);
+    for (int i = 0; i < 256; ++i) slide[i].pos = -(int64_t(1) << 62), slide[i].bits = 0;
   }
 
   // Builds the block table of pattern p (m elements); clear_block() undoes it.
@@ -144,9 +164,10 @@ struct Work {
       }
     }
     bt.nslots = next;
-    bt.masks = bt_masks.get<uint64_t>(next * words);
-    std::memset(bt.masks, 0, next * words * 8);
-    for (int64_t i = 0; i < m; ++i) bt.masks[bt.find(p[i]) * words + i / 64] |= uint64_t(1) << (i % 64);
+    bt.stride = words + 2;
+    bt.masks = bt_masks.get<uint64_t>(next * bt.stride);
+    std::memset(bt.masks, 0, next * bt.stride * 8);
+    for (int64_t i = 0; i < m; ++i) bt.masks[bt.find(p[i]) * bt.stride + 1 + i / 64] |= uint64_t(1) << (i % 64);
   }
   template <class T> void clear_block(const T* p, int64_t m) {
     for (int64_t i = 0; i < m; ++i)
@@ -239,6 +260,83 @@ int64_t myers_block(Work& w, int64_t m, const TT* t, int64_t n, int64_t k) {
   return score;
 }
 
+// Hyyrö's banded bit-parallel Levenshtein: one 64-bit word holds a diagonal band of the
+// matrix (pattern P of m rows, text T of n >= m columns, n - m <= 63) and slides down one row
+// per column. Bit b of column j is row i = j - dhi + b: the band spans the diagonals
+// d = j - i in [-kl, dhi], dhi = (n - m) + kl, kl = (63 - (n - m)) / 2, i.e. every cell with
+// |d| + |n - m - d| <= bound = (n - m) + 2 kl (62 or 63), which holds every cell of every path
+// of cost <= bound. Rows <= 0 are the boundary extended upwards (D[i][j] = j - i: vertical
+// delta -1, no matches) and rows > m have no matches, so no start-up or end phase is needed;
+// a row entering the band at the bottom gets vertical delta +1 and the row leaving it at the
+// top horizontal delta +1, both upper bounds, so a result <= bound is exact. The distance is
+// followed along diagonal n - m (bit kl), where it never decreases: returns -1 as soon as it
+// exceeds the bound (the distance is then > bound).
+//
+// The Eq window of column j (pattern elements j - dhi .. j - dhi + 63) comes from `eq`:
+// BandBlock reads it from the block table; BandSlide (patterns of keys < 256) keeps per key
+// the mask as of its last update and shifts it lazily (no table built or cleared per pair).
+struct BandBlock {
+  const BlockTable& bt;
+  int64_t dhi = 0;
+  void start(int64_t d) { dhi = d; }
+  template <class TT> uint64_t operator()(int64_t j, TT c) const { return bt.window(c, j - dhi); }
+};
+
+template <class TP>
+struct BandSlide {
+  Work::Slide* tab;
+  int64_t base, m;
+  const TP* p;
+  int64_t dhi = 0;
+  static uint64_t shr(uint64_t x, int64_t s) { return s < 64 ? x >> s : 0; }
+  // Window top (bit 63) at column j: pattern element j - dhi + 63; absolute: + base.
+  void insert(int64_t top) {
+    Work::Slide& e = tab[p[top]];
+    e.bits = shr(e.bits, base + top - e.pos) | (uint64_t(1) << 63);
+    e.pos = base + top;
+  }
+  void start(int64_t d) {
+    dhi = d;
+    const int64_t t0 = 63 - dhi;
+    for (int64_t i = 0; i < t0 && i < m; ++i) insert(i);
+  }
+  template <class TT> uint64_t operator()(int64_t j, TT c) {
+    const int64_t top = j - dhi + 63;
+    if (top < m) insert(top);
+    if (sizeof(TT) > 1 && uint64_t(c) >= 256) return 0;
+    const Work::Slide& e = tab[c];
+    return shr(e.bits, base + top - e.pos);
+  }
+};
+
+template <class TT, class Eq>
+int64_t myers_band(Eq& eq, int64_t m, const TT* t, int64_t n) {
+  const int64_t delta = n - m;
+  const int64_t kl = (63 - delta) / 2;
+  const int64_t dhi = delta + kl;
+  const int64_t bound = delta + 2 * kl;
+  eq.start(dhi);
+  uint64_t vn = dhi >= 63 ? ~uint64_t(0) : ((uint64_t(1) << (dhi + 1)) - 1);  // rows <= 0
+  uint64_t vp = ~vn;
+  const uint64_t sbit = uint64_t(1) << kl;
+  const uint64_t top = uint64_t(1) << 63;
+  int64_t score = delta;  // D[-delta][0] on the extended boundary
+  for (int64_t j = 0; j < n; ++j) {
+    vp = (vp >> 1) | top;
+    vn >>= 1;
+    const uint64_t x = eq(j, t[j]);
+    const uint64_t d0 = (((x & vp) + vp) ^ vp) | x | vn;
+    const uint64_t hp = vn | ~(d0 | vp);
+    const uint64_t hn = vp & d0;
+    score += (d0 & sbit) == 0;
+    if (score > bound) return -1;
+    const uint64_t hp1 = (hp << 1) | 1;
+    vp = (hn << 1) | ~(d0 | hp1);
+    vn = hp1 & d0;
+  }
+  return score;
+}
+
 // LCS length, pattern in the word table (m <= 64).
 template <class TT>
 inline int64_t lcs_word(WordTable& pm, int64_t m, const TT* t, int64_t n) {
@@ -311,10 +409,30 @@ int64_t uniform(Work& w, const TP* p, int64_t m, const TT* t, int64_t n) {
     w.wt.clear(p, m);
     return d;
   }
-  w.build_block(p, m);
-  // Bands of growing width (most pairs compared in practice are close), then the full matrix.
+  // Most pairs compared in practice are close: first the one-word diagonal band (exact up to
+  // a distance of 62), then block bands of growing width, then the full matrix.
   int64_t d = -1;
-  for (int64_t k = (n - m) + (m / 8 > 24 ? m / 8 : 24); d < 0; k *= 3) {
+  if (n - m <= 63) {
+    uint64_t keys = 0;
+    if (sizeof(TP) > 1)
+      for (int64_t i = 0; i < m; ++i) keys |= uint64_t(p[i]);
+    if (keys < 256) {
+      BandSlide<TP> eq{w.slide, w.slide_base, m, p};
+      d = myers_band(eq, m, t, n);
+      w.slide_base += m + 64;
+      if (d >= 0) return d;
+      w.build_block(p, m);
+    } else {
+      w.build_block(p, m);
+      BandBlock eq{w.bt};
+      d = myers_band(eq, m, t, n);
+    }
+  } else {
+    w.build_block(p, m);
+  }
+  int64_t k0 = (n - m) + (m / 8 > 24 ? m / 8 : 24);
+  if (n - m <= 63 && k0 < 124) k0 = 124;
+  for (int64_t k = k0; d < 0; k *= 3) {
     if (k >= n + m || (2 * k) / 64 + 2 >= w.bt.words) {
       d = myers_block(w, m, t, n, n + m);
     } else {
