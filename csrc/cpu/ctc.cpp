@@ -73,7 +73,7 @@ struct Sample {
     if (from_logits) {
       for (int64_t t = 0; t < Tb; ++t) {
         const S* x = row(t, b);
-        const RowBlocks<S> rb = make_row_blocks<S>(C, 0);
+        const RowBlocks<S> rb{C};
         lse[t] = softmax_stats<S, false>(x, rb, nullptr, nullptr).lse();
       }
     }
