@@ -70,3 +70,13 @@ def test_unsupported_array_types():
 
     with pytest.raises(TypeError, match="logits"):
         fastloss.softmax_cross_entropy(Weird(), [0])
+
+
+@pytest.mark.parametrize("module", ["cross_entropy", "ctc", "edit_distance"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"fastloss.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0

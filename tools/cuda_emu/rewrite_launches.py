@@ -1,11 +1,69 @@
-"""Turns `kernel<...><<<grid, block, smem, stream>>>(args);` into emu_launch(...) calls."""
-import re
+"""Turns `kernel<...><<<grid, block, smem, stream>>>(args);` into emu_launch(...) calls.
+
+Arguments are split at top-level commas only, so `grid_for(rows, 8)` stays one argument."""
 import sys
 
+
+def split_top(s):
+    parts, depth, cur = [], 0, ""
+    for ch in s:
+        if ch in "([{<":
+            depth += 1
+        elif ch in ")]}>":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur.strip())
+    return parts
+
+
+def rewrite(src):
+    out, n, i = "", 0, 0
+    while True:
+        j = src.find("<<<", i)
+        if j < 0:
+            return out + src[i:], n
+        # the kernel expression: identifier with optional balanced <...> right before <<<
+        k = j
+        if src[k - 1] == ">":
+            depth = 0
+            while True:
+                k -= 1
+                if src[k] == ">":
+                    depth += 1
+                elif src[k] == "<":
+                    depth -= 1
+                    if depth == 0:
+                        break
+        while k > 0 and (src[k - 1].isalnum() or src[k - 1] in "_:"):
+            k -= 1
+        kernel = src[k:j]
+        e = src.index(">>>", j)
+        cfg = split_top(src[j + 3:e])
+        # the argument list: balanced (...) after >>>
+        a0 = e + 3
+        assert src[a0] == "(", src[a0:a0 + 40]
+        depth, a = 0, a0
+        while True:
+            if src[a] == "(":
+                depth += 1
+            elif src[a] == ")":
+                depth -= 1
+                if depth == 0:
+                    break
+            a += 1
+        args = src[a0 + 1:a]
+        out += src[i:k] + (f"emu_launch(static_cast<unsigned>({cfg[0]}), static_cast<unsigned>({cfg[1]}), "
+                           f"[&] {{ {kernel}({args}); }})")
+        i = a + 1
+        n += 1
+
+
 src = open(sys.argv[1]).read()
-pat = re.compile(r'([A-Za-z_]\w*(?:<[^;<>]*>)?)<<<([^,]+),\s*([^,]+),\s*[^,]+,\s*[^>]+>>>\(([^;]*)\);')
-out, n = pat.subn(lambda m: f'emu_launch(static_cast<unsigned>({m.group(2)}), static_cast<unsigned>({m.group(3)}), '
-                            f'[&] {{ {m.group(1)}({m.group(4)}); }});', src)
+out, n = rewrite(src)
 out = out.replace('#include "cuda_common.cuh"', '#include "%s/cuda_common.cuh"' % sys.argv[3])
 open(sys.argv[2], "w").write(out)
 print(f"{sys.argv[1]}: {n} launches rewritten", file=sys.stderr)

@@ -38,6 +38,10 @@ def empty(shape, dtype=np.float64):
     return _wrap(np.full(shape, np.nan, dtype=dtype) if np.dtype(dtype).kind == "f" else np.empty(shape, dtype))
 
 
+def empty_like(a, dtype=None):
+    return empty(a.shape, dtype or a.dtype)
+
+
 def zeros(shape, dtype=np.float64):
     return _wrap(np.zeros(shape, dtype))
 
