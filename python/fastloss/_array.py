@@ -133,14 +133,14 @@ def check_grad_out(grad_out, like, backend: Backend):
     overlapping elements (a broadcast view would make the result depend on write order)."""
     if grad_out is None:
         return backend.empty(like.shape, like.dtype)
-    if isinstance(grad_out, np.ndarray) == backend.cuda or not isinstance(grad_out, backend.xp.ndarray):
+    if is_cupy(grad_out) != backend.cuda or not isinstance(grad_out, backend.xp.ndarray):
         raise TypeError(f"grad_out must be a {'CuPy' if backend.cuda else 'NumPy'} array like the inputs, "
                         f"got {type(grad_out).__name__}")
     if grad_out.shape != like.shape:
         raise ValueError(f"grad_out must have shape {like.shape}, got {grad_out.shape}")
     if grad_out.dtype != like.dtype:
         raise TypeError(f"grad_out must have dtype {like.dtype}, got {grad_out.dtype}")
-    if isinstance(grad_out, np.ndarray) and not grad_out.flags.writeable:
+    if not backend.cuda and not grad_out.flags.writeable:
         raise ValueError("grad_out is read-only")
     if any(s == 0 and n > 1 for s, n in zip(grad_out.strides, grad_out.shape)):
         raise ValueError("grad_out must not be a broadcast view (it has a zero stride)")

@@ -6,13 +6,17 @@
 # CuPy path and binding. Catches indexing, synchronisation and logic errors; it does not
 # model --use_fast_math precision, real warp scheduling or performance.
 #
-#   tools/cuda_emu/run.sh [pytest args...]      (needs build/dev from the CPU dev build)
+#   tools/cuda_emu/run.sh [pytest args...]      (builds the CPU core in build/dev if missing)
 # Every csrc/cuda/*.cu (but runtime.cu) is emulated and every binding linked.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE="$ROOT/tools/cuda_emu"
 OUT="$ROOT/build/cuda_emu"
 mkdir -p "$OUT/pkg/fastloss" "$OUT/pkg/cupy"
+if [ ! -f "$ROOT/build/dev/libfastloss_core.a" ]; then
+  cmake -S "$ROOT" -B "$ROOT/build/dev" -DFASTLOSS_CUDA=OFF -DFASTLOSS_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$ROOT/build/dev" -j 2 --target fastloss_core >/dev/null
+fi
 EMU_SOURCES=()
 for cu in "$ROOT"/csrc/cuda/*.cu; do
   name=$(basename "$cu" .cu)

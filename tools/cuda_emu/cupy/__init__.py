@@ -74,3 +74,7 @@ class cuda:
     @staticmethod
     def get_current_stream():
         return _Stream()
+
+
+from numpy import (bool_, float16, float32, float64, int8, int16, int32, int64,  # noqa: E402,F401
+                   uint8, uint16, uint32, uint64)

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -26,14 +27,18 @@ inline dim3 blockDim, gridDim;
 inline std::barrier<>* g_bar = nullptr;
 inline void __syncthreads() { g_bar->arrive_and_wait(); }
 
+// Warp shuffles synchronise only their warp (a barrier per 32 threads), so a warp may take
+// part in shuffles that other warps of its block skip, as on the GPU.
 inline double g_shfl[4096];
+inline std::vector<std::barrier<>*> g_warp_bar;
 template <class T> inline T __shfl_xor_sync(unsigned, T v, int o) {
   const unsigned t = threadIdx.x;
+  std::barrier<>* bar = g_warp_bar[t / 32];
   g_shfl[t] = static_cast<double>(v);
-  __syncthreads();
+  bar->arrive_and_wait();
   const unsigned src = (t & ~31u) | ((t & 31u) ^ unsigned(o));
   T r = static_cast<T>(g_shfl[src]);
-  __syncthreads();
+  bar->arrive_and_wait();
   return r;
 }
 
@@ -83,6 +88,12 @@ inline void emu_launch(unsigned grid, unsigned block, const std::function<void()
   for (unsigned b = 0; b < grid; ++b) {
     std::barrier<> bar(block);
     g_bar = &bar;
+    std::vector<std::unique_ptr<std::barrier<>>> warps;
+    g_warp_bar.clear();
+    for (unsigned w = 0; w * 32 < block; ++w) {
+      warps.emplace_back(new std::barrier<>(std::min(32u, block - w * 32)));
+      g_warp_bar.push_back(warps.back().get());
+    }
     std::vector<std::thread> ts;
     for (unsigned t = 0; t < block; ++t)
       ts.emplace_back([&, t, b] { threadIdx = dim3(t); blockIdx = dim3(b); f(); });
