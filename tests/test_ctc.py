@@ -531,9 +531,10 @@ def test_good_call_after_errors():
 # CUDA: the same cases on CuPy arrays
 
 def _cupy_or_skip():
-    cp = pytest.importorskip("cupy", reason="CuPy is not installed: CUDA ctc_loss tests need it")
-    if not fastloss.cuda_available():
-        pytest.skip("no CUDA device (or fastloss built without CUDA)")
+    from conftest import _cupy_or_reason  # one rule for every CUDA case: device first, then CuPy
+    cp, reason = _cupy_or_reason()
+    if cp is None:
+        pytest.skip(reason)
     return cp
 
 

@@ -416,9 +416,10 @@ class TestErrors:
 
 
 def _cupy_or_skip():
-    cp = pytest.importorskip("cupy", reason="cupy is not installed")
-    if not fastloss.cuda_available():
-        pytest.skip("no CUDA device (or fastloss built without CUDA)")
+    from conftest import _cupy_or_reason  # one rule for every CUDA case: device first, then CuPy
+    cp, reason = _cupy_or_reason()
+    if cp is None:
+        pytest.skip(reason)
     return cp
 
 
