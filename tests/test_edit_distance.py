@@ -318,6 +318,21 @@ class TestBatchLanes:
         exp = [Levenshtein.distance(x, y) for x, y in zip(a, b)]
         assert fastloss.edit_distance(a, b).tolist() == exp
 
+    def test_conversion_blocks(self):
+        # the conversion's arena: strings and token lists spread over several blocks, one string
+        # larger than a block, reused by a second call of another size
+        rng = random.Random(8)
+        big = "x" * 3_000_000
+        a = [rand_str(rng, rng.randrange(0, 40), "abc") for _ in range(60000)]
+        b = [mutate(rng, x, "abc", 2) for x in a]
+        a[100], b[100] = big, big[:-1] + "y"
+        a[30000], b[30000] = "q" + big, big
+        a[200], b[200] = list(range(50)), list(range(1, 51))
+        exp = [Levenshtein.distance(x, y) for x, y in zip(a, b)]
+        for _ in range(2):
+            assert fastloss.edit_distance(a, b).tolist() == exp
+            assert fastloss.edit_distance(a[:1000], b[:1000]).tolist() == exp[:1000]
+
     def test_threads_agree_on_lanes(self):
         a, b = self.lane_pairs(7, 20000, "abcdefgh")
         full = fastloss.edit_distance(a, b)
