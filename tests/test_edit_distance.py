@@ -250,8 +250,9 @@ class TestSequences:
 
 
 class TestBatchLanes:
-    """The batched path's SIMD lanes: 1-byte str pairs with unit costs, the shorter side of
-    1..64 characters, the longer < 256 (32- and 64-bit lanes, groups sorted by text length)."""
+    """The batched path's SIMD lanes: batches of >= 32 pairs, 1-byte str pairs with unit costs,
+    the shorter side of 1..64 characters, the longer < 256 (32- and 64-bit lanes, groups sorted
+    by text length)."""
 
     LATIN = "ab\x00\x7f\x80\xe9\xff "
 
@@ -285,9 +286,10 @@ class TestBatchLanes:
         np.testing.assert_allclose(fastloss.edit_distance(a, b, normalize=True), expn, rtol=0, atol=1e-15)
         assert fastloss.edit_distance(a, b, weights=(3, 3, 3)).tolist() == [3 * e for e in exp]
 
-    @pytest.mark.parametrize("count", [1, 2, 3, 7, 8, 9, 15, 16, 17, 33, 100])
+    @pytest.mark.parametrize("count", [1, 7, 31, 32, 33, 39, 47, 48, 49, 65, 100, 129])
     def test_partial_groups(self, count, isa):
-        # batches smaller than a chunk, groups not filled, every pattern length at the 32/64 edges
+        # batches smaller than a chunk (below 32 pairs: no lanes), last groups not filled, every
+        # pattern length at the 32/64 edges
         rng = random.Random(count)
         a, b = [], []
         for k in range(count):

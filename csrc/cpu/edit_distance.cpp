@@ -10,11 +10,12 @@
 //   * ins == del, sub >= ins + del: InDel distance (m + n - 2 LCS) times the cost, the LCS by
 //     the Allison-Dix / Hyyrö bit-parallel recurrence;
 //   * any other costs: the plain dynamic program (one row of int64).
-// Batched pairs with unit costs whose elements are 1 byte (latin-1 str), the shorter side of
-// <= 64 elements and the longer < 256: packed several per SIMD register (32-bit lanes for
-// patterns of <= 32, 64-bit for <= 64), grouped by text length, each lane's match masks
-// taken by byte compares of its pattern held in a register (no table to build or clear),
-// untrimmed (the lanes cost the same either way; the trimming loops' exits mispredict).
+// Batches of >= 32 pairs with unit costs: pairs of 1-byte elements (latin-1 str), the shorter
+// side of <= 64 elements and the longer < 256, are packed several per SIMD register (32-bit
+// lanes for patterns of <= 32, 64-bit for <= 64), grouped by text length, each lane's match
+// masks taken by byte compares of its pattern held in a register (no table to build or
+// clear), untrimmed (the lanes cost about the same either way, and the trimming loops' exits
+// mispredict).
 // Pairwise matrices with unit costs: rows of <= 32 (<= 64) elements are packed several per
 // SIMD register (32-bit / 64-bit lanes), their pattern tables built once per group of rows,
 // and advanced together over each column sequence; longer rows and other costs go pair by
@@ -593,8 +594,7 @@ struct BatchLanes {
   typedef typename Lanes<U>::V V;
   static constexpr int L = Lanes<U>::L;
   static constexpr int B = 8 * sizeof(U);
-  ScratchBuffer eq_buf;
-  U* eqb;  // [256][L]: per text column, each lane's match mask
+  ScratchBuffer eq_buf;  // [256][L]: per text column, each lane's match mask (allocated on first use)
 
   static V vload(const U* q) {
     V v;
@@ -602,10 +602,9 @@ struct BatchLanes {
     return v;
   }
 
-  BatchLanes() { eqb = eq_buf.get<U>(256 * L); }
-
   // Distances of it[0..count) (count <= L) into res.
   void run(const LaneItem* it, int count, int64_t* res) {
+    U* eqb = eq_buf.get<U>(256 * L);
     U mv_[L], lv_[L], nv_[L];
     int32_t nmax = 0;
     for (int r = 0; r < count; ++r) nmax = it[r].n > nmax ? it[r].n : nmax;
@@ -682,7 +681,6 @@ template <class U>
 void run_lanes(BatchLanes<U>& bl, const LaneItem* items, int64_t count, LaneItem* sorted, int64_t* pos,
                const EditBatchParams& p) {
   constexpr int L = BatchLanes<U>::L;
-  if (!count) return;
   for (int k = 0; k < 256; ++k) pos[k] = 0;
   for (int64_t i = 0; i < count; ++i) ++pos[items[i].n];
   int64_t at = 0;
@@ -843,7 +841,8 @@ void pairwise_lanes(const EditPairwiseParams& p, const int64_t* rows, int64_t nr
 
 void edit_distance_batch(const EditBatchParams& p) {
   const EditWeights& c = p.w;
-  const bool unit = c.ins == c.del && c.ins == c.sub && c.ins > 0;
+  // A handful of pairs (a single pair from Python) is not worth the lanes' fixed costs.
+  const bool lanes = c.ins == c.del && c.ins == c.sub && c.ins > 0 && p.n >= 32;
   const int nt = threads_for(p.n);
   // Chunks of pairs: large enough to sort into full lane groups, a few per thread at least.
   int64_t chunk = p.n / (4 * nt);
@@ -855,16 +854,17 @@ void edit_distance_batch(const EditBatchParams& p) {
     BatchLanes<uint32_t> l32;
     BatchLanes<uint64_t> l64;
     ScratchBuffer items_buf, sorted_buf, pos_buf;
-    LaneItem* items = items_buf.get<LaneItem>(2 * chunk);  // [0, chunk): <= 32 bits, then 33..64
-    LaneItem* sorted = sorted_buf.get<LaneItem>(chunk);
-    int64_t* pos = pos_buf.get<int64_t>(256);
+    // items [0, chunk): patterns of <= 32 elements, [chunk, 2 chunk): 33..64
+    LaneItem* items = lanes ? items_buf.get<LaneItem>(2 * chunk) : nullptr;
+    LaneItem* sorted = lanes ? sorted_buf.get<LaneItem>(chunk) : nullptr;
+    int64_t* pos = lanes ? pos_buf.get<int64_t>(256) : nullptr;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t ch = 0; ch < chunks; ++ch) {
       const int64_t i0 = ch * chunk, i1 = i0 + chunk < p.n ? i0 + chunk : p.n;
       int64_t n32 = 0, n64 = 0;
       for (int64_t i = i0; i < i1; ++i) {
         const SeqRef &a = p.a[i], &b = p.b[i];
-        if (!unit || a.kind != 1 || b.kind != 1) {
+        if (!lanes || a.kind != 1 || b.kind != 1) {
           emit(p, i, distance(w, a, b, c));
           continue;
         }
@@ -893,8 +893,8 @@ void edit_distance_batch(const EditBatchParams& p) {
           emit(p, i, c.ins * (m ? uniform(w, x, m, y, n) : n));
         }
       }
-      run_lanes(l32, items, n32, sorted, pos, p);
-      run_lanes(l64, items + chunk, n64, sorted, pos, p);
+      if (n32) run_lanes(l32, items, n32, sorted, pos, p);
+      if (n64) run_lanes(l64, items + chunk, n64, sorted, pos, p);
     }
   }
 }
