@@ -535,7 +535,7 @@ template <class U> struct Lanes {
 // ---------------------------------------------------------------------------------------
 // Batched pairs in SIMD lanes: pairs of 1-byte elements with unit costs whose shorter side
 // has 1..B elements (B = 8 * sizeof(U)) and whose longer side has < 256, L = kVecBytes /
-// sizeof(U) per register. A thread takes a chunk of pairs, sorts the packable ones by text
+// sizeof(U) per register. A thread takes a chunk of pairs (64..1024), sorts the packable ones by text
 // length (so the lanes of a group end together) and runs each group of L through Myers'
 // recurrence in parallel lanes; a lane whose text has ended stops scoring (a per-lane column
 // bound). Other pairs of the chunk go through pair_distance's per-pair path.
@@ -844,9 +844,10 @@ void edit_distance_batch(const EditBatchParams& p) {
   // A handful of pairs (a single pair from Python) is not worth the lanes' fixed costs.
   const bool lanes = c.ins == c.del && c.ins == c.sub && c.ins > 0 && p.n >= 32;
   const int nt = threads_for(p.n);
-  // Chunks of pairs: large enough to sort into full lane groups, a few per thread at least.
-  int64_t chunk = p.n / (4 * nt);
-  chunk = chunk > 2048 ? 2048 : (chunk < 64 ? 64 : chunk);
+  // Chunks of pairs: large enough to sort into full lane groups, several per thread (pairs
+  // outside the lanes may differ widely in cost).
+  int64_t chunk = p.n / (8 * nt);
+  chunk = chunk > 1024 ? 1024 : (chunk < 64 ? 64 : chunk);
   const int64_t chunks = (p.n + chunk - 1) / chunk;
 #pragma omp parallel num_threads(nt)
   {
