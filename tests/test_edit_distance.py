@@ -249,6 +249,105 @@ class TestSequences:
         assert (full == one).all()
 
 
+class TestBatchLanes:
+    """The batched path's SIMD lanes: batches of >= 32 pairs, 1-byte str pairs with unit costs,
+    the shorter side of 1..64 characters, the longer < 256 (32- and 64-bit lanes, groups sorted
+    by text length)."""
+
+    LATIN = "ab\x00\x7f\x80\xe9\xff "
+
+    def lane_pairs(self, seed, count, alpha):
+        rng = random.Random(seed)
+        a, b = [], []
+        for _ in range(count):
+            m = rng.randrange(0, 65)
+            x = rand_str(rng, m, alpha)
+            r = rng.random()
+            if r < 0.4:
+                y = mutate(rng, x, alpha, rng.randrange(0, 12))
+            elif r < 0.7:
+                y = rand_str(rng, rng.randrange(0, 70), alpha)
+            elif r < 0.85:
+                y = x + rand_str(rng, rng.randrange(0, 200), alpha)  # long texts, up to 255 and beyond
+            else:
+                y = rand_str(rng, rng.randrange(250, 260), alpha)
+            if rng.random() < 0.5:
+                x, y = y, x
+            a.append(x)
+            b.append(y)
+        return a, b
+
+    @pytest.mark.parametrize("alpha", ["ab", "abcdefghijklmnopqrstuvwxyz ", LATIN])
+    def test_mixed_lengths_0_to_64(self, alpha, isa):
+        a, b = self.lane_pairs(len(alpha), 3000, alpha)
+        exp = [Levenshtein.distance(x, y) for x, y in zip(a, b)]
+        assert fastloss.edit_distance(a, b).tolist() == exp
+        expn = [Levenshtein.normalized_distance(x, y) for x, y in zip(a, b)]
+        np.testing.assert_allclose(fastloss.edit_distance(a, b, normalize=True), expn, rtol=0, atol=1e-15)
+        assert fastloss.edit_distance(a, b, weights=(3, 3, 3)).tolist() == [3 * e for e in exp]
+
+    @pytest.mark.parametrize("count", [1, 7, 31, 32, 33, 39, 47, 48, 49, 65, 100, 129])
+    def test_partial_groups(self, count, isa):
+        # batches smaller than a chunk (below 32 pairs: no lanes), last groups not filled, every
+        # pattern length at the 32/64 edges
+        rng = random.Random(count)
+        a, b = [], []
+        for k in range(count):
+            m = [1, 31, 32, 33, 63, 64, 65][k % 7]
+            x = rand_str(rng, m, "abcd")
+            a.append(x)
+            b.append(mutate(rng, x, "abcd", k % 5) if k % 3 else rand_str(rng, rng.randrange(0, 256), "abcd"))
+        assert fastloss.edit_distance(a, b).tolist() == [Levenshtein.distance(x, y) for x, y in zip(a, b)]
+        assert fastloss.edit_distance(b, a).tolist() == [Levenshtein.distance(y, x) for x, y in zip(a, b)]
+
+    @pytest.mark.parametrize("w", [(1, 1, 2), (2, 1, 1), (1, 1, 0), (0, 0, 1), (0, 1, 1), (2, 2, 5), (0, 0, 0)])
+    def test_other_weights_skip_lanes(self, w, isa):
+        a, b = self.lane_pairs(99, 600, "abcde")
+        assert fastloss.edit_distance(a, b, weights=w).tolist() == \
+            [Levenshtein.distance(x, y, weights=w) for x, y in zip(a, b)]
+
+    def test_mixed_kinds_in_one_batch(self, isa):
+        # 1-byte pairs take the lanes, pairs with a wider str or token lists the per-pair path
+        rng = random.Random(5)
+        a, b = [], []
+        for k in range(500):
+            x = rand_str(rng, rng.randrange(0, 60), "abcé")
+            y = mutate(rng, x, "abcé\u20ac" if k % 4 == 0 else "abcé", rng.randrange(0, 6))
+            a.append(x)
+            b.append(y)
+        a[3], b[3] = [1, 2, 3], [1, 3]
+        a[4], b[4] = "\U0001F600abc", "abc"
+        exp = [Levenshtein.distance(x, y) for x, y in zip(a, b)]
+        assert fastloss.edit_distance(a, b).tolist() == exp
+
+    def test_conversion_blocks(self):
+        # the conversion's arena: strings and token lists spread over several blocks, one string
+        # larger than a block, reused by a second call of another size
+        rng = random.Random(8)
+        big = "x" * 3_000_000
+        a = [rand_str(rng, rng.randrange(0, 40), "abc") for _ in range(60000)]
+        b = [mutate(rng, x, "abc", 2) for x in a]
+        a[100], b[100] = big, big[:-1] + "y"
+        a[30000], b[30000] = "q" + big, big
+        a[200], b[200] = list(range(50)), list(range(1, 51))
+        exp = [Levenshtein.distance(x, y) for x, y in zip(a, b)]
+        for _ in range(2):
+            assert fastloss.edit_distance(a, b).tolist() == exp
+            assert fastloss.edit_distance(a[:1000], b[:1000]).tolist() == exp[:1000]
+
+    def test_threads_agree_on_lanes(self):
+        a, b = self.lane_pairs(7, 20000, "abcdefgh")
+        full = fastloss.edit_distance(a, b)
+        old = fastloss.get_num_threads()
+        try:
+            fastloss.set_num_threads(1)
+            one = fastloss.edit_distance(a, b)
+        finally:
+            fastloss.set_num_threads(old)
+        assert (full == one).all()
+        assert full.tolist() == [Levenshtein.distance(x, y) for x, y in zip(a, b)]
+
+
 class TestPadded:
     def make(self, rng, n, wa, wb, dtype=np.int64):
         a = rng.integers(0, 4, size=(n, wa)).astype(dtype)

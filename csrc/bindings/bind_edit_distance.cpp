@@ -2,9 +2,10 @@
 // call: every str is read through PyUnicode_KIND/PyUnicode_DATA (1, 2 or 4 bytes per code
 // point, kept at that width: the kernels are templated on it); sequences of tokens become
 // int64 buffers (ints by value, str tokens by a per-call dictionary, other hashables by
-// hash()), all copied into per-thread buffers that
-// persist between calls, so the GIL can be released for the kernels without any pointer into
-// a Python object (a concurrent mutation of the inputs cannot free memory under the kernel).
+// hash()), all copied into per-thread blocks that persist between calls and never move (one
+// pass, no fix-up of pointers; the list's objects prefetched a few items ahead), so the GIL
+// can be released for the kernels without any pointer into a Python object (a concurrent
+// mutation of the inputs cannot free memory under the kernel).
 #include <pybind11/pybind11.h>
 
 #include <cstdlib>
@@ -46,30 +47,48 @@ inline uint32_t code_point(const void* data, int kind, int64_t i) {
   }
 }
 
-// A growable byte buffer that keeps its memory between calls (no zero-filling, no page
-// faults on repeated calls of similar size).
-struct Arena {
-  char* p = nullptr;
-  size_t size = 0, cap = 0;
+// Byte blocks that keep their memory between calls (no zero-filling, no page faults on
+// repeated calls of similar size) and never move, so a pointer into them is final at once.
+class Arena {
+ public:
   Arena() = default;
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
-  ~Arena() { std::free(p); }
-  // 8-byte aligned room for nb bytes; returns its offset.
-  size_t grow(size_t nb) {
-    nb = (nb + 7) & ~size_t(7);
-    if (size + nb > cap) {
-      size_t c = cap ? cap * 2 : (size_t(1) << 16);
-      while (c < size + nb) c *= 2;
-      char* q = static_cast<char*>(std::realloc(p, c));
-      if (!q) throw std::bad_alloc();
-      p = q;
-      cap = c;
-    }
-    const size_t at = size;
-    size += nb;
-    return at;
+  ~Arena() {
+    for (auto& b : blocks_) std::free(b.p);
   }
+  void reset() {
+    next_ = 0;
+    at_ = end_ = nullptr;
+  }
+  // 8-byte aligned room for nb bytes.
+  char* alloc(size_t nb) {
+    nb = (nb + 7) & ~size_t(7);
+    if (static_cast<size_t>(end_ - at_) < nb) next_block(nb);
+    char* r = at_;
+    at_ += nb;
+    return r;
+  }
+
+ private:
+  struct Block { char* p; size_t size; };
+  static constexpr size_t kBlock = size_t(1) << 20;
+  void next_block(size_t nb) {
+    if (next_ >= blocks_.size() || blocks_[next_].size < nb) {  // a new block, used from now on
+      const size_t size = nb > kBlock ? nb : kBlock;
+      blocks_.reserve(blocks_.size() + 1);  // so that the insert below cannot throw
+      char* p = static_cast<char*>(std::malloc(size));
+      if (!p) throw std::bad_alloc();
+      blocks_.insert(blocks_.begin() + static_cast<std::ptrdiff_t>(next_), Block{p, size});
+    }
+    at_ = blocks_[next_].p;
+    end_ = at_ + blocks_[next_].size;
+    ++next_;
+  }
+  std::vector<Block> blocks_;
+  size_t next_ = 0;  // the block after the current one
+  char* at_ = nullptr;
+  char* end_ = nullptr;
 };
 
 // A batch of sequences converted from a Python sequence: str code units and integer tokens
@@ -77,7 +96,6 @@ struct Arena {
 struct SeqBatch {
   py::object items;              // a tuple made from an input that is not a list or tuple
   std::vector<SeqRef> refs;
-  std::vector<int64_t> offsets;  // per ref: offset in the arena
   Arena arena;
   bool busy = false;
 };
@@ -95,7 +113,7 @@ struct BatchLease {
       b = &tl;
     }
     b->busy = true;
-    b->arena.size = 0;
+    b->arena.reset();
   }
   ~BatchLease() {
     b->busy = false;
@@ -156,16 +174,22 @@ void convert(const py::handle& seq, const char* name, SeqBatch& out, TokenIds& d
   PyObject** items = is_list ? reinterpret_cast<PyListObject*>(src)->ob_item : &PyTuple_GET_ITEM(src, 0);
   const int64_t n = is_list ? PyList_GET_SIZE(src) : PyTuple_GET_SIZE(src);
   out.refs.resize(n);
-  out.offsets.resize(n);
+  SeqRef* refs = out.refs.data();
+  constexpr int64_t kAhead = 16;  // prefetch distance: the objects are scattered on the heap
   for (int64_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) {
+      const char* q = reinterpret_cast<const char*>(items[i + kAhead]);
+      __builtin_prefetch(q);
+      __builtin_prefetch(q + 64);
+    }
     PyObject* o = items[i];
-    SeqRef& r = out.refs[i];
+    SeqRef& r = refs[i];
     if (PyUnicode_Check(o)) {
       str_view(o, &r);
       const size_t nb = static_cast<size_t>(r.len) * r.kind;
-      const size_t at = out.arena.grow(nb);
-      if (nb) std::memcpy(out.arena.p + at, r.data, nb);
-      out.offsets[i] = static_cast<int64_t>(at);
+      char* dst = out.arena.alloc(nb);
+      if (nb) std::memcpy(dst, r.data, nb);
+      r.data = dst;
       continue;
     }
     PyObject* fast = PySequence_Fast(o, "");
@@ -177,16 +201,15 @@ void convert(const py::handle& seq, const char* name, SeqBatch& out, TokenIds& d
     const py::object keep = py::reinterpret_steal<py::object>(fast);
     const int64_t len = PySequence_Fast_GET_SIZE(fast);
     PyObject** elems = PySequence_Fast_ITEMS(fast);
-    const size_t at = out.arena.grow(static_cast<size_t>(len) * 8);
+    char* dst = out.arena.alloc(static_cast<size_t>(len) * 8);
     for (int64_t k = 0; k < len; ++k) {
       const int64_t v = token_value(elems[k], dict, name, i, k);
-      std::memcpy(out.arena.p + at + 8 * k, &v, 8);
+      std::memcpy(dst + 8 * k, &v, 8);
     }
-    out.offsets[i] = static_cast<int64_t>(at);
+    r.data = dst;
     r.len = len;
     r.kind = 8;
   }
-  for (int64_t i = 0; i < n; ++i) out.refs[i].data = out.arena.p + out.offsets[i];
 }
 
 // ---------------------------------------------------------------------------------------

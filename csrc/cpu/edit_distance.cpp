@@ -10,6 +10,12 @@
 //   * ins == del, sub >= ins + del: InDel distance (m + n - 2 LCS) times the cost, the LCS by
 //     the Allison-Dix / Hyyrö bit-parallel recurrence;
 //   * any other costs: the plain dynamic program (one row of int64).
+// Batches of >= 32 pairs with unit costs: pairs of 1-byte elements (latin-1 str), the shorter
+// side of <= 64 elements and the longer < 256, are packed several per SIMD register (32-bit
+// lanes for patterns of <= 32, 64-bit for <= 64), grouped by text length, each lane's match
+// masks taken by byte compares of its pattern held in a register (no table to build or
+// clear), untrimmed (the lanes cost about the same either way, and the trimming loops' exits
+// mispredict).
 // Pairwise matrices with unit costs: rows of <= 32 (<= 64) elements are packed several per
 // SIMD register (32-bit / 64-bit lanes), their pattern tables built once per group of rows,
 // and advanced together over each column sequence; longer rows and other costs go pair by
@@ -526,6 +532,172 @@ template <class U> struct Lanes {
   static constexpr int L = kVecBytes / sizeof(U);
 };
 
+// ---------------------------------------------------------------------------------------
+// Batched pairs in SIMD lanes: pairs of 1-byte elements with unit costs whose shorter side
+// has 1..B elements (B = 8 * sizeof(U)) and whose longer side has < 256, L = kVecBytes /
+// sizeof(U) per register. A thread takes a chunk of pairs (64..1024), sorts the packable ones by text
+// length (so the lanes of a group end together) and runs each group of L through Myers'
+// recurrence in parallel lanes; a lane whose text has ended stops scoring (a per-lane column
+// bound). Other pairs of the chunk go through pair_distance's per-pair path.
+struct LaneItem {
+  const uint8_t* p;  // pattern (shorter side)
+  const uint8_t* t;  // text
+  int32_t m, n;
+  int64_t idx;       // pair index
+};
+
+// A pattern of up to NB (32 or 64) bytes in registers; match(c) has bit i set where
+// p[i] == c. Bits at and above the pattern's length may be set as well (text elements equal
+// to the zero padding): harmless, since rows above m - 1 never influence row m - 1 in the
+// recurrence.
+template <int NB> struct BytePattern;
+#if defined(__AVX512BW__)
+template <> struct BytePattern<32> {
+  __m256i v;
+  void set(const uint8_t* p, int m) { v = _mm256_maskz_loadu_epi8(_bzhi_u32(~0u, m), p); }
+  uint32_t match(uint8_t c) const { return _mm256_cmpeq_epi8_mask(v, _mm256_set1_epi8(static_cast<char>(c))); }
+};
+template <> struct BytePattern<64> {
+  __m512i v;
+  void set(const uint8_t* p, int m) { v = _mm512_maskz_loadu_epi8(_bzhi_u64(~uint64_t(0), m), p); }
+  uint64_t match(uint8_t c) const { return _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(static_cast<char>(c))); }
+};
+#else
+template <int NB> struct BytePattern {
+#if defined(__AVX2__)
+  typedef __m256i R;
+  static R cmp(R a, uint8_t c) { return _mm256_cmpeq_epi8(a, _mm256_set1_epi8(static_cast<char>(c))); }
+  static uint32_t bits(R a) { return static_cast<uint32_t>(_mm256_movemask_epi8(a)); }
+#else
+  typedef __m128i R;
+  static R cmp(R a, uint8_t c) { return _mm_cmpeq_epi8(a, _mm_set1_epi8(static_cast<char>(c))); }
+  static uint32_t bits(R a) { return static_cast<uint32_t>(_mm_movemask_epi8(a)); }
+#endif
+  static constexpr int W = sizeof(R), P = NB / W;
+  R v[P];
+  void set(const uint8_t* p, int m) {  // a zero-padded copy (no read past the sequence)
+    alignas(64) uint8_t buf[NB];
+    std::memset(buf, 0, NB);
+    std::memcpy(buf, p, m);
+    for (int k = 0; k < P; ++k) std::memcpy(&v[k], buf + k * W, W);
+  }
+  uint64_t match(uint8_t c) const {
+    uint64_t r = 0;
+    for (int k = 0; k < P; ++k) r |= uint64_t(bits(cmp(v[k], c))) << (k * W);
+    return r;
+  }
+};
+#endif
+
+template <class U>
+struct BatchLanes {
+  typedef typename Lanes<U>::V V;
+  static constexpr int L = Lanes<U>::L;
+  static constexpr int B = 8 * sizeof(U);
+  ScratchBuffer eq_buf;  // [256][L]: per text column, each lane's match mask (allocated on first use)
+
+  static V vload(const U* q) {
+    V v;
+    std::memcpy(&v, q, sizeof(V));
+    return v;
+  }
+
+  // Distances of it[0..count) (count <= L) into res.
+  void run(const LaneItem* it, int count, int64_t* res) {
+    U* eqb = eq_buf.get<U>(256 * L);
+    U mv_[L], lv_[L], nv_[L];
+    int32_t nmax = 0;
+    for (int r = 0; r < count; ++r) nmax = it[r].n > nmax ? it[r].n : nmax;
+    for (int r = 0; r < L; ++r) {
+      int32_t j = 0;
+      if (r < count) {
+        const LaneItem& x = it[r];
+        BytePattern<B> pat;
+        pat.set(x.p, x.m);
+        for (; j < x.n; ++j) eqb[j * L + r] = static_cast<U>(pat.match(x.t[j]));
+        mv_[r] = static_cast<U>(x.m);
+        lv_[r] = U(U(1) << (x.m - 1));
+        nv_[r] = static_cast<U>(x.n);
+      } else {
+        mv_[r] = 0, lv_[r] = 0, nv_[r] = 0;
+      }
+      for (; j < nmax; ++j) eqb[j * L + r] = 0;
+    }
+    V score = vload(mv_), lastv = vload(lv_), nv = vload(nv_);
+    V pv = V{} - 1, mv = V{}, jv = V{};
+    const V one = V{} + 1;
+    for (int32_t j = 0; j < nmax; ++j) {
+      const V eq = vload(eqb + j * L);
+      const V xv = eq | mv;
+      const V xh = (((eq & pv) + pv) ^ pv) | eq;
+      V ph = mv | ~(xh | pv);
+      V mh = pv & xh;
+      const V act = (V)(jv < nv);  // all ones while the lane's text lasts
+      score -= (V)((ph & lastv) != 0) & act;
+      score += (V)((mh & lastv) != 0) & act;
+      ph = (ph << 1) | one;
+      mh = mh << 1;
+      pv = mh | ~(xv | ph);
+      mv = ph & xv;
+      jv += one;
+    }
+    for (int r = 0; r < count; ++r) res[r] = static_cast<int64_t>(score[r]);
+  }
+};
+
+// Common prefix and suffix of two byte strings, compared 8 bytes at a time.
+inline void trim_bytes(const uint8_t*& a, int64_t& m, const uint8_t*& b, int64_t& n) {
+  const int64_t k = m < n ? m : n;
+  int64_t i = 0;
+  while (i + 8 <= k) {
+    uint64_t x, y;
+    std::memcpy(&x, a + i, 8);
+    std::memcpy(&y, b + i, 8);
+    if (x != y) break;
+    i += 8;
+  }
+  while (i < k && a[i] == b[i]) ++i;
+  a += i, b += i, m -= i, n -= i;
+  const int64_t k2 = k - i;
+  int64_t s = 0;
+  while (s + 8 <= k2) {
+    uint64_t x, y;
+    std::memcpy(&x, a + m - s - 8, 8);
+    std::memcpy(&y, b + n - s - 8, 8);
+    if (x != y) break;
+    s += 8;
+  }
+  while (s < k2 && a[m - 1 - s] == b[n - 1 - s]) ++s;
+  m -= s, n -= s;
+}
+
+inline void emit(const EditBatchParams& p, int64_t i, int64_t d) {
+  if (p.out_int) p.out_int[i] = d;
+  if (p.out_norm) p.out_norm[i] = normalized(d, p.a[i].len, p.b[i].len, p.w);
+}
+
+// Sorts items by text length (counting sort into `sorted`) and runs them L at a time.
+template <class U>
+void run_lanes(BatchLanes<U>& bl, const LaneItem* items, int64_t count, LaneItem* sorted, int64_t* pos,
+               const EditBatchParams& p) {
+  constexpr int L = BatchLanes<U>::L;
+  for (int k = 0; k < 256; ++k) pos[k] = 0;
+  for (int64_t i = 0; i < count; ++i) ++pos[items[i].n];
+  int64_t at = 0;
+  for (int k = 0; k < 256; ++k) {
+    const int64_t c = pos[k];
+    pos[k] = at;
+    at += c;
+  }
+  for (int64_t i = 0; i < count; ++i) sorted[pos[items[i].n]++] = items[i];
+  int64_t res[L];
+  for (int64_t g = 0; g < count; g += L) {
+    const int cnt = static_cast<int>(count - g < L ? count - g : L);
+    bl.run(sorted + g, cnt, res);
+    for (int r = 0; r < cnt; ++r) emit(p, sorted[g + r].idx, p.w.ins * res[r]);
+  }
+}
+
 // Group of up to L rows of `a` (all unit-cost, 1..B elements) against every column of b.
 // Table: for each distinct key of the group, L lane masks; key -> row via a small map.
 template <class U>
@@ -668,15 +840,62 @@ void pairwise_lanes(const EditPairwiseParams& p, const int64_t* rows, int64_t nr
 }  // namespace
 
 void edit_distance_batch(const EditBatchParams& p) {
+  const EditWeights& c = p.w;
+  // A handful of pairs (a single pair from Python) is not worth the lanes' fixed costs.
+  const bool lanes = c.ins == c.del && c.ins == c.sub && c.ins > 0 && p.n >= 32;
   const int nt = threads_for(p.n);
+  // Chunks of pairs: large enough to sort into full lane groups, several per thread (pairs
+  // outside the lanes may differ widely in cost).
+  int64_t chunk = p.n / (8 * nt);
+  chunk = chunk > 1024 ? 1024 : (chunk < 64 ? 64 : chunk);
+  const int64_t chunks = (p.n + chunk - 1) / chunk;
 #pragma omp parallel num_threads(nt)
   {
     Work w;
-#pragma omp for schedule(dynamic, 64)
-    for (int64_t i = 0; i < p.n; ++i) {
-      const int64_t d = distance(w, p.a[i], p.b[i], p.w);
-      if (p.out_int) p.out_int[i] = d;
-      if (p.out_norm) p.out_norm[i] = normalized(d, p.a[i].len, p.b[i].len, p.w);
+    BatchLanes<uint32_t> l32;
+    BatchLanes<uint64_t> l64;
+    ScratchBuffer items_buf, sorted_buf, pos_buf;
+    // items [0, chunk): patterns of <= 32 elements, [chunk, 2 chunk): 33..64
+    LaneItem* items = lanes ? items_buf.get<LaneItem>(2 * chunk) : nullptr;
+    LaneItem* sorted = lanes ? sorted_buf.get<LaneItem>(chunk) : nullptr;
+    int64_t* pos = lanes ? pos_buf.get<int64_t>(256) : nullptr;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      const int64_t i0 = ch * chunk, i1 = i0 + chunk < p.n ? i0 + chunk : p.n;
+      int64_t n32 = 0, n64 = 0;
+      for (int64_t i = i0; i < i1; ++i) {
+        const SeqRef &a = p.a[i], &b = p.b[i];
+        if (!lanes || a.kind != 1 || b.kind != 1) {
+          emit(p, i, distance(w, a, b, c));
+          continue;
+        }
+        const uint8_t* x = static_cast<const uint8_t*>(a.data);
+        const uint8_t* y = static_cast<const uint8_t*>(b.data);
+        int64_t m = a.len, n = b.len;
+        if (m > n) {
+          const uint8_t* t = x;
+          x = y, y = t;
+          const int64_t l = m;
+          m = n, n = l;
+        }
+        if (m == 0) {
+          emit(p, i, c.ins * n);
+        } else if (m <= 64 && n < 256) {
+          LaneItem& it = m <= 32 ? items[n32++] : items[chunk + n64++];
+          it.p = x, it.t = y, it.m = static_cast<int32_t>(m), it.n = static_cast<int32_t>(n), it.idx = i;
+        } else {
+          trim_bytes(x, m, y, n);
+          if (m > n) {
+            const uint8_t* t = x;
+            x = y, y = t;
+            const int64_t l = m;
+            m = n, n = l;
+          }
+          emit(p, i, c.ins * (m ? uniform(w, x, m, y, n) : n));
+        }
+      }
+      if (n32) run_lanes(l32, items, n32, sorted, pos, p);
+      if (n64) run_lanes(l64, items + chunk, n64, sorted, pos, p);
     }
   }
 }
