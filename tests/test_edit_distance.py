@@ -549,3 +549,10 @@ class TestCuda:
             fastloss.edit_distance(a, a, b_lengths=cp.asarray([1, 1, 9, 1]))
         with pytest.raises(TypeError, match="mix"):
             fastloss.edit_distance(a, np.zeros((4, 3), np.int64))
+
+
+def test_pairwise_int32_that_cannot_hold_the_distances_is_refused():
+    with pytest.raises(ValueError, match="dtype int32"):
+        fastloss.pairwise_edit_distance(["ab"], ["a"], weights=(2**30, 2**30, 2**30), dtype=np.int32)
+    out = fastloss.pairwise_edit_distance(["ab"], ["a"], weights=(2**30, 2**30, 2**30))
+    assert out.dtype == np.int64 and out[0, 0] == 2**30

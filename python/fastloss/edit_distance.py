@@ -179,13 +179,19 @@ def pairwise_edit_distance(a, b, *, weights=(1, 1, 1), normalize=False, dtype=No
         out_dtype = np.dtype(np.float64)
         if dtype is not None and np.dtype(dtype) != out_dtype:
             raise TypeError(f"dtype must be float64 (or None) with normalize=True, got {np.dtype(dtype)}")
-    elif dtype is None:
-        longest = max(max(map(len, a), default=0), max(map(len, b), default=0))
-        out_dtype = np.dtype(np.int32) if 2 * longest * max(w) < 2**31 - 1 else np.dtype(np.int64)
     else:
-        out_dtype = np.dtype(dtype)
-        if out_dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
-            raise TypeError(f"dtype must be int32 or int64, got {out_dtype}")
+        longest = max(max(map(len, a), default=0), max(map(len, b), default=0))
+        bound = 2 * longest * max(w)  # no distance exceeds this
+        fits32 = bound < 2**31 - 1
+        if dtype is None:
+            out_dtype = np.dtype(np.int32) if fits32 else np.dtype(np.int64)
+        else:
+            out_dtype = np.dtype(dtype)
+            if out_dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
+                raise TypeError(f"dtype must be int32 or int64, got {out_dtype}")
+            if out_dtype == np.int32 and not fits32:
+                raise ValueError(f"dtype int32 cannot hold distances up to {bound} (sequences of length {longest}, "
+                                 f"weights {tuple(w)}); use int64")
     out = np.empty((len(a), len(b)), out_dtype)
     _C.edit_distance_pairwise(a, b, w, bool(normalize), desc(out))
     return out
