@@ -6,12 +6,6 @@
 namespace fastloss {
 namespace {
 
-std::string shape_string(const TensorView& t) {
-  std::string s = "(";
-  for (int i = 0; i < t.ndim; ++i) s += (i ? ", " : "") + std::to_string(t.shape[i]) + (t.ndim == 1 ? "," : "");
-  return s + ")";
-}
-
 bool same_shape(const TensorView& a, const TensorView& b, int ndim) {
   if (a.ndim != ndim || b.ndim < ndim) return false;
   for (int i = 0; i < ndim; ++i)

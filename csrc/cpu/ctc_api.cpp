@@ -4,29 +4,6 @@
 #include "fastloss/ctc.h"
 
 namespace fastloss {
-namespace {
-
-std::string shape_string(const TensorView& t) {
-  std::string s = "(";
-  for (int i = 0; i < t.ndim; ++i) s += (i ? ", " : "") + std::to_string(t.shape[i]) + (t.ndim == 1 ? "," : "");
-  return s + ")";
-}
-
-int64_t label_at(const TensorView& t, int64_t offset) {
-  switch (t.dtype) {
-    case DType::i64: return static_cast<const int64_t*>(t.data)[offset];
-    case DType::i32: return static_cast<const int32_t*>(t.data)[offset];
-    case DType::i16: return static_cast<const int16_t*>(t.data)[offset];
-    case DType::i8: return static_cast<const int8_t*>(t.data)[offset];
-    case DType::u8: return static_cast<const uint8_t*>(t.data)[offset];
-    case DType::u16: return static_cast<const uint16_t*>(t.data)[offset];
-    case DType::u32: return static_cast<const uint32_t*>(t.data)[offset];
-    case DType::u64: return static_cast<int64_t>(static_cast<const uint64_t*>(t.data)[offset]);
-    default: return static_cast<const uint8_t*>(t.data)[offset];
-  }
-}
-
-}  // namespace
 
 void check_ctc_params(const CtcParams& p) {
   const TensorView& x = p.log_probs;
@@ -117,7 +94,7 @@ void check_ctc_labels_host(const CtcParams& p) {
     const int64_t base = p.labels.ndim == 2 ? b * p.labels.strides[0] : pos * p.labels.strides[0];
     stride = p.labels.ndim == 2 ? p.labels.strides[1] : p.labels.strides[0];
     for (int64_t k = 0; k < p.label_lengths[b]; ++k) {
-      const int64_t y = label_at(p.labels, base + k * stride);
+      const int64_t y = index_at(p.labels, base + k * stride);
       if (y < 0 || y >= C || y == p.blank) ctc_bad_label(p, b, k, y);
     }
     pos += p.label_lengths[b];

@@ -23,6 +23,7 @@
 #include <type_traits>
 
 #include "fastloss/cpu_kernel.h"
+#include "fastloss/myers.h"
 #include "fastloss/edit_distance.h"
 
 namespace fastloss {
@@ -186,23 +187,10 @@ struct Work {
 // Unit-cost Levenshtein, pattern P (m >= 1 elements) in the word table, text T.
 template <class TT>
 inline int64_t myers_word(WordTable& pm, int64_t m, const TT* t, int64_t n) {
-  uint64_t pv = ~uint64_t(0), mv = 0;
-  int64_t score = m;
+  MyersColumn col = myers_start(m);
   const uint64_t last = uint64_t(1) << (m - 1);
-  for (int64_t j = 0; j < n; ++j) {
-    const uint64_t eq = pm.get(t[j]);
-    const uint64_t xv = eq | mv;
-    const uint64_t xh = (((eq & pv) + pv) ^ pv) | eq;
-    uint64_t ph = mv | ~(xh | pv);
-    uint64_t mh = pv & xh;
-    score += (ph & last) != 0;
-    score -= (mh & last) != 0;
-    ph = (ph << 1) | 1;
-    mh <<= 1;
-    pv = mh | ~(xv | ph);
-    mv = ph & xv;
-  }
-  return score;
+  for (int64_t j = 0; j < n; ++j) myers_step(col, pm.get(t[j]), last);
+  return col.score;
 }
 
 // Myers' block algorithm (one word per 64 pattern rows, the horizontal delta carried from

@@ -24,21 +24,7 @@ void check_lengths(const TensorView& lengths, const char* name, int64_t n, const
 
 int64_t length_at(const TensorView& lengths, int64_t i, int64_t width) {
   if (is_none(lengths)) return width;
-  const int64_t s = lengths.strides[0] * i;
-  switch (lengths.dtype) {
-    case DType::i64: return lengths.ptr<const int64_t>()[s];
-    case DType::i32: return lengths.ptr<const int32_t>()[s];
-    case DType::i16: return lengths.ptr<const int16_t>()[s];
-    case DType::i8: return lengths.ptr<const int8_t>()[s];
-    case DType::u8: return lengths.ptr<const uint8_t>()[s];
-    case DType::u16: return lengths.ptr<const uint16_t>()[s];
-    case DType::u32: return lengths.ptr<const uint32_t>()[s];
-    case DType::u64: {
-      const uint64_t v = lengths.ptr<const uint64_t>()[s];
-      return v > uint64_t(INT64_MAX) ? -1 : static_cast<int64_t>(v);
-    }
-    default: return -1;
-  }
+  return index_at(lengths, lengths.strides[0] * i);
 }
 
 }  // namespace

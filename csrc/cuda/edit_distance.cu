@@ -9,6 +9,7 @@
 // Lengths outside [0, width] set a device flag (the smallest bad 2*row + side); the host
 // reads it after the launch (one synchronisation, only when lengths were given) and raises.
 #include "cuda_common.cuh"
+#include "fastloss/myers.h"
 #include "fastloss/edit_distance.h"
 
 namespace fastloss {
@@ -35,25 +36,15 @@ template <class T>
 __device__ int64_t myers64(const T* p, int64_t m, const T* t, int64_t n) {
   T pat[64];
   for (int64_t k = 0; k < m; ++k) pat[k] = p[k];
-  uint64_t pv = ~0ull, mv = 0;
-  int64_t score = m;
+  MyersColumn col = myers_start(m);
   const uint64_t last = 1ull << (m - 1);
   for (int64_t j = 0; j < n; ++j) {
     const T c = t[j];
     uint64_t eq = 0;
     for (int64_t k = 0; k < m; ++k) eq |= static_cast<uint64_t>(pat[k] == c) << k;
-    const uint64_t xv = eq | mv;
-    const uint64_t xh = (((eq & pv) + pv) ^ pv) | eq;
-    uint64_t ph = mv | ~(xh | pv);
-    uint64_t mh = pv & xh;
-    score += (ph & last) != 0;
-    score -= (mh & last) != 0;
-    ph = (ph << 1) | 1;
-    mh <<= 1;
-    pv = mh | ~(xv | ph);
-    mv = ph & xv;
+    myers_step(col, eq, last);
   }
-  return score;
+  return col.score;
 }
 
 // Rows over x (deleting costs del), columns over y (inserting costs ins); row in `row`.

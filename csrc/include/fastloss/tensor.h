@@ -80,6 +80,13 @@ struct TensorView {
 inline TensorView none_view() { TensorView v; v.ndim = -1; return v; }
 inline bool is_none(const TensorView& v) { return v.ndim < 0; }
 
+// "(2, 3)" for error messages.
+std::string shape_string(const TensorView& t);
+
+// Element `offset` of an integer view as int64, for argument checks outside the kernels (a
+// uint64 above INT64_MAX reads as -1, i.e. out of range).
+int64_t index_at(const TensorView& t, int64_t offset);
+
 // "[i, j, k]" for flat index `flat` of a C-ordered shape (for error messages).
 std::string index_string(const int64_t* shape, int ndim, int64_t flat);
 
