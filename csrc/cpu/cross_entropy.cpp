@@ -84,9 +84,13 @@ const S* row_source(const TensorView& t, int64_t offset, int64_t C, S* buf) {
   return buf;
 }
 
-// Class axis not innermost but the rows are, e.g. (N, C, H, W) with axis=1: W consecutive
-// rows (spatial positions) go through the softmax together, one per SIMD lane, so every load
-// and store is a contiguous vector. exp(x - max) is kept in a C x W scratch for pass 2.
+// W rows at once, one per SIMD lane, looping over the classes: for the (N, C, H, W) layout with
+// axis=1 (consecutive rows are consecutive pixels: every load and store is a contiguous
+// vector) and for few classes (C <= kLaneClasses, lanes gathered at the row stride), where a
+// row is too short to fill vectors and per-row overhead would dominate. exp(x - max) is kept
+// in a C x W scratch for pass 2.
+constexpr int64_t kLaneClasses = 32;
+
 template <class S>
 struct SpatialGroup {
   typedef vec_t<S> V;
@@ -96,6 +100,18 @@ struct SpatialGroup {
   const S* w;
   S wsum, eps, eps_c, z, sc;
   bool want_grad, weighted, reduce_none;
+
+  // W values at base[0], base[stride], ...: a vector load when the lanes are contiguous.
+  static V lanes(const S* base, int64_t stride) {
+    if (stride == 1) return load(base);
+    V v;
+    for (int l = 0; l < W; ++l) v[l] = base[l * stride];
+    return v;
+  }
+  static void put_lanes(S* base, int64_t stride, V v) {
+    if (stride == 1) return store(base, v);
+    for (int l = 0; l < W; ++l) base[l * stride] = v[l];
+  }
 
   // Rows at offsets (xo, to, go, lo) and the next W-1 along the last row dim. Returns the
   // sum of their losses (0 with reduction "none", where they are stored).
@@ -109,16 +125,16 @@ struct SpatialGroup {
       live[l] = p.soft_labels || y[l] != p.ignore_index;
     }
     V m = splat(ninf);
-    for (int64_t c = 0; c < C; ++c) m = vmax(m, load(x + c * xcs));
+    for (int64_t c = 0; c < C; ++c) m = vmax(m, lanes(x + c * xcs, x_in));
     V s = V{}, sx = V{}, swt = V{};
     const S* t = p.soft_labels ? p.labels.ptr<const S>() + to : nullptr;
     for (int64_t c = 0; c < C; ++c) {
-      const V xv = load(x + c * xcs);
+      const V xv = lanes(x + c * xcs, x_in);
       const V e = vexp(xv - m);
       s += e;
       if (want_grad) store(e_buf + c * W, e);
       if (p.soft_labels) {
-        V wt = load(t + c * tcs) * (S(1) - eps) + eps_c;
+        V wt = lanes(t + c * tcs, t_in) * (S(1) - eps) + eps_c;
         if (weighted) wt *= w[c];
         swt += wt;
         sx += wt == S(0) ? V{} : wt * xv;
@@ -139,7 +155,7 @@ struct SpatialGroup {
           A = swt[l];
         } else {
           const S wy = weighted ? w[y[l]] : S(1);
-          loss = (S(1) - eps) * wy * ((m[l] - x[y[l] * xcs + l]) + log_s);
+          loss = (S(1) - eps) * wy * ((m[l] - x[y[l] * xcs + l * x_in]) + log_s);
           if (eps != S(0)) loss += eps_c * (wsum * lse - sx[l]);
           A = (S(1) - eps) * wy + eps_c * wsum;
           target[l] = sc * (S(1) - eps) * wy;
@@ -164,13 +180,13 @@ struct SpatialGroup {
       for (int64_t c = 0; c < C; ++c) {
         const V e = load(e_buf + c * W);
         V coef = kc;
-        if (p.soft_labels) coef = load(t + c * tcs) * (sc * (S(1) - eps)) + kc;
+        if (p.soft_labels) coef = lanes(t + c * tcs, t_in) * (sc * (S(1) - eps)) + kc;
         if (weighted) coef *= w[c];
         const V gv = e * k - coef;
-        store(g + c * gcs, keep == S(1) ? gv : V{});
+        put_lanes(g + c * gcs, g_in, keep == S(1) ? gv : V{});
       }
       for (int l = 0; l < W; ++l)
-        if (live[l] && !p.soft_labels) g[y[l] * gcs + l] -= target[l];
+        if (live[l] && !p.soft_labels) g[y[l] * gcs + l * g_in] -= target[l];
     }
     return total;
   }
@@ -225,11 +241,12 @@ void cross_entropy_impl(const CrossEntropyParams& p) {
 
   const int64_t* strides[4] = {p.logits.strides, p.labels.strides, want_grad ? p.grad.strides : nullptr,
                                reduce_none ? p.loss.strides : nullptr};
-  // The (N, C, H, W) layout: rows contiguous along their last dim, classes strided.
-  const bool spatial = rank >= 1 && W > 1 && p.logits.dtype == native && p.logits.strides[rank] != 1 &&
-                       p.logits.strides[rank - 1] == 1 && p.logits.shape[rank - 1] >= W &&
-                       (!want_grad || (p.grad.dtype == native && p.grad.strides[rank - 1] == 1)) &&
-                       (!p.soft_labels || (p.labels.dtype == native && p.labels.strides[rank - 1] == 1));
+  // Lane-per-row groups: the (N, C, H, W) layout (rows contiguous along their last dim,
+  // classes strided) or few classes (any layout).
+  const bool lane_layout = p.logits.strides[rank] != 1 && rank >= 1 && p.logits.strides[rank - 1] == 1;
+  const bool spatial = rank >= 1 && W > 1 && (lane_layout || C <= kLaneClasses) && p.logits.dtype == native &&
+                       p.logits.shape[rank - 1] >= W && (!want_grad || p.grad.dtype == native) &&
+                       (!p.soft_labels || p.labels.dtype == native);
   const SpatialGroup<S> group{p, C, p.logits.strides[rank], p.soft_labels ? p.labels.strides[rank] : 0,
                               want_grad ? p.grad.strides[rank] : 0, rank ? p.logits.strides[rank - 1] : 0,
                               rank ? p.labels.strides[rank - 1] : 0, want_grad && rank ? p.grad.strides[rank - 1] : 0,
@@ -250,7 +267,7 @@ void cross_entropy_impl(const CrossEntropyParams& p) {
     walk.begin(r0);
     for (int64_t r = r0; r < r1; ++r, walk.next()) {
       const int64_t lo = walk.offset(0), to = walk.offset(1), go = walk.offset(2);
-      if (spatial && r + W <= r1 && walk.inner_remaining() >= W) {
+      if (spatial && r + W <= r1 && walk.inner_remaining() >= W) {  // a whole group of rows
         acc += group.run(lo, to, go, walk.offset(3), ebuf.get<S>(C * W));
         for (int k = 1; k < W; ++k) walk.next();
         r += W - 1;
