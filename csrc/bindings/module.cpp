@@ -64,7 +64,6 @@ namespace {
 
 py::dict build_info() {
   py::dict d;
-  d["version"] = "0.1.0";
   d["compiler"] = FASTLOSS_COMPILER_STRING;
   d["simd"] = isa_name(cpu_isa());
   d["simd_best"] = isa_name(best_supported_isa());

@@ -5,8 +5,6 @@ the same fused pass. See ``CONTRACT.md`` for the full surface.
 """
 from __future__ import annotations
 
-import os as _os
-
 from . import _C
 from .cross_entropy import nll_loss, softmax_cross_entropy
 from .edit_distance import edit_distance, error_rate, pairwise_edit_distance

@@ -24,7 +24,7 @@ def _labels_and_kind(labels, logits, backend):
     return y, False
 
 
-def _weight(weight, C, backend, dtype):
+def _weight(weight, backend):
     if weight is None:
         return None
     w = as_float_array(weight, "weight", backend)
@@ -92,7 +92,7 @@ def softmax_cross_entropy(logits, labels, *, weight=None, ignore_index=-100, lab
         raise ValueError("logits must have at least one dimension (the class axis)")
     labels, soft = _labels_and_kind(labels, logits, backend)
     _check_axis(axis, logits.ndim, "logits")
-    w = _weight(weight, logits.shape[axis], backend, logits.dtype)
+    w = _weight(weight, backend)
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
         raise TypeError(f"ignore_index must be an integer, got {ignore_index!r}")
     loss, grad, rows_shape = _outputs(logits, axis, reduction, return_grad, grad_out, backend)
@@ -129,7 +129,7 @@ def nll_loss(log_probs, labels, *, weight=None, ignore_index=-100, axis=-1, redu
     if backend.cuda and labels.dtype != np.int64:
         labels = labels.astype(np.int64)
     _check_axis(axis, log_probs.ndim, "log_probs")
-    w = _weight(weight, log_probs.shape[axis], backend, log_probs.dtype)
+    w = _weight(weight, backend)
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
         raise TypeError(f"ignore_index must be an integer, got {ignore_index!r}")
     loss, grad, rows_shape = _outputs(log_probs, axis, reduction, return_grad, None, backend)
