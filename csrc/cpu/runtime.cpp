@@ -50,6 +50,10 @@ std::atomic<Isa> g_isa{initial_isa()};
 
 }  // namespace
 
+void throw_value(const std::string& m) { throw Error(ErrorKind::value, m); }
+void throw_type(const std::string& m) { throw Error(ErrorKind::type, m); }
+void throw_index(const std::string& m) { throw Error(ErrorKind::index, m); }
+
 int num_threads() { return g_threads.load(std::memory_order_relaxed); }
 
 void set_num_threads(int n) {

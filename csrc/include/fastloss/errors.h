@@ -17,8 +17,11 @@ class Error : public std::runtime_error {
   ErrorKind kind_;
 };
 
-[[noreturn]] inline void throw_value(const std::string& m) { throw Error(ErrorKind::value, m); }
-[[noreturn]] inline void throw_type(const std::string& m) { throw Error(ErrorKind::type, m); }
-[[noreturn]] inline void throw_index(const std::string& m) { throw Error(ErrorKind::index, m); }
+// Defined once in runtime.cpp (baseline flags), not inline: an inline copy compiled in a
+// per-ISA kernel source could be the one the linker keeps, and carry AVX instructions into
+// code that runs on CPUs without them.
+[[noreturn]] void throw_value(const std::string& m);
+[[noreturn]] void throw_type(const std::string& m);
+[[noreturn]] void throw_index(const std::string& m);
 
 }  // namespace fastloss
