@@ -670,3 +670,17 @@ def test_few_classes_in_place_and_nan_rows():
     l, g = fastloss.softmax_cross_entropy(xin, y, reduction="none", grad_out=xin)
     np.testing.assert_array_equal(l, want_l)
     np.testing.assert_array_equal(g, want_g)
+
+
+def test_layouts_that_take_different_simd_paths_agree():
+    """A Fortran-ordered (N, C) array runs lane-per-row (rows contiguous), its C-ordered copy
+    row by row: different summation orders, the same values to float rounding."""
+    r = rng(31)
+    x = (r.standard_normal((67, 300)) * 4).astype(np.float32)
+    y = r.integers(0, 300, 67)
+    w = r.random(300) + 0.5
+    want = fastloss.softmax_cross_entropy(x, y, weight=w, label_smoothing=0.1, reduction="none", return_grad=True)
+    got = fastloss.softmax_cross_entropy(np.asfortranarray(x), y, weight=w, label_smoothing=0.1, reduction="none",
+                                         return_grad=True)
+    np.testing.assert_allclose(got[0], want[0], rtol=3e-6)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-9)
