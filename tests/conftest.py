@@ -18,6 +18,14 @@ def _cupy_or_reason():
     return cupy, None
 
 
+def cupy_or_skip():
+    """CuPy for a CUDA test case, or a skip with the reason (one rule for every case)."""
+    cp, reason = _cupy_or_reason()
+    if cp is None:
+        pytest.skip(reason)
+    return cp
+
+
 class Backend:
     def __init__(self, name, xp):
         self.name, self.xp = name, xp
@@ -38,10 +46,7 @@ class Backend:
 def backend(request):
     if request.param == "numpy":
         return Backend("numpy", np)
-    cp, reason = _cupy_or_reason()
-    if cp is None:
-        pytest.skip(reason)
-    return Backend("cupy", cp)
+    return Backend("cupy", cupy_or_skip())
 
 
 SUPPORTED_ISAS = [isa for isa in ("avx512", "avx2", "baseline")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import fastloss
+from conftest import cupy_or_skip
 from fastloss import _C
 
 try:  # the oracle; tests that do not need it (brute force, finite differences, errors) run without
@@ -530,12 +531,6 @@ def test_good_call_after_errors():
 # ---------------------------------------------------------------------------------------
 # CUDA: the same cases on CuPy arrays
 
-def _cupy_or_skip():
-    from conftest import _cupy_or_reason  # one rule for every CUDA case: device first, then CuPy
-    cp, reason = _cupy_or_reason()
-    if cp is None:
-        pytest.skip(reason)
-    return cp
 
 
 class TestCuda:
@@ -545,7 +540,7 @@ class TestCuda:
     @pytest.mark.parametrize("from_logits", [False, True])
     @pytest.mark.parametrize("dtype", [np.float64, np.float32])
     def test_matches_torch(self, reduction, layout, concat, from_logits, dtype):
-        cp = _cupy_or_skip()
+        cp = cupy_or_skip()
         rng = np.random.default_rng(_seed(reduction, layout, concat, from_logits))
         x, labels, il, ll = make_batch(rng, T=17, N=6, C=7, S=6, blank=3, feasible_only=True)
         check_against_torch(x, labels, il, ll, blank=3, reduction=reduction, layout=layout, concat=concat,
@@ -553,7 +548,7 @@ class TestCuda:
 
     @pytest.mark.parametrize("zero_infinity", [False, True])
     def test_random_mixed(self, zero_infinity):
-        cp = _cupy_or_skip()
+        cp = cupy_or_skip()
         rng = np.random.default_rng(11)
         for trial in range(8):
             T, N, C, S = rng.integers(1, 30), rng.integers(1, 8), rng.integers(2, 12), rng.integers(1, 10)
@@ -564,14 +559,14 @@ class TestCuda:
                                 rtol=1e-9, atol=1e-11, xp=cp)
 
     def test_long_labels_and_large_classes(self):
-        cp = _cupy_or_skip()
+        cp = cupy_or_skip()
         rng = np.random.default_rng(5)
         x, labels, il, ll = make_batch(rng, T=900, N=3, C=2000, S=420, blank=7, feasible_only=True)
         check_against_torch(x, labels, il, ll, blank=7, reduction="mean", layout="NTC", concat=False,
                             from_logits=True, dtype=np.float32, rtol=1e-3, atol=1e-5, xp=cp)
 
     def test_float16_and_strided(self):
-        cp = _cupy_or_skip()
+        cp = cupy_or_skip()
         rng = np.random.default_rng(2)
         x, labels, il, ll = make_batch(rng, T=20, N=4, C=6, S=5, feasible_only=True)
         x16 = x.astype(np.float16)
@@ -589,7 +584,7 @@ class TestCuda:
         np.testing.assert_allclose(loss.get(), ref, rtol=1e-10)
 
     def test_bad_labels_raise(self):
-        cp = _cupy_or_skip()
+        cp = cupy_or_skip()
         x, labels, il, ll = _ok()
         with pytest.raises(IndexError, match=r"labels\[0, 1\]"):
             fastloss.ctc_loss(cp.asarray(x), cp.asarray(np.array([[1, 9], [3, 4]])), cp.asarray(il), cp.asarray(ll))

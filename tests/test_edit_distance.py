@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import fastloss
+from conftest import cupy_or_skip
 from fastloss import _C
 
 rapidfuzz = pytest.importorskip("rapidfuzz")
@@ -514,19 +515,13 @@ class TestErrors:
             fastloss.error_rate("a", "b", unit="token")
 
 
-def _cupy_or_skip():
-    from conftest import _cupy_or_reason  # one rule for every CUDA case: device first, then CuPy
-    cp, reason = _cupy_or_reason()
-    if cp is None:
-        pytest.skip(reason)
-    return cp
 
 
 class TestCuda:
     @pytest.mark.parametrize("w", [(1, 1, 1), (1, 1, 2), (2, 1, 1), (1, 2, 3), (0, 1, 1), (1, 1, 0)])
     @pytest.mark.parametrize("width", [(30, 40), (64, 64), (70, 130)])
     def test_padded_vs_cpu(self, w, width):
-        cp = _cupy_or_skip()
+        cp = cupy_or_skip()
         rng = np.random.default_rng(0)
         a = rng.integers(0, 5, size=(500, width[0]))
         b = rng.integers(0, 5, size=(500, width[1]))
@@ -543,7 +538,7 @@ class TestCuda:
                                                                             weights=w, normalize=True), atol=1e-15)
 
     def test_bad_lengths_and_mixing(self):
-        cp = _cupy_or_skip()
+        cp = cupy_or_skip()
         a = cp.zeros((4, 3), cp.int64)
         with pytest.raises(ValueError, match=r"b_lengths\[2\] = 9"):
             fastloss.edit_distance(a, a, b_lengths=cp.asarray([1, 1, 9, 1]))

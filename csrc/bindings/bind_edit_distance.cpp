@@ -315,6 +315,13 @@ void sentences(const py::handle& seq, const char* name, bool words, WordTable& t
   }
 }
 
+// Both sides of a call, with one token dictionary so equal tokens get equal ids in a and b.
+void convert_pair(const py::handle& a, const py::handle& b, SeqBatch& sa, SeqBatch& sb) {
+  TokenIds dict;
+  convert(a, "a", sa, dict);
+  convert(b, "b", sb, dict);
+}
+
 }  // namespace
 
 void register_edit_distance(py::module_& m) {
@@ -324,9 +331,7 @@ void register_edit_distance(py::module_& m) {
         const EditWeights w = to_weights(weights);
         BatchLease la(tl_batch(0)), lb(tl_batch(1));
         SeqBatch &sa = *la, &sb = *lb;
-        TokenIds dict;
-        convert(a, "a", sa, dict);
-        convert(b, "b", sb, dict);
+        convert_pair(a, b, sa, sb);
         if (sa.refs.size() != sb.refs.size())
           throw_value("a and b must have the same length, got " + std::to_string(sa.refs.size()) + " and " +
                       std::to_string(sb.refs.size()));
@@ -351,9 +356,7 @@ void register_edit_distance(py::module_& m) {
         const EditWeights w = to_weights(weights);
         BatchLease la(tl_batch(0)), lb(tl_batch(1));
         SeqBatch &sa = *la, &sb = *lb;
-        TokenIds dict;
-        convert(a, "a", sa, dict);
-        convert(b, "b", sb, dict);
+        convert_pair(a, b, sa, sb);
         EditPairwiseParams p;
         p.a = sa.refs.data();
         p.na = static_cast<int64_t>(sa.refs.size());
