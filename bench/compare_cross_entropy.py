@@ -134,11 +134,9 @@ def run_cpu(args):
 
 
 def run_gpu(args):
+    """fastloss on CuPy vs PyTorch CUDA; each kernel variant against the copy bandwidth."""
     import cupy as cp
-    N, C = args.N or 8192, args.C or 128000
-    x = cp.random.standard_normal((N, C), dtype=cp.float32)
-    y = cp.random.randint(0, C, N)
-    g = cp.empty_like(x)
+    from fastloss import _C
 
     def cuda_time(fn, repeat):
         fn()
@@ -152,27 +150,49 @@ def run_gpu(args):
             best = min(best, cp.cuda.get_elapsed_time(start, end) / 1e3)
         return best
 
-    dst = cp.empty_like(x)
-    t_copy = cuda_time(lambda: cp.copyto(dst, x), 20)
-    bw = 2 * x.nbytes / t_copy
-    t_fl = cuda_time(lambda: fastloss.softmax_cross_entropy(x, y, grad_out=g), args.repeat)
-    print(f"GPU {cp.cuda.runtime.getDeviceProperties(0)['name'].decode()}: N={N} C={C} float32; "
-          f"copy bandwidth {bw / 1e9:.0f} GB/s")
-    print(f"fastloss loss+grad {t_fl * 1e3:.2f} ms = {2 * x.nbytes / t_fl / bw * 100:.0f}% of copy bandwidth")
+    shapes = [(args.N, args.C)] if args.N or args.C else [(8192, 128000), (4096, 32000), (16384, 4096), (2048, 256000)]
+    probe = cp.empty(1 << 28, cp.float32)  # 1 GiB, several times the L2
+    dst = cp.empty_like(probe)
+    bw = 2 * probe.nbytes / cuda_time(lambda: cp.copyto(dst, probe), 20)
+    del probe, dst
+    print(f"GPU {cp.cuda.runtime.getDeviceProperties(0)['name'].decode()}: copy bandwidth {bw / 1e9:.0f} GB/s "
+          f"(cp.copyto of 1 GiB, bytes read + written)")
     try:
         import torch
         import torch.nn.functional as F
-        xt = torch.as_tensor(x, device="cuda")
-        yt = torch.as_tensor(y, device="cuda")
-
-        def tfb():
-            xg = xt.detach().requires_grad_()
-            F.cross_entropy(xg, yt).backward()
-
-        t_t = cuda_time(tfb, args.repeat)
-        print(f"torch CUDA fwd+bwd {t_t * 1e3:.2f} ms -> fastloss {t_t / t_fl:.1f}x")
     except ImportError:
-        pass
+        torch = None
+    print(f"{'N x C, dtype':<24}{'variant':<34}{'ms':>9}{'% copy BW':>11}{'vs torch':>10}")
+    for N, C in shapes:
+        for dtype in (cp.float32, cp.float16):
+            x = cp.random.standard_normal((N, C), dtype=cp.float32).astype(dtype)
+            y = cp.random.randint(0, C, N)
+            g = cp.empty_like(x)
+            t_torch = None
+            if torch is not None:
+                xt, yt = torch.as_tensor(x, device="cuda"), torch.as_tensor(y, device="cuda")
+
+                def tfb():
+                    xg = xt.detach().requires_grad_()
+                    F.cross_entropy(xg, yt).backward()
+
+                t_torch = cuda_time(tfb, args.repeat)
+            rows = []
+            for name, cache, grad in (("loss+grad (row cache)", 0, True), ("loss+grad (two reads)", -1, True),
+                                      ("loss only", 0, False)):
+                _C._set_cuda_row_cache_bytes(cache)
+                fn = (lambda: fastloss.softmax_cross_entropy(x, y, grad_out=g)) if grad else \
+                    (lambda: fastloss.softmax_cross_entropy(x, y))
+                t = cuda_time(fn, args.repeat)
+                moved = x.nbytes * (2 if grad else 1)
+                rows.append((name, t, moved / t / bw * 100, t_torch / t if (t_torch and grad) else None))
+            _C._set_cuda_row_cache_bytes(0)
+            for name, t, pct, ratio in rows:
+                print(f"{f'{N} x {C}, {cp.dtype(dtype).name}':<24}{name:<34}{t * 1e3:9.3f}{pct:10.0f}%"
+                      f"{'' if ratio is None else f'{ratio:9.1f}x':>10}")
+            if t_torch:
+                print(f"{'':<24}{'torch CUDA fwd+bwd':<34}{t_torch * 1e3:9.3f}")
+            del x, g
 
 
 def main():

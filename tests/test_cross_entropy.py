@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 import fastloss
 import reference as ref
+from conftest import cupy_or_skip
 
 torch = pytest.importorskip("torch", reason="PyTorch CPU is the oracle (pip install torch==2.13.0)")
 F = torch.nn.functional
@@ -684,3 +685,82 @@ def test_layouts_that_take_different_simd_paths_agree():
                                          return_grad=True)
     np.testing.assert_allclose(got[0], want[0], rtol=3e-6)
     np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- CUDA row cache
+# Long rows with a gradient are held in shared memory (one block, or a cluster of 2, 4 or 8
+# blocks on sm_90) so the logits are read once. A small per-block budget sends rows of a few
+# thousand classes down every cluster size: (C, budget in bytes, what float32 rows take).
+ROW_CACHE_CASES = [
+    (1500, 0, "one block"),
+    (1500, 3200, "2 blocks"),
+    (3001, 3200, "4 blocks"),
+    (3001, 1600, "8 blocks"),
+    (3001, 1000, "too long: two-read kernel"),
+    (2048, -1, "cache off"),
+]
+
+
+@pytest.fixture
+def row_cache_bytes():
+    yield fastloss._C._set_cuda_row_cache_bytes
+    fastloss._C._set_cuda_row_cache_bytes(0)
+
+
+class TestCudaRowCache:
+    @pytest.mark.parametrize("C,budget,what", ROW_CACHE_CASES)
+    @pytest.mark.parametrize("soft", [False, True])
+    @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+    def test_every_option_matches_the_cpu(self, row_cache_bytes, C, budget, what, soft, dtype):
+        cp = cupy_or_skip()
+        row_cache_bytes(budget)
+        r = rng(C + budget)
+        N = 7
+        x = (r.standard_normal((N, C)) * 3).astype(dtype)
+        x[1, :: 7] = -np.inf
+        w = (r.random(C) + 0.5).astype(np.float32)
+        if soft:
+            y = r.random((N, C)).astype(dtype)
+            y /= y.sum(1, keepdims=True)
+        else:
+            y = r.integers(0, C, N)
+            y[4] = -100
+        kw = dict(weight=w, label_smoothing=0.1, z_loss=1e-3, reduction="none")
+        want_l, want_g = fastloss.softmax_cross_entropy(x, y, return_grad=True, **kw)
+        got_l, got_g = fastloss.softmax_cross_entropy(cp.asarray(x), cp.asarray(y), return_grad=True,
+                                                      **{k: cp.asarray(v) if isinstance(v, np.ndarray) else v
+                                                         for k, v in kw.items()})
+        tol = {np.float64: dict(rtol=1e-12, atol=1e-15), np.float32: dict(rtol=2e-5, atol=1e-8),
+               np.float16: dict(rtol=2e-3, atol=1e-6)}[dtype]
+        np.testing.assert_allclose(cp.asnumpy(got_l).astype(np.float64), want_l.astype(np.float64), **tol, err_msg=what)
+        np.testing.assert_allclose(cp.asnumpy(got_g).astype(np.float64), want_g.astype(np.float64), **tol, err_msg=what)
+
+    @pytest.mark.parametrize("C,budget,what", ROW_CACHE_CASES[:4])
+    def test_mean_in_place_strided_and_nan_rows(self, row_cache_bytes, C, budget, what):
+        cp = cupy_or_skip()
+        row_cache_bytes(budget)
+        r = rng(C)
+        N = 10
+        x = r.standard_normal((N, C)).astype(np.float32)
+        x[2, C - 1] = np.nan
+        y = r.integers(0, C, N)
+        y[5] = -100
+        tl, tg = torch_ce(x, y, reduction="none")
+        xin = cp.asarray(x)
+        loss, g = fastloss.softmax_cross_entropy(xin, cp.asarray(y), reduction="none", grad_out=xin)
+        loss, g = cp.asnumpy(loss), cp.asnumpy(g)
+        assert np.isnan(loss[2]) and np.all(np.isnan(g[2]))
+        ok = np.arange(N) != 2
+        np.testing.assert_allclose(loss[ok], tl[ok], rtol=2e-5, err_msg=what)
+        np.testing.assert_allclose(g[ok], tg[ok], rtol=2e-5, atol=1e-9, err_msg=what)
+        # Strided (every other column of a wider array) and misaligned (rows start 4 bytes past a
+        # 16-byte boundary: no vector loads) views, mean reduction.
+        x[2, C - 1] = 0.0
+        tl, tg = torch_ce(x, y)
+        wide = np.zeros((N, 2 * C), np.float32)
+        wide[:, 1::2] = x
+        flat = cp.asarray(np.concatenate([[0], x.reshape(-1)]).astype(np.float32))
+        for view in (cp.asarray(wide)[:, 1::2], flat[1:].reshape(N, C)):
+            loss, g = fastloss.softmax_cross_entropy(view, cp.asarray(y), return_grad=True)
+            np.testing.assert_allclose(cp.asnumpy(loss), tl, rtol=2e-5, err_msg=what)
+            np.testing.assert_allclose(cp.asnumpy(g), tg, rtol=2e-5, atol=1e-9, err_msg=what)

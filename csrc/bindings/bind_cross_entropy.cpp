@@ -77,6 +77,16 @@ void register_cross_entropy(py::module_& m) {
       py::arg("reduction"), py::arg("loss"), py::arg("grad"), py::arg("cuda") = false, py::arg("stream") = 0,
       py::arg("workspace") = py::none());
 
+  // Test hook: the per-block shared-memory budget of the CUDA row cache (so small rows take
+  // every cluster size); 0 restores the default, negative turns it off.
+  m.def("_set_cuda_row_cache_bytes", [](int64_t bytes) {
+#ifdef FASTLOSS_WITH_CUDA
+    cuda::set_row_cache_bytes(bytes);
+#else
+    (void)bytes;
+#endif
+  });
+
   // Bytes of device workspace the CUDA cross-entropy needs (a header plus one double per row).
   m.def("cross_entropy_workspace_bytes", [](int64_t rows) { return int64_t(64) + 8 * rows; });
 }

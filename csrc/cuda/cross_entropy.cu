@@ -4,11 +4,16 @@
 // Launches on the caller's stream, in order:
 //   1. labels_kernel: checks labels (first bad row -> device flag) and sums the "mean"
 //      denominator (soft labels: the row count, known on the host, so skipped);
-//   2. rows_kernel: one warp per row (C <= 1024) or one block per row; pass 1 reads the row
-//      once for the online (max, sum) and the side sums, pass 2 writes the gradient;
+//   2. the row kernel: rows_kernel, one warp per row (C <= 1024) or one block per row, where
+//      pass 1 reads the row for the online (max, sum) and the side sums and pass 2 reads it
+//      again to write the gradient; or, for long rows with a gradient, cached_rows_kernel,
+//      which keeps the row in the shared memory of a block or a cluster of blocks and so
+//      reads it from device memory once;
 //   3. finish_kernel: sums the per-row losses in a fixed order (deterministic) and scales.
 // Integer labels need one device-to-host copy of the flag after the launches (an IndexError
 // must be raised); probability labels run fully asynchronously.
+#include <atomic>
+
 #include "cuda_common.cuh"
 #include "fastloss/cross_entropy.h"
 
@@ -92,8 +97,98 @@ template <class T> __device__ __forceinline__ bool aligned16(const T* p) {
   return (reinterpret_cast<uintptr_t>(p) & 15) == 0;
 }
 
+// The per-row math of both row kernels. consume() folds one column into the online
+// (max, sum) and the side sums; finish() turns the row's totals into its loss and the
+// gradient's factors; grad() is then one gradient entry.
+template <class A, bool kSoft>
+struct RowMath {
+  const DevParams& p;
+  A eps, eps_c, z, scale, wsum;
+  bool weighted;
+  // set by finish()
+  int64_t y;
+  A m, kA, kc, ky;
+
+  __device__ explicit RowMath(const DevParams& params) : p(params) {
+    eps = static_cast<A>(p.eps);
+    eps_c = p.C ? eps / static_cast<A>(p.C) : A(0);
+    z = static_cast<A>(p.z);
+    weighted = p.weight != nullptr;
+    const A denom = kSoft ? static_cast<A>(p.static_denom) : static_cast<A>(p.ws->denom);
+    scale = p.reduction == 1 ? (denom != A(0) ? A(1) / denom : A(0)) : A(1);
+    // sum of the class weights, computed once by weight_sum_kernel (only needed with smoothing)
+    wsum = weighted && eps != A(0) ? static_cast<A>(p.ws->pad[0]) : static_cast<A>(p.C);
+  }
+
+  // side: soft labels: sum w t', sum w t' x; hard labels with smoothing: sum w x
+  __device__ __forceinline__ void consume(MaxSum<A>& ms, A (&side)[2], int64_t c, A x, A t) const {
+    ms.add(x);
+    if (kSoft) {
+      A wt = t * (A(1) - eps) + eps_c;
+      if (weighted) wt *= load_weight<A>(p, c);
+      side[0] += wt;
+      side[1] += wt == A(0) ? A(0) : wt * x;
+    } else if (eps != A(0)) {
+      side[0] += weighted ? load_weight<A>(p, c) * x : x;
+    }
+  }
+
+  __device__ __forceinline__ A finish(const MaxSum<A>& ms, const A (&side)[2], int64_t label, A xy) {
+    const A log_s = flog(ms.s), lse = ms.m + log_s;
+    A loss, Acoef;
+    if (kSoft) {
+      loss = side[0] * lse - side[1];
+      Acoef = side[0];
+    } else {
+      const A wy = weighted ? load_weight<A>(p, label) : A(1);
+      loss = (A(1) - eps) * wy * ((ms.m - xy) + log_s);
+      if (eps != A(0)) loss += eps_c * (wsum * lse - side[0]);
+      Acoef = (A(1) - eps) * wy + eps_c * wsum;
+    }
+    if (z != A(0)) {
+      loss += z * lse * lse;
+      Acoef += A(2) * z * lse;
+    }
+    y = label;
+    m = ms.m;
+    kA = scale * Acoef / ms.s;
+    kc = scale * eps_c;
+    ky = kSoft ? A(0) : scale * (A(1) - eps) * (weighted ? load_weight<A>(p, label) : A(1));
+    return loss;
+  }
+
+  // p_c = exp(x_c - max) / sum: exact for huge flat rows (exp(x - lse) is not)
+  __device__ __forceinline__ A grad(int64_t c, A x, A t) const {
+    A coef = kSoft ? t * (scale * (A(1) - eps)) + kc : kc;
+    if (weighted) coef *= load_weight<A>(p, c);
+    if (!kSoft && c == y) coef += ky;
+    return fexp(x - m) * kA - coef;
+  }
+};
+
+// The start of a row: its label (hard labels), whether it is skipped, and x_y, read before
+// anything can write the gradient (grad_out may be the logits).
+template <class T, class L, bool kSoft>
+__device__ __forceinline__ bool row_label(const DevParams& p, int64_t xo, int64_t lo, int64_t& y, typename AccOf<T>::type& xy) {
+  y = -1;
+  xy = 0;
+  if (p.C == 0) return true;
+  if (kSoft) return false;
+  y = load_label(static_cast<const L*>(p.labels), lo);
+  if (y == p.ignore_index || y < 0 || y >= p.C) return true;  // bad labels raise on the host
+  xy = load_f(static_cast<const T*>(p.logits), xo + y * p.logits_cs);
+  return false;
+}
+
+template <class T, class A> __device__ __forceinline__ void store_row_loss(const DevParams& p, int64_t r, A loss) {
+  if (p.reduction == 0) store_f(static_cast<T*>(p.loss), row_offset(p.loss_rows, r), loss);
+  else reinterpret_cast<double*>(p.ws + 1)[r] = static_cast<double>(loss);
+}
+
 // A group of threads cooperates on a row: a warp (kWarpRows, C <= 1024) or the whole block.
 // Thread `lane` owns quads lane, lane + group, ... and then the tail columns 4*(C/4) + lane.
+// Pass 1 reads the row for (max, sum), pass 2 reads it again to write the gradient (short
+// rows and rows too long for cached_rows_kernel; the second read mostly hits L1/L2).
 template <class T, class L, bool kSoft, bool kGrad, bool kWarpRows>
 __global__ void __launch_bounds__(kWarpRows ? 256 : 512, kWarpRows ? 1 : 2) rows_kernel(DevParams p) {
   typedef typename AccOf<T>::type A;
@@ -105,44 +200,22 @@ __global__ void __launch_bounds__(kWarpRows ? 256 : 512, kWarpRows ? 1 : 2) rows
   const int64_t stride = int64_t(gridDim.x) * groups_per_block;
   const T* logits = static_cast<const T*>(p.logits);
   const T* targets = static_cast<const T*>(p.labels);
-  const A eps = static_cast<A>(p.eps), eps_c = p.C ? eps / static_cast<A>(p.C) : A(0), z = static_cast<A>(p.z);
-  const bool weighted = p.weight != nullptr;
-  const A denom = kSoft ? static_cast<A>(p.static_denom) : static_cast<A>(p.ws->denom);
-  const A scale = p.reduction == 1 ? (denom != A(0) ? A(1) / denom : A(0)) : A(1);
-  // sum of the class weights, computed once by weight_sum_kernel (only needed with smoothing)
-  const A wsum = weighted && eps != A(0) ? static_cast<A>(p.ws->pad[0]) : static_cast<A>(p.C);
-  double* row_loss = reinterpret_cast<double*>(p.ws + 1);
+  RowMath<A, kSoft> math(p);
   const int64_t quads = p.C / 4;
 
   for (int64_t r = first; r < p.rows; r += stride) {  // uniform per group
     const int64_t xo = row_offset(p.logits_rows, r);
     const int64_t lo = row_offset(p.labels_rows, r);
-    int64_t y = -1;
-    bool skip = p.C == 0;
-    if (!kSoft) {
-      y = load_label(static_cast<const L*>(p.labels), lo);
-      skip = y == p.ignore_index || y < 0 || y >= p.C;  // bad labels raise on the host
-    }
-    // Read x_y before anything can write the gradient (grad_out may be the logits).
-    const A xy = (!kSoft && !skip) ? load_f(logits, xo + y * p.logits_cs) : A(0);
+    int64_t y;
+    A xy;
+    const bool skip = row_label<T, L, kSoft>(p, xo, lo, y, xy);
     A loss = 0;
     if (!skip) {
       const bool vx = p.logits_cs == 1 && aligned16(logits + xo);
       const bool vt = kSoft && p.labels_cs == 1 && aligned16(targets + lo);
       MaxSum<A> ms;
       ms.init();
-      A side[2] = {0, 0};  // soft: sum w t', sum w t' x; hard+eps: sum w x
-      auto consume = [&](int64_t c, A x, A t) {
-        ms.add(x);
-        if (kSoft) {
-          A wt = t * (A(1) - eps) + eps_c;
-          if (weighted) wt *= load_weight<A>(p, c);
-          side[0] += wt;
-          side[1] += wt == A(0) ? A(0) : wt * x;
-        } else if (eps != A(0)) {
-          side[0] += weighted ? load_weight<A>(p, c) * x : x;
-        }
-      };
+      A side[2] = {0, 0};
       for (int64_t q = lane; q < quads; q += 2 * group) {
         A a[4], b[4], ta[4] = {0, 0, 0, 0}, tb[4] = {0, 0, 0, 0};
         const bool hb = q + group < quads;
@@ -153,14 +226,15 @@ __global__ void __launch_bounds__(kWarpRows ? 256 : 512, kWarpRows ? 1 : 2) rows
           if (hb) load4(targets, lo + 4 * (q + group) * p.labels_cs, p.labels_cs, vt, tb);
         }
 #pragma unroll
-        for (int k = 0; k < 4; ++k) consume(4 * q + k, a[k], ta[k]);
+        for (int k = 0; k < 4; ++k) math.consume(ms, side, 4 * q + k, a[k], ta[k]);
         if (hb) {
 #pragma unroll
-          for (int k = 0; k < 4; ++k) consume(4 * (q + group) + k, b[k], tb[k]);
+          for (int k = 0; k < 4; ++k) math.consume(ms, side, 4 * (q + group) + k, b[k], tb[k]);
         }
       }
       for (int64_t c = 4 * quads + lane; c < p.C; c += group)
-        consume(c, load_f(logits, xo + c * p.logits_cs), kSoft ? A(load_f(targets, lo + c * p.labels_cs)) : A(0));
+        math.consume(ms, side, c, load_f(logits, xo + c * p.logits_cs),
+                     kSoft ? A(load_f(targets, lo + c * p.labels_cs)) : A(0));
       if (kWarpRows) {
         warp_maxsum(ms);
         side[0] = warp_sum(side[0]);
@@ -168,56 +242,183 @@ __global__ void __launch_bounds__(kWarpRows ? 256 : 512, kWarpRows ? 1 : 2) rows
       } else {
         block_reduce<A, 2>(ms, side, smem);
       }
-      const A log_s = flog(ms.s), lse = ms.m + log_s;
-      A Acoef;
-      if (kSoft) {
-        loss = side[0] * lse - side[1];
-        Acoef = side[0];
-      } else {
-        const A wy = weighted ? load_weight<A>(p, y) : A(1);
-        loss = (A(1) - eps) * wy * ((ms.m - xy) + log_s);
-        if (eps != A(0)) loss += eps_c * (wsum * lse - side[0]);
-        Acoef = (A(1) - eps) * wy + eps_c * wsum;
-      }
-      if (z != A(0)) {
-        loss += z * lse * lse;
-        Acoef += A(2) * z * lse;
-      }
+      loss = math.finish(ms, side, y, xy);
       if (kGrad) {
-        // p_c = exp(x_c - max) / sum: exact for huge flat rows (exp(x - lse) is not)
         T* g = static_cast<T*>(p.grad);
         const int64_t go = row_offset(p.grad_rows, r);
         const bool vg = p.grad_cs == 1 && aligned16(g + go);
-        const A kA = scale * Acoef / ms.s, kc = scale * eps_c;
-        const A ky = kSoft ? A(0) : scale * (A(1) - eps) * (weighted ? load_weight<A>(p, y) : A(1));
-        auto grad_at = [&](int64_t c, A x, A t) {
-          A coef = kSoft ? t * (scale * (A(1) - eps)) + kc : kc;
-          if (weighted) coef *= load_weight<A>(p, c);
-          if (!kSoft && c == y) coef += ky;
-          return fexp(x - ms.m) * kA - coef;
-        };
         for (int64_t q = lane; q < quads; q += group) {
           A a[4], ta[4] = {0, 0, 0, 0}, out[4];
           load4(logits, xo + 4 * q * p.logits_cs, p.logits_cs, vx, a);
           if (kSoft) load4(targets, lo + 4 * q * p.labels_cs, p.labels_cs, vt, ta);
 #pragma unroll
-          for (int k = 0; k < 4; ++k) out[k] = grad_at(4 * q + k, a[k], ta[k]);
+          for (int k = 0; k < 4; ++k) out[k] = math.grad(4 * q + k, a[k], ta[k]);
           store4(g, go + 4 * q * p.grad_cs, p.grad_cs, vg, out);
         }
         for (int64_t c = 4 * quads + lane; c < p.C; c += group)
           store_f(g, go + c * p.grad_cs,
-                  grad_at(c, load_f(logits, xo + c * p.logits_cs), kSoft ? A(load_f(targets, lo + c * p.labels_cs)) : A(0)));
+                  math.grad(c, load_f(logits, xo + c * p.logits_cs), kSoft ? A(load_f(targets, lo + c * p.labels_cs)) : A(0)));
       }
     } else if (kGrad) {
       T* g = static_cast<T*>(p.grad);
       const int64_t go = row_offset(p.grad_rows, r);
       for (int64_t c = lane; c < p.C; c += group) store_f(g, go + c * p.grad_cs, A(0));
     }
-    if (lane == 0) {
-      if (p.reduction == 0) store_f(static_cast<T*>(p.loss), row_offset(p.loss_rows, r), loss);
-      else row_loss[r] = static_cast<double>(loss);
-    }
+    if (lane == 0) store_row_loss<T>(p, r, loss);
   }
+}
+
+// Four consecutive shared-memory values (16-byte vectors for 4-byte types: conflict-free when
+// consecutive threads take consecutive quads).
+template <class T, class A> __device__ __forceinline__ void smem_store4(T* s, const A (&v)[4]) {
+  if (sizeof(T) == 4) {
+    *reinterpret_cast<float4*>(s) = make_float4(float(v[0]), float(v[1]), float(v[2]), float(v[3]));
+  } else {
+#pragma unroll
+    for (int k = 0; k < 4; ++k) store_f(s, k, v[k]);
+  }
+}
+template <class T, class A> __device__ __forceinline__ void smem_load4(const T* s, A (&v)[4]) {
+  if (sizeof(T) == 4) {
+    const float4 q = *reinterpret_cast<const float4*>(s);
+    v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
+  } else {
+#pragma unroll
+    for (int k = 0; k < 4; ++k) v[k] = load_shared(s, k);
+  }
+}
+
+constexpr int kCachedThreads = 512;
+constexpr int kCachedUnroll = 4;  // quads per thread in flight in pass 1
+
+// Head of cached_rows_kernel's dynamic shared memory; the row chunk follows at
+// cached_header_bytes() (then the targets chunk, for probability labels).
+template <class A> struct CachedHeader {
+  A slot[2][4];  // this block's partial (max, sum, side0, side1), read by the whole cluster;
+                 // two slots by exchange parity, so one cluster barrier per row suffices
+  A merged[4];   // the cluster's totals, from thread 0 to the block
+  A reduce[32 * 4];
+};
+template <class A> __host__ __device__ constexpr size_t cached_header_bytes() { return (sizeof(CachedHeader<A>) + 15) / 16 * 16; }
+
+// Rows held in shared memory, so the logits are read from device memory once. A cluster of K
+// blocks (K = 1 on any GPU; 2, 4, 8 on sm_90) owns a row at a time, block `rank` the columns
+// [rank * chunk, (rank + 1) * chunk) (chunk a multiple of 4). Pass 1 streams the chunk into
+// shared memory while folding it into (max, sum) and the side sums; the blocks exchange their
+// partial totals through distributed shared memory and all merge them in rank order (the same
+// bits in every block); pass 2 writes the gradient from shared memory. Each thread reads back
+// in pass 2 exactly the quads it stored in pass 1, so no barrier separates the passes beyond
+// the reduction's.
+template <class T, class L, bool kSoft, bool kGrad>
+__global__ void __launch_bounds__(kCachedThreads, kSoft ? 1 : 2) cached_rows_kernel(DevParams p, int64_t chunk, int K) {
+  typedef typename AccOf<T>::type A;
+  unsigned char* raw = dynamic_smem();
+  CachedHeader<A>& head = *reinterpret_cast<CachedHeader<A>*>(raw);
+  T* xs = reinterpret_cast<T*>(raw + cached_header_bytes<A>());
+  T* ts = xs + chunk;
+  const T* logits = static_cast<const T*>(p.logits);
+  const T* targets = static_cast<const T*>(p.labels);
+  const unsigned rank = K > 1 ? cluster_rank() : 0u;
+  const int64_t c0 = int64_t(rank) * chunk;
+  const int64_t n = p.C > c0 ? min(chunk, p.C - c0) : 0, nq = n / 4;
+  const int tid = threadIdx.x, nt = blockDim.x;
+  RowMath<A, kSoft> math(p);
+  unsigned exchanges = 0;
+
+  for (int64_t r = blockIdx.x / K; r < p.rows; r += gridDim.x / K) {  // uniform per cluster
+    const int64_t xo = row_offset(p.logits_rows, r) + c0 * p.logits_cs;
+    const int64_t lo = row_offset(p.labels_rows, r) + c0 * p.labels_cs;
+    int64_t y;
+    A xy;
+    const bool skip = row_label<T, L, kSoft>(p, row_offset(p.logits_rows, r), row_offset(p.labels_rows, r), y, xy);
+    T* g = static_cast<T*>(p.grad);
+    const int64_t go = kGrad ? row_offset(p.grad_rows, r) + c0 * p.grad_cs : 0;
+    A loss = 0;
+    if (!skip) {
+      const bool vx = p.logits_cs == 1 && aligned16(logits + xo);
+      const bool vt = kSoft && p.labels_cs == 1 && aligned16(targets + lo);
+      MaxSum<A> ms;
+      ms.init();
+      A side[2] = {0, 0};
+      for (int64_t q0 = tid; q0 < nq; q0 += kCachedUnroll * nt) {
+        A a[kCachedUnroll][4], t[kCachedUnroll][4] = {};
+#pragma unroll
+        for (int u = 0; u < kCachedUnroll; ++u) {
+          const int64_t q = q0 + int64_t(u) * nt;
+          if (q < nq) {
+            load4(logits, xo + 4 * q * p.logits_cs, p.logits_cs, vx, a[u]);
+            if (kSoft) load4(targets, lo + 4 * q * p.labels_cs, p.labels_cs, vt, t[u]);
+          }
+        }
+#pragma unroll
+        for (int u = 0; u < kCachedUnroll; ++u) {
+          const int64_t q = q0 + int64_t(u) * nt;
+          if (q < nq) {
+            smem_store4(xs + 4 * q, a[u]);
+            if (kSoft) smem_store4(ts + 4 * q, t[u]);
+#pragma unroll
+            for (int k = 0; k < 4; ++k) math.consume(ms, side, c0 + 4 * q + k, a[u][k], t[u][k]);
+          }
+        }
+      }
+      for (int64_t c = 4 * nq + tid; c < n; c += nt) {
+        const A x = load_f(logits, xo + c * p.logits_cs);
+        const A t = kSoft ? A(load_f(targets, lo + c * p.labels_cs)) : A(0);
+        store_f(xs, c, x);
+        if (kSoft) store_f(ts, c, t);
+        math.consume(ms, side, c0 + c, x, t);
+      }
+      block_reduce<A, 2>(ms, side, head.reduce);
+      if (K > 1) {
+        A* slot = head.slot[exchanges++ & 1];
+        if (tid == 0) {
+          slot[0] = ms.m;
+          slot[1] = ms.s;
+          slot[2] = side[0];
+          slot[3] = side[1];
+        }
+        cluster_sync();
+        if (tid == 0) {
+          MaxSum<A> all;
+          all.init();
+          A s0 = 0, s1 = 0;
+          for (int k = 0; k < K; ++k) {
+            const A* other = cluster_map(slot, k);
+            all.merge(other[0], other[1]);
+            s0 += other[2];
+            s1 += other[3];
+          }
+          head.merged[0] = all.m;
+          head.merged[1] = all.s;
+          head.merged[2] = s0;
+          head.merged[3] = s1;
+        }
+        __syncthreads();
+        ms.m = head.merged[0];
+        ms.s = head.merged[1];
+        side[0] = head.merged[2];
+        side[1] = head.merged[3];
+      }
+      loss = math.finish(ms, side, y, xy);
+      if (kGrad) {
+        const bool vg = p.grad_cs == 1 && aligned16(g + go);
+        for (int64_t q = tid; q < nq; q += nt) {
+          A a[4], t[4] = {0, 0, 0, 0}, out[4];
+          smem_load4(xs + 4 * q, a);
+          if (kSoft) smem_load4(ts + 4 * q, t);
+#pragma unroll
+          for (int k = 0; k < 4; ++k) out[k] = math.grad(c0 + 4 * q + k, a[k], t[k]);
+          store4(g, go + 4 * q * p.grad_cs, p.grad_cs, vg, out);
+        }
+        for (int64_t c = 4 * nq + tid; c < n; c += nt)
+          store_f(g, go + c * p.grad_cs, math.grad(c0 + c, load_shared(xs, c), kSoft ? load_shared(ts, c) : A(0)));
+      }
+    } else if (kGrad) {
+      for (int64_t c = tid; c < n; c += nt) store_f(g, go + c * p.grad_cs, A(0));
+    }
+    if (rank == 0 && tid == 0) store_row_loss<T>(p, r, loss);
+  }
+  if (K > 1) cluster_sync();  // no block may exit while another can still read its slots
 }
 
 // Sum of the class weights in double, once per call (label smoothing needs it on every row).
@@ -306,12 +507,93 @@ int grid_for(int64_t work, int per_block) {
   return static_cast<int>(want < 1 ? 1 : want < cap ? want : cap);
 }
 
+// Shared-memory budget of one cached_rows_kernel block for its chunk of the row: two blocks
+// of 512 threads fit on an SM (228 KB on Hopper) and overlap one's barriers with the other's
+// loads. Rows longer than 8 chunks take the two-read rows_kernel.
+constexpr int64_t kDefaultRowCacheBytes = 96 * 1024;
+std::atomic<int64_t> g_row_cache_bytes{0};  // set_row_cache_bytes(): 0 default, < 0 never
+
+struct CachePlan {
+  int K = 0;  // blocks per cluster; 0: do not cache
+  int64_t chunk = 0;
+  size_t smem = 0;
+};
+
+// The smallest cluster whose blocks each hold their chunk of the row within the budget.
+// Clusters of more than one block need sm_90.
+CachePlan plan_cached(int64_t C, size_t col_bytes, size_t header_bytes) {
+  const int64_t set = g_row_cache_bytes.load();
+  if (set < 0 || C <= 1024) return {};  // short rows: the warp-per-row kernel re-reads from L1
+  const int64_t budget = set > 0 ? set : kDefaultRowCacheBytes;
+  int dev = 0, major = 0, optin = 0;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+  cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+  for (int K = 1; K <= 8; K *= 2) {
+    if (K > 1 && major < 9) break;
+    const int64_t chunk = ((C + K - 1) / K + 3) / 4 * 4;
+    const int64_t bytes = chunk * static_cast<int64_t>(col_bytes);
+    if (bytes <= budget && header_bytes + bytes <= static_cast<size_t>(optin))
+      return {K, chunk, header_bytes + static_cast<size_t>(bytes)};
+  }
+  return {};
+}
+
+// Launches cached_rows_kernel as a persistent grid of as many clusters as can be resident;
+// false when the row does not fit or the launch is refused (the caller falls back).
+template <class T, class L, bool kSoft, bool kGrad>
+bool launch_cached(const DevParams& d, cudaStream_t s) {
+  typedef typename AccOf<T>::type A;
+  const CachePlan plan = plan_cached(d.C, sizeof(T) * (kSoft ? 2 : 1), cached_header_bytes<A>());
+  if (plan.K == 0) return false;
+  void (*kernel)(DevParams, int64_t, int) = cached_rows_kernel<T, L, kSoft, kGrad>;
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(plan.smem)) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  cudaLaunchAttribute cluster[1];
+  cluster[0].id = cudaLaunchAttributeClusterDimension;
+  cluster[0].val.clusterDim.x = plan.K;
+  cluster[0].val.clusterDim.y = 1;
+  cluster[0].val.clusterDim.z = 1;
+  cudaLaunchConfig_t cfg = {};
+  cfg.blockDim = dim3(kCachedThreads);
+  cfg.dynamicSmemBytes = plan.smem;
+  cfg.stream = s;
+  cfg.attrs = plan.K > 1 ? cluster : nullptr;
+  cfg.numAttrs = plan.K > 1 ? 1 : 0;
+  int active = 0;
+  if (plan.K > 1) {
+    cfg.gridDim = dim3(plan.K);
+    if (cudaOccupancyMaxActiveClusters(&active, kernel, &cfg) != cudaSuccess) cudaGetLastError();
+  } else if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&active, kernel, kCachedThreads, plan.smem) == cudaSuccess) {
+    int dev = 0, sms = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    active *= sms;
+  } else {
+    cudaGetLastError();
+  }
+  if (active <= 0) return false;
+  const int64_t clusters = d.rows < active ? d.rows : active;
+  cfg.gridDim = dim3(static_cast<unsigned>(clusters * plan.K));
+  if (cudaLaunchKernelEx(&cfg, kernel, d, plan.chunk, plan.K) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return true;
+}
+
 template <class T, class L, bool kSoft, bool kGrad>
 void launch_rows(const DevParams& d, cudaStream_t s) {
   if (d.C <= 1024) {
     const int warps = 8;
     rows_kernel<T, L, kSoft, kGrad, true><<<grid_for(d.rows, warps), warps * 32, 0, s>>>(d);
   } else {
+    // Without a gradient there is no second pass to save.
+    if constexpr (kGrad) {
+      if (launch_cached<T, L, kSoft, kGrad>(d, s)) return;
+    }
     const int threads = 512;  // two blocks per SM overlap one block's barriers with the other's loads
     rows_kernel<T, L, kSoft, kGrad, false><<<grid_for(d.rows, 1), threads, 0, s>>>(d);
   }
@@ -372,6 +654,8 @@ void prepare_workspace(const CrossEntropyParams& p, cudaStream_t s) {
 }
 
 }  // namespace
+
+void set_row_cache_bytes(int64_t bytes) { g_row_cache_bytes.store(bytes); }
 
 size_t cross_entropy_workspace_bytes(const CrossEntropyParams& p) {
   int64_t rows = 1;

@@ -1,6 +1,7 @@
 // Device-side helpers shared by every CUDA kernel: error checks, strided views, typed loads,
 // warp/block reductions, the online (max, sum-of-exp) pair.
 #pragma once
+#include <cooperative_groups.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -45,6 +46,48 @@ __device__ __forceinline__ int64_t row_offset(const RowGeom& g, int64_t r) {
   return off;
 }
 
+// The block's dynamic shared memory (the launch's dynamicSmemBytes), 16-byte aligned.
+__device__ __forceinline__ unsigned char* dynamic_smem() {
+#ifdef FASTLOSS_CUDA_EMU
+  return emu_dynamic_smem();
+#else
+  extern __shared__ __align__(16) unsigned char fastloss_dynamic_smem[];
+  return fastloss_dynamic_smem;
+#endif
+}
+
+// Thread-block clusters (sm_90): this block's rank in its cluster, a barrier over the whole
+// cluster (release/acquire: shared-memory writes before it are visible to every block after
+// it), and the address of the same shared-memory variable in another block of the cluster.
+// Other architectures never launch clusters (the host checks the device), so there these
+// trap instead of compiling to nothing.
+#if defined(FASTLOSS_CUDA_EMU) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900)
+#define FASTLOSS_HAS_CLUSTERS 1
+#endif
+__device__ __forceinline__ unsigned cluster_rank() {
+#ifdef FASTLOSS_HAS_CLUSTERS
+  return cooperative_groups::this_cluster().block_rank();
+#else
+  __trap();
+  return 0;
+#endif
+}
+__device__ __forceinline__ void cluster_sync() {
+#ifdef FASTLOSS_HAS_CLUSTERS
+  cooperative_groups::this_cluster().sync();
+#else
+  __trap();
+#endif
+}
+template <class T> __device__ __forceinline__ T* cluster_map(T* p, unsigned rank) {
+#ifdef FASTLOSS_HAS_CLUSTERS
+  return cooperative_groups::this_cluster().map_shared_rank(p, rank);
+#else
+  __trap();
+  return p;
+#endif
+}
+
 template <class T> struct AccOf { typedef float type; };
 template <> struct AccOf<double> { typedef double type; };
 
@@ -52,6 +95,10 @@ template <class A> __device__ __forceinline__ A to_acc(float v) { return static_
 __device__ __forceinline__ float load_f(const float* p, int64_t i) { return __ldg(p + i); }
 __device__ __forceinline__ double load_f(const double* p, int64_t i) { return __ldg(p + i); }
 __device__ __forceinline__ float load_f(const __half* p, int64_t i) { return __half2float(p[i]); }
+// Plain loads (shared memory: no read-only-cache path).
+__device__ __forceinline__ float load_shared(const float* p, int64_t i) { return p[i]; }
+__device__ __forceinline__ double load_shared(const double* p, int64_t i) { return p[i]; }
+__device__ __forceinline__ float load_shared(const __half* p, int64_t i) { return __half2float(p[i]); }
 __device__ __forceinline__ void store_f(float* p, int64_t i, float v) { p[i] = v; }
 __device__ __forceinline__ void store_f(double* p, int64_t i, double v) { p[i] = v; }
 __device__ __forceinline__ void store_f(__half* p, int64_t i, float v) { p[i] = __float2half_rn(v); }

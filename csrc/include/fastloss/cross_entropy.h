@@ -36,6 +36,9 @@ namespace cuda {
 size_t cross_entropy_workspace_bytes(const CrossEntropyParams& p);
 void softmax_cross_entropy(const CrossEntropyParams& p);
 void nll_loss(const CrossEntropyParams& p);
+// Shared-memory budget per block for holding rows on chip (tests: force each cluster size);
+// 0 restores the default, a negative value turns the row cache off.
+void set_row_cache_bytes(int64_t bytes);
 }  // namespace cuda
 
 }  // namespace fastloss
