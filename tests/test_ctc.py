@@ -565,6 +565,18 @@ class TestCuda:
         check_against_torch(x, labels, il, ll, blank=7, reduction="mean", layout="NTC", concat=False,
                             from_logits=True, dtype=np.float32, rtol=1e-3, atol=1e-5, xp=cp)
 
+    @pytest.mark.parametrize("T,N,C,S,what", [
+        (1300, 2, 9, 600, "more extended states (1201) than threads (1024)"),
+        (6, 3, 40000, 2, "posterior row larger than shared memory: workspace arrays"),
+    ])
+    def test_working_set_beyond_the_block(self, T, N, C, S, what):
+        cp = cupy_or_skip()
+        rng = np.random.default_rng(T + C)
+        x, labels, il, ll = make_batch(rng, T=T, N=N, C=C, S=S, blank=1, feasible_only=True)
+        ll[0], il[0] = S, T  # the longest label sets the block's states
+        check_against_torch(x, labels, il, ll, blank=1, reduction="sum", layout="TNC", concat=False,
+                            from_logits=True, dtype=np.float64, rtol=1e-9, atol=1e-11, xp=cp)
+
     def test_float16_and_strided(self):
         cp = cupy_or_skip()
         rng = np.random.default_rng(2)

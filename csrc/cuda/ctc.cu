@@ -10,7 +10,9 @@
 //   2. lse_kernel (from_logits only): one block per (t, b) row, the row's log-sum-exp;
 //   3. ctc_kernel: one block per sample, threads over the extended states s (any number of
 //      them: no label-length cap) and over the classes when writing gradient rows; each t
-//      is one step with a block barrier;
+//      is one step with a block barrier; the recursion's rows, the labels and the posterior
+//      sums are in shared memory when they fit (else in the workspace), alpha of every t
+//      goes to the workspace for the backward sweep;
 //   4. finish_kernel: the mean/sum over samples in a fixed order (deterministic).
 // float16 input is computed in float32; float64 in double.
 #include <vector>
@@ -84,22 +86,34 @@ __global__ void lse_kernel(DevParams d) {
   }
 }
 
+// On-chip working set of one sample (dynamic shared memory, when it fits): the extended
+// labels, two rows of L states (alpha t-1 / t in the forward sweep, then beta t+1 / t), and
+// the per-class posterior of the current t. Otherwise the same arrays live in the workspace.
+inline size_t align16(size_t n) { return (n + 15) / 16 * 16; }
+inline size_t on_chip_bytes(int64_t L, int64_t C, size_t acc) {
+  return align16(4 * static_cast<size_t>(L)) + acc * static_cast<size_t>(2 * L + C);
+}
+
 template <class T, class Lb>
-__global__ void ctc_kernel(DevParams d) {
+__global__ void __launch_bounds__(1024) ctc_kernel(DevParams d, bool on_chip) {
   typedef typename AccOf<T>::type A;
   __shared__ A sh_logz;
   const int64_t b = blockIdx.x;
+  const int tid = threadIdx.x, nt = blockDim.x;
   const int64_t* info = ws_ptr<int64_t>(d, d.lay.info);
   const int64_t Tb = info[4 * b], Sb = info[4 * b + 1], loff = info[4 * b + 2], lstr = info[4 * b + 3];
   const int64_t L = 2 * Sb + 1;
   const T* x = static_cast<const T*>(d.x);
   const Lb* labels = static_cast<const Lb*>(d.labels);
-  int32_t* ext = ws_ptr<int32_t>(d, d.lay.ext) + b * d.L;
-  A* alpha = ws_ptr<A>(d, d.lay.alpha) + b * d.T * d.L;
+  unsigned char* sm = dynamic_smem();
+  int32_t* ext = on_chip ? reinterpret_cast<int32_t*>(sm) : ws_ptr<int32_t>(d, d.lay.ext) + b * d.L;
+  A* rows = on_chip ? reinterpret_cast<A*>(sm + (4 * d.L + 15) / 16 * 16) : ws_ptr<A>(d, d.lay.beta) + b * 2 * d.L;
+  A* post = on_chip ? rows + 2 * d.L : ws_ptr<A>(d, d.lay.post) + b * d.C;
+  A* alpha = ws_ptr<A>(d, d.lay.alpha) + b * d.T * d.L;  // every row, for the backward sweep
   const A* lse = ws_ptr<A>(d, d.lay.lse) + b * d.T;
   const A NINF = ninf<A>();
 
-  for (int64_t s = threadIdx.x; s < L; s += blockDim.x)
+  for (int64_t s = tid; s < L; s += nt)
     ext[s] = s % 2 ? static_cast<int32_t>(labels[loff + (s / 2) * lstr]) : static_cast<int32_t>(d.blank);
   __syncthreads();
 
@@ -109,26 +123,34 @@ __global__ void ctc_kernel(DevParams d) {
   };
   auto skip_ok = [&](int64_t s) -> bool { return s % 2 == 1 && s >= 3 && ext[s] != ext[s - 2]; };
 
-  // Forward.
+  // Forward. Each step's emission of the thread's first state is loaded before the barrier,
+  // so its latency overlaps the wait; the recursion itself reads only on-chip rows.
   if (Tb > 0) {
-    for (int64_t s = threadIdx.x; s < L; s += blockDim.x) alpha[s] = s < 2 ? lp(0, s) : NINF;
+    for (int64_t s = tid; s < L; s += nt) {
+      const A a0 = s < 2 ? lp(0, s) : NINF;
+      rows[s] = a0;
+      alpha[s] = a0;
+    }
     for (int64_t t = 1; t < Tb; ++t) {
+      const A em0 = tid < L ? lp(t, tid) : A(0);
       __syncthreads();
-      const A* prev = alpha + (t - 1) * d.L;
-      A* cur = alpha + t * d.L;
-      for (int64_t s = threadIdx.x; s < L; s += blockDim.x) {
+      const A* prev = rows + ((t - 1) & 1) * d.L;
+      A* cur = rows + (t & 1) * d.L;
+      for (int64_t s = tid; s < L; s += nt) {
         const A a1 = prev[s], a2 = s >= 1 ? prev[s - 1] : NINF, a3 = skip_ok(s) ? prev[s - 2] : NINF;
-        cur[s] = lse3(a1, a2, a3) + lp(t, s);
+        const A v = lse3(a1, a2, a3) + (s == tid ? em0 : lp(t, s));
+        cur[s] = v;
+        alpha[t * d.L + s] = v;
       }
     }
   }
   __syncthreads();
-  if (threadIdx.x == 0) {
+  if (tid == 0) {
     A logz;
     if (Tb == 0) {
       logz = Sb == 0 ? A(0) : NINF;
     } else {
-      const A* last = alpha + (Tb - 1) * d.L;
+      const A* last = rows + ((Tb - 1) & 1) * d.L;
       logz = lse3(last[L - 1], L > 1 ? last[L - 2] : NINF, NINF);
     }
     double loss = -static_cast<double>(logz);
@@ -147,23 +169,24 @@ __global__ void ctc_kernel(DevParams d) {
   const A logz = sh_logz;
   const A scale = d.reduction == 1 ? static_cast<A>(1.0 / (double(Sb > 1 ? Sb : 1) * double(d.N))) : A(1);
   for (int64_t t = Tb; t < d.T; ++t)
-    for (int64_t c = threadIdx.x; c < d.C; c += blockDim.x) store_f(g, t * d.gt_t + b * d.gt_n + c * d.gt_c, A(0));
+    for (int64_t c = tid; c < d.C; c += nt) store_f(g, t * d.gt_t + b * d.gt_n + c * d.gt_c, A(0));
   if (Tb == 0) return;
   const bool infeasible = logz == NINF;
   if (infeasible || isnan(logz)) {
     const A fill = infeasible && d.zero_infinity ? A(0) : A(NAN);
     for (int64_t t = 0; t < Tb; ++t)
-      for (int64_t c = threadIdx.x; c < d.C; c += blockDim.x) store_f(g, t * d.gt_t + b * d.gt_n + c * d.gt_c, fill);
+      for (int64_t c = tid; c < d.C; c += nt) store_f(g, t * d.gt_t + b * d.gt_n + c * d.gt_c, fill);
     return;
   }
-  A* post = ws_ptr<A>(d, d.lay.post) + b * d.C;
-  A* bcur = ws_ptr<A>(d, d.lay.beta) + b * 2 * d.L;
-  A* bnext = bcur + d.L;
-  for (int64_t c = threadIdx.x; c < d.C; c += blockDim.x) post[c] = A(0);
-  __syncthreads();
+  // Backward: beta in the two on-chip rows (alpha's are free now), the posterior of each t
+  // summed per class by shared-memory atomics, then the gradient row of t written at once.
+  A* bcur = rows;
+  A* bnext = rows + d.L;
+  for (int64_t c = tid; c < d.C; c += nt) post[c] = A(0);
   for (int64_t t = Tb - 1; t >= 0; --t) {
-    const A* al = alpha + t * d.L;
-    for (int64_t s = threadIdx.x; s < L; s += blockDim.x) {
+    const A al0 = tid < L ? alpha[t * d.L + tid] : A(0), em0 = tid < L ? lp(t, tid) : A(0);
+    __syncthreads();  // bnext complete; post cleared
+    for (int64_t s = tid; s < L; s += nt) {
       A bx;
       if (t == Tb - 1) {
         bx = s >= L - 2 ? A(0) : NINF;
@@ -172,13 +195,13 @@ __global__ void ctc_kernel(DevParams d) {
         const A b3 = s + 2 < L && skip_ok(s + 2) ? bnext[s + 2] : NINF;
         bx = lse3(b1, b2, b3);
       }
-      const A gam = fexp(al[s] + bx - logz);
-      bcur[s] = bx + lp(t, s);
+      const A gam = fexp((s == tid ? al0 : alpha[t * d.L + s]) + bx - logz);
+      bcur[s] = bx + (s == tid ? em0 : lp(t, s));
       if (gam != A(0)) atomicAdd(post + ext[s], gam);
     }
     __syncthreads();
     const int64_t xo = t * d.st_t + b * d.st_n, go = t * d.gt_t + b * d.gt_n;
-    for (int64_t c = threadIdx.x; c < d.C; c += blockDim.x) {
+    for (int64_t c = tid; c < d.C; c += nt) {
       A v = -post[c];
       if (d.from_logits) v += fexp(static_cast<A>(load_f(x, xo + c * d.st_c)) - lse[t]);
       store_f(g, go + c * d.gt_c, v * scale);
@@ -187,7 +210,6 @@ __global__ void ctc_kernel(DevParams d) {
     A* tmp = bcur;
     bcur = bnext;
     bnext = tmp;
-    __syncthreads();
   }
 }
 
@@ -224,8 +246,23 @@ template <class T, class Lb>
 void launch(const DevParams& d, cudaStream_t s) {
   if (d.from_logits && d.T > 0 && d.N > 0) lse_kernel<T><<<grid_for(d.T * d.N), 256, 0, s>>>(d);
   if (d.N > 0) {
-    const int threads = d.L > 256 || d.C > 4096 ? 512 : 256;
-    ctc_kernel<T, Lb><<<static_cast<unsigned>(d.N), threads, 0, s>>>(d);
+    // Threads cover the states of the longest sample (one state each up to 1024) and at least
+    // 256 columns of a gradient row.
+    const int64_t want = (d.L + 31) / 32 * 32;
+    const int threads = static_cast<int>(want > 1024 ? 1024 : want < 256 ? 256 : want);
+    typedef typename AccOf<T>::type A;
+    size_t smem = on_chip_bytes(d.L, d.C, sizeof(A));
+    int dev = 0, optin = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    bool on_chip = smem <= static_cast<size_t>(optin);
+    if (on_chip && smem > 48 * 1024 &&
+        cudaFuncSetAttribute(ctc_kernel<T, Lb>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)) != cudaSuccess) {
+      cudaGetLastError();
+      on_chip = false;
+    }
+    if (!on_chip) smem = 0;
+    ctc_kernel<T, Lb><<<static_cast<unsigned>(d.N), threads, smem, s>>>(d, on_chip);
   }
   if (d.reduction != 0) finish_kernel<T><<<1, 256, 0, s>>>(d);
 }
