@@ -160,6 +160,9 @@ def run_gpu(args):
     try:
         import torch
         import torch.nn.functional as F
+        if not torch.cuda.is_available():
+            print("torch has no CUDA here: no torch column")
+            torch = None
     except ImportError:
         torch = None
     print(f"{'N x C, dtype':<24}{'variant':<34}{'ms':>9}{'% copy BW':>11}{'vs torch':>10}")

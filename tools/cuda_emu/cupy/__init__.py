@@ -68,12 +68,52 @@ class _Device:
         pass
 
 
+class _Event:
+    def record(self):
+        import time
+        self.t = time.perf_counter()
+
+    def synchronize(self):
+        pass
+
+
+class _Runtime:
+    @staticmethod
+    def getDeviceProperties(i):
+        return {"name": b"emulated GPU (CPU threads)"}
+
+
 class cuda:
     Device = _Device
+    Event = _Event
+    runtime = _Runtime
 
     @staticmethod
     def get_current_stream():
         return _Stream()
+
+    @staticmethod
+    def get_elapsed_time(start, end):
+        return (end.t - start.t) * 1e3
+
+
+class random:
+    _rng = np.random.default_rng(0)
+
+    @staticmethod
+    def standard_normal(shape, dtype=np.float64):
+        return _wrap(random._rng.standard_normal(shape).astype(dtype))
+
+    @staticmethod
+    def randint(low, high, size=None):
+        return _wrap(random._rng.integers(low, high, size))
+
+
+def copyto(dst, src):
+    np.copyto(dst, src)
+
+
+dtype = np.dtype
 
 
 from numpy import (bool_, float16, float32, float64, int8, int16, int32, int64,  # noqa: E402,F401
