@@ -84,12 +84,146 @@ const S* row_source(const TensorView& t, int64_t offset, int64_t C, S* buf) {
   return buf;
 }
 
+// The loss of a row and its gradient's row constant A from the row's softmax statistics
+// (max m, sum of exp(x - m)) and the side sums: swt = sum w t', sx = sum w t' x (soft) or
+// sum w x (hard, smoothing). Hard labels use (m - x_y) + log(sum), not lse - x_y: exact when
+// |x| is huge and the row is flat.
+template <class S> struct RowLoss {
+  S loss, A;
+};
+template <class S>
+RowLoss<S> row_loss(bool soft, S m, S sum, S swt, S sx, S xy, S wy, S eps, S eps_c, S wsum, S z) {
+  const S log_s = std::log(sum), lse = m + log_s;
+  RowLoss<S> r;
+  if (soft) {
+    r.loss = swt * lse - sx;
+    r.A = swt;
+  } else {
+    r.loss = (S(1) - eps) * wy * ((m - xy) + log_s);
+    if (eps != S(0)) r.loss += eps_c * (wsum * lse - sx);
+    r.A = (S(1) - eps) * wy + eps_c * wsum;
+  }
+  if (z != S(0)) {
+    r.loss += z * lse * lse;
+    r.A += S(2) * z * lse;
+  }
+  return r;
+}
+
+// Horizontal max and sum as halving trees (log2 W steps; the row path's lane-order loops are
+// fine once per 2 KiB block, too slow once per short row).
+template <class S, int N> struct Lanes {
+  typedef S V __attribute__((vector_size(N * sizeof(S))));
+};
+template <class S, int N, class Op> inline S tree_reduce(typename Lanes<S, N>::V v, Op op) {
+  if constexpr (N == 1) {
+    return v[0];
+  } else {
+    typename Lanes<S, N / 2>::V lo, hi;
+    std::memcpy(&lo, &v, sizeof(lo));
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof(lo), sizeof(hi));
+    return tree_reduce<S, N / 2>(op(lo, hi), op);
+  }
+}
+template <class S> inline S hmax_tree(vec_t<S> v) {
+  return tree_reduce<S, Vec<S>::W>(v, [](auto a, auto b) { return a > b ? a : b; });
+}
+template <class S> inline S hsum_tree(vec_t<S> v) {
+  return tree_reduce<S, Vec<S>::W>(v, [](auto a, auto b) { return a + b; });
+}
+
+// Rows of at most kShortVecs vectors (contiguous, native dtype, gradient written in place):
+// the whole row stays in registers, so one load, one exp and one store per element, with no
+// scratch row, no block bookkeeping and only a few horizontal reductions per row.
+constexpr int kShortVecs = 8;
+
+template <class S> struct ShortRowConsts {
+  int64_t C;
+  const S* w;  // contiguous weights (padded by a vector), or null
+  S wsum, eps, eps_c, z, sc;
+  bool soft, want_grad;
+};
+
+// Loss of one row at x (targets t for probability labels, label y otherwise); with a gradient,
+// writes it to g. NV = ceil(C / W).
+template <class S, int NV>
+S short_row(const ShortRowConsts<S>& k, const S* x, const S* t, int64_t y, S* g) {
+  typedef vec_t<S> V;
+  constexpr int W = Vec<S>::W;
+  const S ninf = -std::numeric_limits<S>::infinity();
+  const int64_t tail = k.C - (NV - 1) * W;  // lanes used in the last vector, 1..W
+  auto part = [&](const S* p, int i, S fill) { return i < NV - 1 || tail == W ? load(p + i * W) : load_partial(p + i * W, tail, fill); };
+  V xv[NV], e[NV];
+  for (int i = 0; i < NV; ++i) xv[i] = part(x, i, ninf);
+  V mv = xv[0];
+  for (int i = 1; i < NV; ++i) mv = vmax(mv, xv[i]);
+  const S m = hmax_tree<S>(mv);
+  V sv = V{};
+  for (int i = 0; i < NV; ++i) {
+    e[i] = vexp(xv[i] - m);  // padding lanes: exp(-inf) = 0
+    sv += e[i];
+  }
+  const S sum = hsum_tree<S>(sv);
+  S swt = 0, sx = 0;
+  if (k.soft || k.eps != S(0)) {
+    V a = V{}, b = V{};
+    for (int i = 0; i < NV; ++i) {
+      const bool last = i == NV - 1 && tail < W;
+      const V xz = last ? (first_lanes<S>(tail, S(1)) == S(1) ? xv[i] : V{}) : xv[i];  // padding as 0
+      const V wv = k.w ? part(k.w, i, S(0)) : V{};
+      if (k.soft) {
+        V wt = part(t, i, S(0)) * (S(1) - k.eps) + (last ? first_lanes<S>(tail, k.eps_c) : splat(k.eps_c));
+        if (k.w) wt *= wv;
+        a += wt;
+        b += wt == S(0) ? V{} : wt * xz;  // a zero target never meets a -inf logit
+      } else {
+        b += k.w ? xz * wv : xz;
+      }
+    }
+    swt = hsum_tree<S>(a);
+    sx = hsum_tree<S>(b);
+  }
+  const S wy = !k.soft && k.w ? k.w[y] : S(1);
+  const RowLoss<S> r = row_loss<S>(k.soft, m, sum, swt, sx, k.soft ? S(0) : x[y], wy, k.eps, k.eps_c, k.wsum, k.z);
+  if (k.want_grad) {
+    const V kA = splat(k.sc * r.A / sum);
+    const S kc = k.sc * k.eps_c;
+    const S target_term = k.soft ? S(0) : k.sc * (S(1) - k.eps) * wy;
+    for (int i = 0; i < NV; ++i) {
+      V coef = k.soft ? part(t, i, S(0)) * (k.sc * (S(1) - k.eps)) + kc : splat(kc);
+      if (k.w) coef *= part(k.w, i, S(0));
+      V gv = e[i] * kA - coef;
+      if (!k.soft && y / W == i) gv[y % W] -= target_term;
+      if (i < NV - 1 || tail == W) store(g + i * W, gv);
+      else store_partial(g + i * W, gv, tail);
+    }
+  }
+  return r.loss;
+}
+
+template <class S> using ShortRowFn = S (*)(const ShortRowConsts<S>&, const S*, const S*, int64_t, S*);
+template <class S> ShortRowFn<S> short_row_for(int64_t C) {
+  constexpr int W = Vec<S>::W;
+  switch ((C + W - 1) / W) {
+    case 1: return short_row<S, 1>;
+    case 2: return short_row<S, 2>;
+    case 3: return short_row<S, 3>;
+    case 4: return short_row<S, 4>;
+    case 5: return short_row<S, 5>;
+    case 6: return short_row<S, 6>;
+    case 7: return short_row<S, 7>;
+    case 8: return short_row<S, 8>;
+    default: return nullptr;
+  }
+}
+
 // W rows at once, one per SIMD lane, looping over the classes: for the (N, C, H, W) layout with
 // axis=1 (consecutive rows are consecutive pixels: every load and store is a contiguous
 // vector) and for few classes (C <= kLaneClasses, lanes gathered at the row stride), where a
 // row is too short to fill vectors and per-row overhead would dominate. exp(x - max) is kept
 // in a C x W scratch for pass 2.
-constexpr int64_t kLaneClasses = 32;
+// (Measured on Zen 4, float32: lanes win below 16 classes, short rows in registers from 16.)
+constexpr int64_t kLaneClasses = 15;
 
 template <class S>
 struct SpatialGroup {
@@ -148,23 +282,12 @@ struct SpatialGroup {
       S loss = 0;
       kA[l] = inv_s[l] = target[l] = 0;
       if (live[l]) {
-        const S log_s = std::log(s[l]), lse = m[l] + log_s;
-        S A;
-        if (p.soft_labels) {
-          loss = swt[l] * lse - sx[l];
-          A = swt[l];
-        } else {
-          const S wy = weighted ? w[y[l]] : S(1);
-          loss = (S(1) - eps) * wy * ((m[l] - x[y[l] * xcs + l * x_in]) + log_s);
-          if (eps != S(0)) loss += eps_c * (wsum * lse - sx[l]);
-          A = (S(1) - eps) * wy + eps_c * wsum;
-          target[l] = sc * (S(1) - eps) * wy;
-        }
-        if (z != S(0)) {
-          loss += z * lse * lse;
-          A += S(2) * z * lse;
-        }
-        kA[l] = sc * A;
+        const S wy = !p.soft_labels && weighted ? w[y[l]] : S(1);
+        const S xy = p.soft_labels ? S(0) : x[y[l] * xcs + l * x_in];
+        const RowLoss<S> r = row_loss<S>(p.soft_labels, m[l], s[l], swt[l], sx[l], xy, wy, eps, eps_c, wsum, z);
+        loss = r.loss;
+        if (!p.soft_labels) target[l] = sc * (S(1) - eps) * wy;
+        kA[l] = sc * r.A;
         inv_s[l] = S(1) / s[l];
       }
       if (reduce_none) store_as<S>(p.loss, lo + l * l_in, loss);
@@ -252,6 +375,10 @@ void cross_entropy_impl(const CrossEntropyParams& p) {
                               rank ? p.labels.strides[rank - 1] : 0, want_grad && rank ? p.grad.strides[rank - 1] : 0,
                               reduce_none && rank ? p.loss.strides[rank - 1] : 0, w, wsum, eps, eps_c, z, sc,
                               want_grad, weighted, reduce_none};
+  // Short rows: the whole row in registers (strided or converted rows gathered first, so
+  // every layout gives the same bits).
+  const ShortRowFn<S> short_fn = short_row_for<S>(C);
+  const ShortRowConsts<S> short_consts{C, w, wsum, eps, eps_c, z, sc, p.soft_labels, want_grad};
   const int nt = num_threads();
   double partial[256] = {0};
   const int nthreads = nt < 256 ? nt : 256;
@@ -283,22 +410,32 @@ void cross_entropy_impl(const CrossEntropyParams& p) {
           continue;
         }
       }
+      if (short_fn) {
+        S* g = want_grad ? (grad_direct ? p.grad.ptr<S>() + go : gbuf.get<S>(C + W)) : nullptr;
+        const S loss = short_fn(short_consts, row_source<S>(p.logits, lo, C, xbuf.get<S>(C + W)),
+                                p.soft_labels ? row_source<S>(p.labels, to, C, tbuf.get<S>(C + W)) : nullptr, y, g);
+        if (want_grad && !grad_direct)
+          for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad, go + c * gcs, g[c]);
+        if (reduce_none) store_as<S>(p.loss, walk.offset(3), loss);
+        else acc += static_cast<double>(loss);
+        continue;
+      }
       const S* x = row_source<S>(p.logits, lo, C, xbuf.get<S>(C + W));
       S* dst = grad_direct ? p.grad.ptr<S>() + go : nullptr;
       const RowBlocks<S> rb{C};
 
       // Side sums for the loss, gathered during pass 1.
-      V sx = V{}, swt = V{};  // sum w_c x_c (smoothing) / sum w_c t'_c x_c, sum w_c t'_c (soft)
+      V sx_v = V{}, swt_v = V{};  // sum w_c x_c (smoothing) / sum w_c t'_c x_c, sum w_c t'_c (soft)
       const S* t = p.soft_labels ? row_source<S>(p.labels, to, C, tbuf.get<S>(C + W)) : nullptr;
       auto side = [&](int64_t j, V xv, int64_t n) {
         if (p.soft_labels) {
           V tv = n == W ? load(t + j) : load_partial(t + j, n, S(0));
           V wt = tv * (S(1) - eps) + (n == W ? splat(eps_c) : first_lanes<S>(n, eps_c));
           if (weighted) wt *= n == W ? load(w + j) : load_partial(w + j, n, S(0));
-          swt += wt;
-          sx += wt == S(0) ? V{} : wt * xv;  // a zero target never meets a -inf logit
+          swt_v += wt;
+          sx_v += wt == S(0) ? V{} : wt * xv;  // a zero target never meets a -inf logit
         } else if (eps != S(0)) {
-          sx += weighted ? xv * (n == W ? load(w + j) : load_partial(w + j, n, S(0))) : xv;
+          sx_v += weighted ? xv * (n == W ? load(w + j) : load_partial(w + j, n, S(0))) : xv;
         }
       };
 
@@ -315,24 +452,11 @@ void cross_entropy_impl(const CrossEntropyParams& p) {
         st = plain ? softmax_stats<S, false>(x, rb, nullptr, nullptr)
                    : softmax_stats<S, false>(x, rb, nullptr, nullptr, side);
       }
-      const S lse = st.lse();
-      S loss, A;
-      if (p.soft_labels) {
-        const S a = hsum<S>(swt);
-        loss = a * lse - hsum<S>(sx);
-        A = a;
-      } else {
-        const S wy = weighted ? w[y] : S(1);
-        const S xy = x[y];
-        // (max - x_y) + log(sum), not lse - x_y: exact when |x| is huge and the row is flat
-        loss = (S(1) - eps) * wy * ((st.max - xy) + std::log(st.sum));
-        if (eps != S(0)) loss += eps_c * (wsum * lse - hsum<S>(sx));
-        A = (S(1) - eps) * wy + eps_c * wsum;
-      }
-      if (z != S(0)) {
-        loss += z * lse * lse;
-        A += S(2) * z * lse;
-      }
+      const S swt = p.soft_labels ? hsum<S>(swt_v) : S(0), sx = p.soft_labels || eps != S(0) ? hsum<S>(sx_v) : S(0);
+      const S wy = !p.soft_labels && weighted ? w[y] : S(1);
+      const RowLoss<S> rl = row_loss<S>(p.soft_labels, st.max, st.sum, swt, sx, p.soft_labels ? S(0) : x[y], wy, eps,
+                                        eps_c, wsum, z);
+      const S loss = rl.loss, A = rl.A;
       if (reduce_none) store_as<S>(p.loss, walk.offset(3), loss);
       else acc += static_cast<double>(loss);
 

@@ -55,14 +55,29 @@ template <class S> inline vec_t<S> load(const S* p) {
   return v;
 }
 template <class S> inline void store(S* p, vec_t<S> v) { std::memcpy(p, &v, sizeof(v)); }
-// First n (< W) lanes from p, the rest `fill`.
+// First n (< W) lanes from p, the rest `fill` (AVX-512: one masked load, which never touches
+// the memory past n).
 template <class S> inline vec_t<S> load_partial(const S* p, int64_t n, S fill) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(S) == 4)
+    return (vec_t<S>)_mm512_mask_loadu_ps(_mm512_set1_ps(fill), static_cast<__mmask16>((1u << n) - 1), p);
+  else
+    return (vec_t<S>)_mm512_mask_loadu_pd(_mm512_set1_pd(fill), static_cast<__mmask8>((1u << n) - 1), p);
+#else
   S buf[Vec<S>::W];
   for (int i = 0; i < Vec<S>::W; ++i) buf[i] = i < n ? p[i] : fill;
   return load(buf);
+#endif
 }
 template <class S> inline void store_partial(S* p, vec_t<S> v, int64_t n) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(S) == 4)
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), (__m512)v);
+  else
+    _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1), (__m512d)v);
+#else
   for (int64_t i = 0; i < n; ++i) p[i] = v[i];
+#endif
 }
 // `value` in the first n lanes, 0 in the rest.
 template <class S> inline vec_t<S> first_lanes(int64_t n, S value) {
