@@ -4,7 +4,7 @@ Not part of pytest. CPU: float32, torch.set_num_threads(NTHREADS) and the same t
 for fastloss; calls are interleaved and the minimum over many repeats is reported (the
 machine may be shared). GPU (--gpu, needs CuPy and torch CUDA): the same cases plus S=400.
 
-    PYTHONPATH=python python3 bench/compare_ctc.py [--threads 2] [--repeats 30] [--gpu] [--warpctc PATH]
+    PYTHONPATH=python python3 bench/compare_ctc.py [--threads 2] [--repeats 30] [--gpu | --gpu-only] [--warpctc PATH]
 
 --warpctc PATH also times warp-ctc's CPU loss (baidu-research/warp-ctc, not on PyPI) through ctypes.
 Build it outside this repository (its code must not enter it), CPU only, with OpenMP, e.g. from a
@@ -244,6 +244,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--gpu", action="store_true")
+    ap.add_argument("--gpu-only", action="store_true", help="only the GPU comparison")
     ap.add_argument("--warpctc", metavar="PATH", help="libwarpctc.so (CPU build) to time as well")
     args = ap.parse_args()
     info = fastloss.build_info()
@@ -256,6 +257,9 @@ def main():
     print(f"CPU: {cpu}, {os.cpu_count()} logical cores, threads={args.threads}; fastloss SIMD {info['simd']}, "
           f"compiler {info['compiler']}; torch {torch.__version__}; numpy {np.__version__}")
     title = "CPU, float32, loss + gradient (forward + backward)"
+    if args.gpu_only:
+        print_table("GPU, float32, loss + gradient", bench_gpu(args.repeats))
+        return
     if args.warpctc:
         rows, _ = bench_cpu(args.repeats, args.threads, WarpCTC(args.warpctc))
         print(f"warp-ctc: {os.path.abspath(args.warpctc)} (CPU, OpenMP, num_threads={args.threads})")
