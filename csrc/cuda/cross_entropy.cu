@@ -326,11 +326,11 @@ __global__ void __launch_bounds__(kCachedThreads, kSoft ? 1 : 2) cached_rows_ker
   unsigned exchanges = 0;
 
   for (int64_t r = blockIdx.x / K; r < p.rows; r += gridDim.x / K) {  // uniform per cluster
-    const int64_t xo = row_offset(p.logits_rows, r) + c0 * p.logits_cs;
-    const int64_t lo = row_offset(p.labels_rows, r) + c0 * p.labels_cs;
+    const int64_t x_row = row_offset(p.logits_rows, r), l_row = row_offset(p.labels_rows, r);
     int64_t y;
     A xy;
-    const bool skip = row_label<T, L, kSoft>(p, row_offset(p.logits_rows, r), row_offset(p.labels_rows, r), y, xy);
+    const bool skip = row_label<T, L, kSoft>(p, x_row, l_row, y, xy);
+    const int64_t xo = x_row + c0 * p.logits_cs, lo = l_row + c0 * p.labels_cs;  // this block's chunk
     T* g = static_cast<T*>(p.grad);
     const int64_t go = kGrad ? row_offset(p.grad_rows, r) + c0 * p.grad_cs : 0;
     A loss = 0;
@@ -523,7 +523,7 @@ struct CachePlan {
 // Clusters of more than one block need sm_90.
 CachePlan plan_cached(int64_t C, size_t col_bytes, size_t header_bytes) {
   const int64_t set = g_row_cache_bytes.load();
-  if (set < 0 || C <= 1024) return {};  // short rows: the warp-per-row kernel re-reads from L1
+  if (set < 0) return {};
   const int64_t budget = set > 0 ? set : kDefaultRowCacheBytes;
   int dev = 0, major = 0, optin = 0;
   cudaGetDevice(&dev);

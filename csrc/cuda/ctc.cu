@@ -89,7 +89,7 @@ __global__ void lse_kernel(DevParams d) {
 // On-chip working set of one sample (dynamic shared memory, when it fits): the extended
 // labels, two rows of L states (alpha t-1 / t in the forward sweep, then beta t+1 / t), and
 // the per-class posterior of the current t. Otherwise the same arrays live in the workspace.
-inline size_t align16(size_t n) { return (n + 15) / 16 * 16; }
+__host__ __device__ inline size_t align16(size_t n) { return (n + 15) / 16 * 16; }
 inline size_t on_chip_bytes(int64_t L, int64_t C, size_t acc) {
   return align16(4 * static_cast<size_t>(L)) + acc * static_cast<size_t>(2 * L + C);
 }
@@ -107,7 +107,7 @@ __global__ void __launch_bounds__(1024) ctc_kernel(DevParams d, bool on_chip) {
   const Lb* labels = static_cast<const Lb*>(d.labels);
   unsigned char* sm = dynamic_smem();
   int32_t* ext = on_chip ? reinterpret_cast<int32_t*>(sm) : ws_ptr<int32_t>(d, d.lay.ext) + b * d.L;
-  A* rows = on_chip ? reinterpret_cast<A*>(sm + (4 * d.L + 15) / 16 * 16) : ws_ptr<A>(d, d.lay.beta) + b * 2 * d.L;
+  A* rows = on_chip ? reinterpret_cast<A*>(sm + align16(4 * static_cast<size_t>(d.L))) : ws_ptr<A>(d, d.lay.beta) + b * 2 * d.L;
   A* post = on_chip ? rows + 2 * d.L : ws_ptr<A>(d, d.lay.post) + b * d.C;
   A* alpha = ws_ptr<A>(d, d.lay.alpha) + b * d.T * d.L;  // every row, for the backward sweep
   const A* lse = ws_ptr<A>(d, d.lay.lse) + b * d.T;
