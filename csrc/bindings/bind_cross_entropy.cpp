@@ -87,6 +87,16 @@ void register_cross_entropy(py::module_& m) {
 #endif
   });
 
+  // Test hook: (planned, launched, clusters) of the last long-row CUDA call with a gradient.
+  m.def("_cuda_last_row_cache_choice", []() {
+#ifdef FASTLOSS_WITH_CUDA
+    const cuda::RowCacheChoice c = cuda::last_row_cache_choice();
+    return py::make_tuple(c.planned, c.launched, c.clusters);
+#else
+    return py::make_tuple(-1, -1, false);
+#endif
+  });
+
   // Bytes of device workspace the CUDA cross-entropy needs (a header plus one double per row).
   m.def("cross_entropy_workspace_bytes", [](int64_t rows) { return int64_t(64) + 8 * rows; });
 }

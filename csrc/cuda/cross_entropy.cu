@@ -13,6 +13,7 @@
 // Integer labels need one device-to-host copy of the flag after the launches (an IndexError
 // must be raised); probability labels run fully asynchronously.
 #include <atomic>
+#include <mutex>
 
 #include "cuda_common.cuh"
 #include "fastloss/cross_entropy.h"
@@ -22,10 +23,13 @@ namespace cuda {
 namespace {
 
 struct Workspace {
-  double denom;
-  unsigned long long first_bad;
-  double pad[6];
-  // followed by double row_loss[rows]
+  double denom;                  // "mean" denominator (hard labels), from labels_kernel
+  unsigned long long first_bad;  // first row with a bad label, ~0 if none
+  double weight_sum;             // sum of the class weights, from weight_sum_kernel
+  unsigned blocks_done;          // labels_kernel's blocks that have written their partial
+  unsigned unused;
+  double pad[4];
+  // followed by double row_loss[rows] (labels_kernel's per-block partials before that)
 };
 
 static_assert(sizeof(Workspace) == 64, "bind_cross_entropy.cpp sizes the workspace as 64 + 8 * rows");
@@ -55,8 +59,14 @@ template <class A> __device__ __forceinline__ A load_weight(const DevParams& p, 
                       : static_cast<A>(static_cast<const float*>(p.weight)[c * p.weight_stride]);
 }
 
+// Checks the labels and sums the "mean" denominator in a fixed order, so that it has the same
+// bits on every run (float64 weights included): each block sums its rows, writes its partial
+// into the row-loss area (unused until the row kernels run; there are fewer blocks than
+// rows), and the last block to finish adds the partials in block order.
+constexpr int kLabelThreads = 256;
 template <class L>
-__global__ void labels_kernel(DevParams p) {
+__global__ void __launch_bounds__(kLabelThreads) labels_kernel(DevParams p) {
+  __shared__ bool last;
   double acc = 0;
   for (int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; r < p.rows; r += int64_t(gridDim.x) * blockDim.x) {
     const int64_t y = load_label(static_cast<const L*>(p.labels), row_offset(p.labels_rows, r));
@@ -67,8 +77,19 @@ __global__ void labels_kernel(DevParams p) {
     }
     acc += p.weight ? load_weight<double>(p, y) : 1.0;
   }
-  acc = warp_sum(acc);
-  if (threadIdx.x % 32 == 0 && acc != 0) atomicAdd(&p.ws->denom, acc);
+  acc = block_sum(acc);
+  double* partial = reinterpret_cast<double*>(p.ws + 1);
+  if (threadIdx.x == 0) {
+    partial[blockIdx.x] = acc;
+    __threadfence();  // the partial is visible before the count that announces it
+    last = atomicAdd(&p.ws->blocks_done, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();  // also ends block_sum's use of its shared memory before the second call
+  if (!last) return;
+  double total = 0;
+  for (unsigned b = threadIdx.x; b < gridDim.x; b += blockDim.x) total += __ldcg(partial + b);  // from L2, not a stale L1
+  total = block_sum(total);
+  if (threadIdx.x == 0) p.ws->denom = total;
 }
 
 // Four consecutive columns [4q, 4q+4) of a row: one 16-byte load when the row is contiguous
@@ -117,7 +138,7 @@ struct RowMath {
     const A denom = kSoft ? static_cast<A>(p.static_denom) : static_cast<A>(p.ws->denom);
     scale = p.reduction == 1 ? (denom != A(0) ? A(1) / denom : A(0)) : A(1);
     // sum of the class weights, computed once by weight_sum_kernel (only needed with smoothing)
-    wsum = weighted && eps != A(0) ? static_cast<A>(p.ws->pad[0]) : static_cast<A>(p.C);
+    wsum = weighted && eps != A(0) ? static_cast<A>(p.ws->weight_sum) : static_cast<A>(p.C);
   }
 
   // side: soft labels: sum w t', sum w t' x; hard labels with smoothing: sum w x
@@ -134,7 +155,7 @@ struct RowMath {
   }
 
   __device__ __forceinline__ A finish(const MaxSum<A>& ms, const A (&side)[2], int64_t label, A xy) {
-    const A log_s = flog(ms.s), lse = ms.m + log_s;
+    const A log_s = flog_ge1(ms.s), lse = ms.m + log_s;
     A loss, Acoef;
     if (kSoft) {
       loss = side[0] * lse - side[1];
@@ -422,16 +443,18 @@ __global__ void __launch_bounds__(kCachedThreads, kSoft ? 1 : 2) cached_rows_ker
 }
 
 // Sum of the class weights in double, once per call (label smoothing needs it on every row).
-__global__ void weight_sum_kernel(DevParams p) {
+constexpr int kWeightSumThreads = 1024;
+__global__ void __launch_bounds__(kWeightSumThreads) weight_sum_kernel(DevParams p) {
   double acc = 0;
   for (int64_t c = threadIdx.x; c < p.C; c += blockDim.x) acc += load_weight<double>(p, c);
   acc = block_sum(acc);
-  if (threadIdx.x == 0) p.ws->pad[0] = acc;
+  if (threadIdx.x == 0) p.ws->weight_sum = acc;
 }
 
 // One block sums the row losses in a fixed order and writes the 0-d result.
+constexpr int kFinishThreads = 1024;
 template <class T>
-__global__ void finish_kernel(DevParams p, bool soft) {
+__global__ void __launch_bounds__(kFinishThreads) finish_kernel(DevParams p, bool soft) {
   typedef typename AccOf<T>::type A;
   const double* row_loss = reinterpret_cast<const double*>(p.ws + 1);
   double acc = 0;
@@ -512,6 +535,13 @@ int grid_for(int64_t work, int per_block) {
 // loads. Rows longer than 8 chunks take the two-read rows_kernel.
 constexpr int64_t kDefaultRowCacheBytes = 96 * 1024;
 std::atomic<int64_t> g_row_cache_bytes{0};  // set_row_cache_bytes(): 0 default, < 0 never
+std::mutex g_choice_mu;
+RowCacheChoice g_last_choice;  // for tests, see last_row_cache_choice()
+
+void record_choice(int planned, int launched, bool clusters) {
+  std::lock_guard<std::mutex> lock(g_choice_mu);
+  g_last_choice = RowCacheChoice{planned, launched, clusters};
+}
 
 struct CachePlan {
   int K = 0;  // blocks per cluster; 0: do not cache
@@ -520,20 +550,16 @@ struct CachePlan {
 };
 
 // The smallest cluster whose blocks each hold their chunk of the row within the budget.
-// Clusters of more than one block need sm_90.
-CachePlan plan_cached(int64_t C, size_t col_bytes, size_t header_bytes) {
+// Clusters of more than one block need sm_90 (see kernel_limits).
+CachePlan plan_cached(int64_t C, size_t col_bytes, size_t header_bytes, const KernelLimits& limits) {
   const int64_t set = g_row_cache_bytes.load();
   if (set < 0) return {};
   const int64_t budget = set > 0 ? set : kDefaultRowCacheBytes;
-  int dev = 0, major = 0, optin = 0;
-  cudaGetDevice(&dev);
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-  cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
   for (int K = 1; K <= 8; K *= 2) {
-    if (K > 1 && major < 9) break;
+    if (K > 1 && !limits.clusters) break;
     const int64_t chunk = ((C + K - 1) / K + 3) / 4 * 4;
     const int64_t bytes = chunk * static_cast<int64_t>(col_bytes);
-    if (bytes <= budget && header_bytes + bytes <= static_cast<size_t>(optin))
+    if (bytes <= budget && header_bytes + bytes <= limits.max_dynamic_smem)
       return {K, chunk, header_bytes + static_cast<size_t>(bytes)};
   }
   return {};
@@ -544,13 +570,11 @@ CachePlan plan_cached(int64_t C, size_t col_bytes, size_t header_bytes) {
 template <class T, class L, bool kSoft, bool kGrad>
 bool launch_cached(const DevParams& d, cudaStream_t s) {
   typedef typename AccOf<T>::type A;
-  const CachePlan plan = plan_cached(d.C, sizeof(T) * (kSoft ? 2 : 1), cached_header_bytes<A>());
-  if (plan.K == 0) return false;
   void (*kernel)(DevParams, int64_t, int) = cached_rows_kernel<T, L, kSoft, kGrad>;
-  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(plan.smem)) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
+  const KernelLimits limits = kernel_limits(kernel);
+  const CachePlan plan = plan_cached(d.C, sizeof(T) * (kSoft ? 2 : 1), cached_header_bytes<A>(), limits);
+  record_choice(plan.K, 0, limits.clusters);
+  if (plan.K == 0) return false;
   cudaLaunchAttribute cluster[1];
   cluster[0].id = cudaLaunchAttributeClusterDimension;
   cluster[0].val.clusterDim.x = plan.K;
@@ -581,6 +605,7 @@ bool launch_cached(const DevParams& d, cudaStream_t s) {
     cudaGetLastError();
     return false;
   }
+  record_choice(plan.K, plan.K, limits.clusters);
   return true;
 }
 
@@ -602,16 +627,16 @@ void launch_rows(const DevParams& d, cudaStream_t s) {
 template <class T, class L>
 void run_typed(const CrossEntropyParams& p, const DevParams& d, cudaStream_t s) {
   const bool grad = !is_none(p.grad);
-  if (!is_none(p.weight) && p.label_smoothing != 0.0) weight_sum_kernel<<<1, 1024, 0, s>>>(d);
+  if (!is_none(p.weight) && p.label_smoothing != 0.0) weight_sum_kernel<<<1, kWeightSumThreads, 0, s>>>(d);
   if (p.soft_labels) {
     if (grad) launch_rows<T, T, true, true>(d, s);
     else launch_rows<T, T, true, false>(d, s);
   } else {
-    labels_kernel<L><<<grid_for(d.rows, 256), 256, 0, s>>>(d);
+    labels_kernel<L><<<grid_for(d.rows, kLabelThreads), kLabelThreads, 0, s>>>(d);
     if (grad) launch_rows<T, L, false, true>(d, s);
     else launch_rows<T, L, false, false>(d, s);
   }
-  if (p.reduction != Reduction::none) finish_kernel<T><<<1, 1024, 0, s>>>(d, p.soft_labels);
+  if (p.reduction != Reduction::none) finish_kernel<T><<<1, kFinishThreads, 0, s>>>(d, p.soft_labels);
 }
 
 void raise_bad_label(const CrossEntropyParams& p, const Workspace& host_ws, cudaStream_t s) {
@@ -649,13 +674,18 @@ void check_labels_after(const CrossEntropyParams& p, cudaStream_t s) {
 void prepare_workspace(const CrossEntropyParams& p, cudaStream_t s) {
   if (p.soft_labels) return;
   Workspace* ws = static_cast<Workspace*>(p.workspace);
-  FASTLOSS_CUDA_CHECK(cudaMemsetAsync(&ws->denom, 0, sizeof(double), s));
+  FASTLOSS_CUDA_CHECK(cudaMemsetAsync(&ws->blocks_done, 0, sizeof(unsigned), s));
   FASTLOSS_CUDA_CHECK(cudaMemsetAsync(&ws->first_bad, 0xFF, sizeof(unsigned long long), s));
 }
 
 }  // namespace
 
 void set_row_cache_bytes(int64_t bytes) { g_row_cache_bytes.store(bytes); }
+
+RowCacheChoice last_row_cache_choice() {
+  std::lock_guard<std::mutex> lock(g_choice_mu);
+  return g_last_choice;
+}
 
 size_t cross_entropy_workspace_bytes(const CrossEntropyParams& p) {
   int64_t rows = 1;
@@ -691,7 +721,7 @@ void nll_loss(const CrossEntropyParams& p) {
   DevParams d = make_dev_params(p);
   prepare_workspace(p, s);
   if (d.rows > 0) {
-    labels_kernel<int64_t><<<grid_for(d.rows, 256), 256, 0, s>>>(d);
+    labels_kernel<int64_t><<<grid_for(d.rows, kLabelThreads), kLabelThreads, 0, s>>>(d);
     const int threads = d.C >= 1024 ? 256 : 32;
     switch (p.logits.dtype) {
       case DType::f64: nll_kernel<double><<<grid_for(d.rows, 1), threads, 0, s>>>(d); break;
@@ -700,9 +730,9 @@ void nll_loss(const CrossEntropyParams& p) {
     }
   }
   if (p.reduction != Reduction::none) {
-    if (p.logits.dtype == DType::f64) finish_kernel<double><<<1, 1024, 0, s>>>(d, d.rows == 0);
-    else if (p.logits.dtype == DType::f32) finish_kernel<float><<<1, 1024, 0, s>>>(d, d.rows == 0);
-    else finish_kernel<__half><<<1, 1024, 0, s>>>(d, d.rows == 0);
+    if (p.logits.dtype == DType::f64) finish_kernel<double><<<1, kFinishThreads, 0, s>>>(d, d.rows == 0);
+    else if (p.logits.dtype == DType::f32) finish_kernel<float><<<1, kFinishThreads, 0, s>>>(d, d.rows == 0);
+    else finish_kernel<__half><<<1, kFinishThreads, 0, s>>>(d, d.rows == 0);
   }
   FASTLOSS_CUDA_CHECK(cudaGetLastError());
   if (d.rows > 0) check_labels_after(p, s);

@@ -47,7 +47,7 @@ template <class A> __device__ __forceinline__ A lse3(A a, A b, A c) {
   A m = a > b ? a : b;
   m = m > c ? m : c;
   if (m == ninf<A>()) return (isnan(a) || isnan(b) || isnan(c)) ? a + b + c : ninf<A>();
-  return m + flog(fexp(a - m) + fexp(b - m) + fexp(c - m));
+  return m + flog_ge1(fexp(a - m) + fexp(b - m) + fexp(c - m));
 }
 
 template <class L>
@@ -81,7 +81,7 @@ __global__ void lse_kernel(DevParams d) {
     for (int64_t c = threadIdx.x; c < d.C; c += blockDim.x) ms.add(static_cast<A>(load_f(x, off + c * d.st_c)));
     A dummy[1] = {A(0)};
     block_reduce<A, 1>(ms, dummy, smem);
-    if (threadIdx.x == 0) lse[b * d.T + t] = ms.m == ninf<A>() ? ninf<A>() : ms.m + flog(ms.s);
+    if (threadIdx.x == 0) lse[b * d.T + t] = ms.m == ninf<A>() ? ninf<A>() : ms.m + flog_ge1(ms.s);
     __syncthreads();  // smem is reused by the next row
   }
 }
@@ -252,15 +252,7 @@ void launch(const DevParams& d, cudaStream_t s) {
     const int threads = static_cast<int>(want > 1024 ? 1024 : want < 256 ? 256 : want);
     typedef typename AccOf<T>::type A;
     size_t smem = on_chip_bytes(d.L, d.C, sizeof(A));
-    int dev = 0, optin = 0;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-    bool on_chip = smem <= static_cast<size_t>(optin);
-    if (on_chip && smem > 48 * 1024 &&
-        cudaFuncSetAttribute(ctc_kernel<T, Lb>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)) != cudaSuccess) {
-      cudaGetLastError();
-      on_chip = false;
-    }
+    const bool on_chip = smem <= kernel_limits(ctc_kernel<T, Lb>).max_dynamic_smem;
     if (!on_chip) smem = 0;
     ctc_kernel<T, Lb><<<static_cast<unsigned>(d.N), threads, smem, s>>>(d, on_chip);
   }

@@ -6,7 +6,10 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
+#include <utility>
 
 #include "fastloss/errors.h"
 #include "fastloss/tensor.h"
@@ -18,6 +21,49 @@ inline void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw Error(ErrorKind::runtime, std::string("CUDA error in ") + what + ": " + cudaGetErrorString(e));
 }
 #define FASTLOSS_CUDA_CHECK(expr) ::fastloss::cuda::check((expr), #expr)
+
+// What the current device lets a kernel do, looked up once per (kernel, device):
+//  - max_dynamic_smem: the dynamic shared memory a launch may ask for. The kernel's limit is
+//    raised to the device's opt-in maximum less the kernel's static shared memory. It is
+//    always set to that one value, never to a call's own size: the attribute belongs to the
+//    kernel, so per-call values would race between host threads launching different sizes.
+//  - clusters: thread-block clusters can run. That needs an sm_90 device *and* code compiled
+//    for sm_90: a package built for older targets runs JIT-compiled PTX where the cluster
+//    helpers below are traps.
+struct KernelLimits {
+  size_t max_dynamic_smem = 0;
+  bool clusters = false;
+};
+
+template <class Kernel> KernelLimits kernel_limits(Kernel* kernel) {
+  static std::mutex mu;
+  static std::map<std::pair<const void*, int>, KernelLimits> known;
+  int dev = 0;
+  cudaGetDevice(&dev);
+  const std::pair<const void*, int> key(reinterpret_cast<const void*>(kernel), dev);
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = known.find(key);
+  if (it != known.end()) return it->second;
+  KernelLimits k;
+  int major = 0, optin = 0;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+  cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+  cudaFuncAttributes fa{};
+  if (cudaFuncGetAttributes(&fa, kernel) != cudaSuccess) {
+    cudaGetLastError();
+    return k;  // not cached: a later call may succeed
+  }
+  const int most = optin - static_cast<int>(fa.sharedSizeBytes);
+  if (most > fa.maxDynamicSharedSizeBytes &&
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, most) == cudaSuccess)
+    k.max_dynamic_smem = static_cast<size_t>(most);
+  else
+    k.max_dynamic_smem = static_cast<size_t>(fa.maxDynamicSharedSizeBytes > 0 ? fa.maxDynamicSharedSizeBytes : 0);
+  cudaGetLastError();
+  k.clusters = major >= 9 && fa.ptxVersion >= 90;
+  known.emplace(key, k);
+  return k;
+}
 
 // A view's row geometry by value: offsets of row r (leading `rank` dims, C-ordered).
 struct RowGeom {
@@ -105,8 +151,12 @@ __device__ __forceinline__ void store_f(__half* p, int64_t i, float v) { p[i] = 
 
 __device__ __forceinline__ float fexp(float x) { return __expf(x); }
 __device__ __forceinline__ double fexp(double x) { return exp(x); }
-__device__ __forceinline__ float flog(float x) { return __logf(x); }
-__device__ __forceinline__ double flog(double x) { return log(x); }
+// log(x) for x >= 1 (a sum of exponentials whose largest term is 1), to float rounding.
+// --use_fast_math turns logf into __logf, whose absolute error (~4e-7 near 1) would be a large
+// relative error in the loss of a confidently right row; it leaves log1pf alone, and x - 1 is
+// exact here.
+__device__ __forceinline__ float flog_ge1(float x) { return log1pf(x - 1.f); }
+__device__ __forceinline__ double flog_ge1(double x) { return log(x); }
 
 template <class A> __device__ __forceinline__ A ninf() { return -INFINITY; }
 

@@ -57,7 +57,8 @@ def rewrite(src):
             a += 1
         args = src[a0 + 1:a]
         smem = cfg[2] if len(cfg) > 2 else "0"
-        out += src[i:k] + (f"emu_launch(static_cast<unsigned>({cfg[0]}), static_cast<unsigned>({cfg[1]}), "
+        out += src[i:k] + (f"emu_launch(reinterpret_cast<const void*>(&{kernel}), "
+                           f"static_cast<unsigned>({cfg[0]}), static_cast<unsigned>({cfg[1]}), "
                            f"[&] {{ {kernel}({args}); }}, 1, static_cast<size_t>({smem}))")
         i = a + 1
         n += 1

@@ -39,6 +39,15 @@ void nll_loss(const CrossEntropyParams& p);
 // Shared-memory budget per block for holding rows on chip (tests: force each cluster size);
 // 0 restores the default, a negative value turns the row cache off.
 void set_row_cache_bytes(int64_t bytes);
+// What the last long-row call with a gradient did (tests: a cached launch the GPU refuses
+// falls back silently, so only this shows it): the cluster size planned (0: not cached),
+// the cluster size launched (0: fell back to the two-read kernel), and whether the device
+// and the build allow clusters.
+struct RowCacheChoice {
+  int planned = -1, launched = -1;
+  bool clusters = false;
+};
+RowCacheChoice last_row_cache_choice();
 }  // namespace cuda
 
 }  // namespace fastloss

@@ -3,7 +3,11 @@
 #include "cuda_runtime.h"
 
 namespace cooperative_groups {
+// Code built for sm_80 only has no clusters: the helpers in cuda_common.cuh trap there.
 struct cluster_group {
+  cluster_group() {
+    if (emu_ptx() < 90) __trap();
+  }
   unsigned block_rank() const { return t_block->rank; }
   void sync() const { g_cluster_bar->arrive_and_wait(); }
   // The same offset in another block's dynamic shared memory (the only shared memory the

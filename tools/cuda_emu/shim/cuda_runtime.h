@@ -2,6 +2,13 @@
 // as blockDim std::threads with a real barrier for __syncthreads; the blocks of a cluster run
 // together (their threads meet at a cluster barrier and see each other's dynamic shared
 // memory), clusters run one after another.
+//
+// The device is one multiprocessor of a Hopper GPU, or with FASTLOSS_EMU_CC=8 of an A100
+// (163 KB opt-in shared memory, no clusters). FASTLOSS_EMU_PTX=80 says the kernels were built
+// for sm_80 only (JIT-compiled PTX on a newer GPU): the cluster helpers then trap, as they do
+// there. Launches are refused as the GPU refuses them (cudaGetLastError says so): more
+// dynamic shared memory than the kernel's limit (48 KB unless raised with
+// cudaFuncSetAttribute), clusters below sm_90, more than 1024 threads.
 #pragma once
 #define FASTLOSS_CUDA_EMU 1
 #include <immintrin.h>
@@ -13,7 +20,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -63,6 +72,8 @@ template <class T> inline T __shfl_xor_sync(unsigned, T v, int o) {
 }
 
 template <class T> inline T __ldg(const T* p) { return *p; }
+template <class T> inline T __ldcg(const T* p) { return std::atomic_ref<T>(*const_cast<T*>(p)).load(); }
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 struct float4 { float x, y, z, w; };
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 template <class T> inline void __stcs(T* p, T v) { *p = v; }
@@ -80,6 +91,7 @@ using std::log;
 
 inline float atomicAdd(float* p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
 inline double atomicAdd(double* p, double v) { return std::atomic_ref<double>(*p).fetch_add(v); }
+inline unsigned atomicAdd(unsigned* p, unsigned v) { return std::atomic_ref<unsigned>(*p).fetch_add(v); }
 inline unsigned long long atomicMin(unsigned long long* p, unsigned long long v) {
   std::atomic_ref<unsigned long long> a(*p);
   unsigned long long cur = a.load();
@@ -88,11 +100,23 @@ inline unsigned long long atomicMin(unsigned long long* p, unsigned long long v)
 }
 
 typedef void* cudaStream_t;
-enum cudaError_t { cudaSuccess = 0 };
+enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1 };
 enum cudaMemcpyKind { cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
 enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount, cudaDevAttrComputeCapabilityMajor, cudaDevAttrMaxSharedMemoryPerBlockOptin };
-inline const char* cudaGetErrorString(cudaError_t) { return "emulated"; }
-inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+inline const char* cudaGetErrorString(cudaError_t e) { return e ? "emulated launch refused" : "emulated"; }
+inline thread_local cudaError_t g_last_error = cudaSuccess;
+inline cudaError_t cudaGetLastError() {
+  const cudaError_t e = g_last_error;
+  g_last_error = cudaSuccess;
+  return e;
+}
+inline int emu_env(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : fallback;
+}
+inline int emu_cc() { return emu_env("FASTLOSS_EMU_CC", 9); }
+inline int emu_ptx() { return emu_env("FASTLOSS_EMU_PTX", 90); }
+inline int emu_smem_optin() { return emu_cc() >= 9 ? 227 * 1024 : 163 * 1024; }
 inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind, cudaStream_t) { std::memcpy(d, s, n); return cudaSuccess; }
 inline cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) { std::memcpy(d, s, n); return cudaSuccess; }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
@@ -100,17 +124,29 @@ inline cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t) { std
 inline cudaError_t cudaMallocAsync(void** p, size_t n, cudaStream_t) { *p = std::malloc(n ? n : 1); return cudaSuccess; }
 inline cudaError_t cudaFreeAsync(void* p, cudaStream_t) { std::free(p); return cudaSuccess; }
 inline cudaError_t cudaGetDevice(int* d) { *d = 0; return cudaSuccess; }
-// One multiprocessor of a Hopper GPU.
 inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) {
-  *v = a == cudaDevAttrComputeCapabilityMajor ? 9 : a == cudaDevAttrMaxSharedMemoryPerBlockOptin ? 227 * 1024 : 1;
+  *v = a == cudaDevAttrComputeCapabilityMajor ? emu_cc() : a == cudaDevAttrMaxSharedMemoryPerBlockOptin ? emu_smem_optin() : 1;
   return cudaSuccess;
 }
 
-inline void emu_launch(unsigned grid, unsigned block, const std::function<void()>& f, unsigned cluster = 1,
-                       size_t smem_bytes = 0) {
+// Each kernel's dynamic shared memory limit (cudaFuncAttributeMaxDynamicSharedMemorySize).
+inline std::mutex g_func_mu;
+inline std::map<const void*, int> g_func_smem;
+inline int emu_smem_limit(const void* kernel) {
+  std::lock_guard<std::mutex> lock(g_func_mu);
+  auto it = g_func_smem.find(kernel);
+  return it == g_func_smem.end() ? 48 * 1024 : it->second;
+}
+
+inline void emu_launch(const void* kernel, unsigned grid, unsigned block, const std::function<void()>& f,
+                       unsigned cluster = 1, size_t smem_bytes = 0) {
+  if (block == 0 || block > 1024 || grid == 0 || grid % cluster != 0 || (cluster > 1 && emu_cc() < 9) ||
+      smem_bytes > static_cast<size_t>(emu_smem_limit(kernel))) {
+    g_last_error = cudaErrorInvalidValue;  // the GPU refuses the launch; nothing runs
+    return;
+  }
   gridDim = dim3(grid);
   blockDim = dim3(block);
-  if (grid % cluster != 0) std::abort();  // as the GPU refuses the launch
   const unsigned warps = emu_warps_per_block();
   if (cluster * warps * 32 > sizeof(g_shfl) / sizeof(g_shfl[0])) std::abort();
   for (unsigned first = 0; first < grid; first += cluster) {
@@ -159,9 +195,27 @@ struct cudaLaunchConfig_t {
   cudaLaunchAttribute* attrs = nullptr;
   unsigned numAttrs = 0;
 };
-template <class F> inline cudaError_t cudaFuncSetAttribute(F, cudaFuncAttribute, int) { return cudaSuccess; }
+struct cudaFuncAttributes {
+  size_t sharedSizeBytes;
+  int maxDynamicSharedSizeBytes;
+  int ptxVersion;
+};
+template <class F> inline cudaError_t cudaFuncSetAttribute(F* kernel, cudaFuncAttribute, int v) {
+  if (v < 0 || v > emu_smem_optin()) return g_last_error = cudaErrorInvalidValue;
+  std::lock_guard<std::mutex> lock(g_func_mu);
+  g_func_smem[reinterpret_cast<const void*>(kernel)] = v;
+  return cudaSuccess;
+}
+// Static shared memory is not known here (__shared__ is `static`): reported as none.
+template <class F> inline cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* a, F* kernel) {
+  a->sharedSizeBytes = 0;
+  a->maxDynamicSharedSizeBytes = emu_smem_limit(reinterpret_cast<const void*>(kernel));
+  a->ptxVersion = emu_ptx();
+  return cudaSuccess;
+}
 // Few resident blocks, so a block or cluster loops over several rows.
 template <class F> inline cudaError_t cudaOccupancyMaxActiveClusters(int* n, F, const cudaLaunchConfig_t*) {
+  if (emu_cc() < 9) return g_last_error = cudaErrorInvalidValue;
   *n = 3;
   return cudaSuccess;
 }
@@ -174,6 +228,7 @@ inline cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* cfg, void (*kern
   unsigned cluster = 1;
   for (unsigned i = 0; i < cfg->numAttrs; ++i)
     if (cfg->attrs[i].id == cudaLaunchAttributeClusterDimension) cluster = cfg->attrs[i].val.clusterDim.x;
-  emu_launch(cfg->gridDim.x, cfg->blockDim.x, [&] { kernel(args...); }, cluster, cfg->dynamicSmemBytes);
-  return cudaSuccess;
+  emu_launch(reinterpret_cast<const void*>(kernel), cfg->gridDim.x, cfg->blockDim.x, [&] { kernel(args...); }, cluster,
+             cfg->dynamicSmemBytes);
+  return cudaGetLastError();
 }
