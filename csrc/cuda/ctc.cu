@@ -10,9 +10,10 @@
 //   2. lse_kernel (from_logits only): one block per (t, b) row, the row's log-sum-exp;
 //   3. ctc_kernel: one block per sample, threads over the extended states s (any number of
 //      them: no label-length cap) and over the classes when writing gradient rows; each t
-//      is one step with a block barrier; the recursion's rows, the labels and the posterior
-//      sums are in shared memory when they fit (else in the workspace), alpha of every t
-//      goes to the workspace for the backward sweep;
+//      is one step with a block barrier; the recursion's rows, the labels and the posteriors
+//      are in shared memory when they fit (else in the workspace), alpha of every t goes to
+//      the workspace for the backward sweep; no floating-point atomics, so the same input
+//      gives the same bits;
 //   4. finish_kernel: the mean/sum over samples in a fixed order (deterministic).
 // float16 input is computed in float32; float64 in double.
 #include <vector>
@@ -86,29 +87,28 @@ __global__ void lse_kernel(DevParams d) {
   }
 }
 
-// On-chip working set of one sample (dynamic shared memory, when it fits): the extended
-// labels, two rows of L states (alpha t-1 / t in the forward sweep, then beta t+1 / t), and
-// the per-class posterior of the current t. Otherwise the same arrays live in the workspace.
-__host__ __device__ inline size_t align16(size_t n) { return (n + 15) / 16 * 16; }
-inline size_t on_chip_bytes(int64_t L, int64_t C, size_t acc) {
-  return align16(4 * static_cast<size_t>(L)) + acc * static_cast<size_t>(2 * L + C);
-}
-
+// One block per sample. The working set (see CtcSampleLayout) is in shared memory when it
+// fits (on_chip), else in this sample's slice of the workspace; alpha of every t always goes
+// to the workspace for the backward sweep.
 template <class T, class Lb>
 __global__ void __launch_bounds__(1024) ctc_kernel(DevParams d, bool on_chip) {
   typedef typename AccOf<T>::type A;
   __shared__ A sh_logz;
   const int64_t b = blockIdx.x;
-  const int tid = threadIdx.x, nt = blockDim.x;
+  const int tid = threadIdx.x, nt = blockDim.x, lane = tid % 32, warp = tid / 32;
   const int64_t* info = ws_ptr<int64_t>(d, d.lay.info);
   const int64_t Tb = info[4 * b], Sb = info[4 * b + 1], loff = info[4 * b + 2], lstr = info[4 * b + 3];
   const int64_t L = 2 * Sb + 1;
   const T* x = static_cast<const T*>(d.x);
   const Lb* labels = static_cast<const Lb*>(d.labels);
-  unsigned char* sm = dynamic_smem();
-  int32_t* ext = on_chip ? reinterpret_cast<int32_t*>(sm) : ws_ptr<int32_t>(d, d.lay.ext) + b * d.L;
-  A* rows = on_chip ? reinterpret_cast<A*>(sm + align16(4 * static_cast<size_t>(d.L))) : ws_ptr<A>(d, d.lay.beta) + b * 2 * d.L;
-  A* post = on_chip ? rows + 2 * d.L : ws_ptr<A>(d, d.lay.post) + b * d.C;
+  const CtcSampleLayout& lay = d.lay.sample;
+  unsigned char* work = on_chip ? dynamic_smem() : d.ws + d.lay.samples + b * lay.total;
+  int32_t* ext = reinterpret_cast<int32_t*>(work);
+  int32_t* next = reinterpret_cast<int32_t*>(work + lay.next);
+  int32_t* head = reinterpret_cast<int32_t*>(work + lay.head);
+  A* rows = reinterpret_cast<A*>(work + lay.rows);
+  A* gam = reinterpret_cast<A*>(work + lay.gam);
+  A* wpart = reinterpret_cast<A*>(work + lay.wpart);
   A* alpha = ws_ptr<A>(d, d.lay.alpha) + b * d.T * d.L;  // every row, for the backward sweep
   const A* lse = ws_ptr<A>(d, d.lay.lse) + b * d.T;
   const A NINF = ninf<A>();
@@ -178,14 +178,29 @@ __global__ void __launch_bounds__(1024) ctc_kernel(DevParams d, bool on_chip) {
       for (int64_t c = tid; c < d.C; c += nt) store_f(g, t * d.gt_t + b * d.gt_n + c * d.gt_c, fill);
     return;
   }
-  // Backward: beta in the two on-chip rows (alpha's are free now), the posterior of each t
-  // summed per class by shared-memory atomics, then the gradient row of t written at once.
+  // Which odd states share a class: each class's chain of states in state order (labels
+  // repeat, e.g. "hello"), walked by the class's thread when it writes the gradient.
+  for (int64_t c = tid; c < d.C; c += nt) head[c] = -1;
+  __syncthreads();
+  for (int64_t s = 1 + 2 * int64_t(tid); s < L; s += 2 * int64_t(nt)) {
+    int32_t after = -1;
+    for (int64_t s2 = s + 2; s2 < L; s2 += 2)
+      if (ext[s2] == ext[s]) { after = static_cast<int32_t>(s2); break; }
+    next[s] = after;
+    bool first = true;
+    for (int64_t s2 = s - 2; s2 >= 1 && first; s2 -= 2) first = ext[s2] != ext[s];
+    if (first) head[ext[s]] = static_cast<int32_t>(s);
+  }
+  // Backward: beta in the two rows (alpha's are free now). Step t stores the odd states'
+  // posteriors and the blank's per-warp sums; after a barrier each class's thread adds its
+  // own in a fixed order and writes the gradient entry.
   A* bcur = rows;
   A* bnext = rows + d.L;
-  for (int64_t c = tid; c < d.C; c += nt) post[c] = A(0);
+  const int warps = nt / 32;  // nt is a multiple of 32
   for (int64_t t = Tb - 1; t >= 0; --t) {
     const A al0 = tid < L ? alpha[t * d.L + tid] : A(0), em0 = tid < L ? lp(t, tid) : A(0);
-    __syncthreads();  // bnext complete; post cleared
+    __syncthreads();  // bnext complete; gam and wpart of step t+1 consumed
+    A blank = 0;
     for (int64_t s = tid; s < L; s += nt) {
       A bx;
       if (t == Tb - 1) {
@@ -195,17 +210,25 @@ __global__ void __launch_bounds__(1024) ctc_kernel(DevParams d, bool on_chip) {
         const A b3 = s + 2 < L && skip_ok(s + 2) ? bnext[s + 2] : NINF;
         bx = lse3(b1, b2, b3);
       }
-      const A gam = fexp((s == tid ? al0 : alpha[t * d.L + s]) + bx - logz);
+      const A post = fexp((s == tid ? al0 : alpha[t * d.L + s]) + bx - logz);
       bcur[s] = bx + (s == tid ? em0 : lp(t, s));
-      if (gam != A(0)) atomicAdd(post + ext[s], gam);
+      if (s % 2) gam[s] = post;
+      else blank += post;
     }
+    blank = warp_sum(blank);
+    if (lane == 0) wpart[warp] = blank;
     __syncthreads();
     const int64_t xo = t * d.st_t + b * d.st_n, go = t * d.gt_t + b * d.gt_n;
     for (int64_t c = tid; c < d.C; c += nt) {
-      A v = -post[c];
+      A post = 0;
+      if (c == d.blank) {
+        for (int w = 0; w < warps; ++w) post += wpart[w];
+      } else {
+        for (int32_t s = head[c]; s >= 0; s = next[s]) post += gam[s];
+      }
+      A v = -post;
       if (d.from_logits) v += fexp(static_cast<A>(load_f(x, xo + c * d.st_c)) - lse[t]);
       store_f(g, go + c * d.gt_c, v * scale);
-      post[c] = A(0);
     }
     A* tmp = bcur;
     bcur = bnext;
@@ -250,8 +273,7 @@ void launch(const DevParams& d, cudaStream_t s) {
     // 256 columns of a gradient row.
     const int64_t want = (d.L + 31) / 32 * 32;
     const int threads = static_cast<int>(want > 1024 ? 1024 : want < 256 ? 256 : want);
-    typedef typename AccOf<T>::type A;
-    size_t smem = on_chip_bytes(d.L, d.C, sizeof(A));
+    size_t smem = d.lay.sample.total;
     const bool on_chip = smem <= kernel_limits(ctc_kernel<T, Lb>).max_dynamic_smem;
     if (!on_chip) smem = 0;
     ctc_kernel<T, Lb><<<static_cast<unsigned>(d.N), threads, smem, s>>>(d, on_chip);

@@ -51,18 +51,45 @@ namespace cuda {
 void ctc_loss(const CtcParams& p);
 }  // namespace cuda
 
+// The CUDA kernel's working set of one sample, in its block's shared memory when it fits,
+// else in the workspace with the same layout (byte offsets; A is float, or double for
+// float64 input; L extended states):
+//   ext   int32 [L]  extended label sequence (blanks interleaved)
+//   next  int32 [L]  odd state s: the next odd state with s's class, -1 if none
+//   head  int32 [C]  class c: its first odd state, -1 if none
+//   rows  A [2L]     the recursion's two rows (alpha t-1 / t, then beta t+1 / t)
+//   gam   A [L]      odd states' posteriors at the current t
+//   wpart A [32]     the blank class's posterior at the current t, one partial per warp
+// next and head let each class sum its states' posteriors in state order, so the gradient
+// has the same bits on every run (no floating-point atomics).
+struct CtcSampleLayout {
+  size_t next, head, rows, gam, wpart, total;
+};
+
+inline CtcSampleLayout ctc_sample_layout(int64_t L, int64_t C, size_t a) {
+  auto up16 = [](size_t v) { return (v + 15) & ~size_t(15); };
+  const size_t l = static_cast<size_t>(L);
+  CtcSampleLayout s;
+  s.next = 4 * l;
+  s.head = up16(8 * l);
+  s.rows = up16(s.head + 4 * static_cast<size_t>(C));
+  s.gam = s.rows + 2 * l * a;
+  s.wpart = s.gam + l * a;
+  s.total = up16(s.wpart + 32 * a);
+  return s;
+}
+
 // Byte offsets into the CUDA workspace of a (T, N, C) call whose longest label sequence is
-// max_label_length (L = 2 * max_label_length + 1 extended states); A is float, or double
-// for float64 input. Defined here so the binding (compiled without nvcc) sizes it too.
+// max_label_length (L = 2 * max_label_length + 1 extended states). Defined here so the
+// binding (compiled without nvcc) sizes it too.
 struct CtcWorkspaceLayout {
-  size_t info;   // int64 [N][4]: input length, label length, label offset, unused
-  size_t flag;   // unsigned long long: first bad label position (b * (Smax + 1) + s)
-  size_t loss;   // double [N]: per-sample loss (after zero_infinity), for the reduction
-  size_t lse;    // A [N][T]: log-sum-exp of each (t, b) row (from_logits only)
-  size_t alpha;  // A [N][T][L]
-  size_t beta;   // A [N][2][L]
-  size_t post;   // A [N][C]: per-class posterior of the current t
-  size_t ext;    // int32 [N][L]: extended label sequence
+  size_t info;     // int64 [N][4]: input length, label length, label offset, label stride
+  size_t flag;     // unsigned long long: first bad label position (b * (Smax + 1) + s)
+  size_t loss;     // double [N]: per-sample loss (after zero_infinity), for the reduction
+  size_t lse;      // A [N][T]: log-sum-exp of each (t, b) row (from_logits only)
+  size_t alpha;    // A [N][T][L]
+  size_t samples;  // [N][sample.total]: the working sets, when they do not fit on chip
+  CtcSampleLayout sample;
   size_t total;
 };
 
@@ -77,10 +104,9 @@ inline CtcWorkspaceLayout ctc_workspace_layout(int64_t T, int64_t N, int64_t C, 
   w.loss = up(w.flag + 8);
   w.lse = up(w.loss + 8 * n);
   w.alpha = up(w.lse + (from_logits ? a * n * t : 0));
-  w.beta = up(w.alpha + a * n * t * L);
-  w.post = up(w.beta + a * n * 2 * L);
-  w.ext = up(w.post + a * n * static_cast<size_t>(C));
-  w.total = up(w.ext + 4 * n * L);
+  w.samples = up(w.alpha + a * n * t * L);
+  w.sample = ctc_sample_layout(static_cast<int64_t>(L), C, a);
+  w.total = up(w.samples + n * w.sample.total);
   return w;
 }
 
