@@ -83,6 +83,7 @@ __global__ void __launch_bounds__(kLabelThreads) labels_kernel(DevParams p) {
     partial[blockIdx.x] = acc;
     __threadfence();  // the partial is visible before the count that announces it
     last = atomicAdd(&p.ws->blocks_done, 1u) == gridDim.x - 1;
+    if (last) __threadfence();  // acquire: the other blocks' partials, announced by the count
   }
   __syncthreads();  // also ends block_sum's use of its shared memory before the second call
   if (!last) return;

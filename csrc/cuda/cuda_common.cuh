@@ -27,6 +27,8 @@ inline void check(cudaError_t e, const char* what) {
 //    raised to the device's opt-in maximum less the kernel's static shared memory. It is
 //    always set to that one value, never to a call's own size: the attribute belongs to the
 //    kernel, so per-call values would race between host threads launching different sizes.
+//    (A cudaDeviceReset() would put it back to 48 KB behind this cache: launches above that
+//    then fail loudly in CTC and fall back to the two-read kernel in cross-entropy.)
 //  - clusters: thread-block clusters can run. That needs an sm_90 device *and* code compiled
 //    for sm_90: a package built for older targets runs JIT-compiled PTX where the cluster
 //    helpers below are traps.
@@ -54,12 +56,13 @@ template <class Kernel> KernelLimits kernel_limits(Kernel* kernel) {
     return k;  // not cached: a later call may succeed
   }
   const int most = optin - static_cast<int>(fa.sharedSizeBytes);
-  if (most > fa.maxDynamicSharedSizeBytes &&
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, most) == cudaSuccess)
-    k.max_dynamic_smem = static_cast<size_t>(most);
-  else
-    k.max_dynamic_smem = static_cast<size_t>(fa.maxDynamicSharedSizeBytes > 0 ? fa.maxDynamicSharedSizeBytes : 0);
-  cudaGetLastError();
+  k.max_dynamic_smem = static_cast<size_t>(fa.maxDynamicSharedSizeBytes > 0 ? fa.maxDynamicSharedSizeBytes : 0);
+  if (most > fa.maxDynamicSharedSizeBytes) {
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, most) == cudaSuccess)
+      k.max_dynamic_smem = static_cast<size_t>(most);
+    else
+      cudaGetLastError();  // clear only this refusal, not an earlier launch's error
+  }
   k.clusters = major >= 9 && fa.ptxVersion >= 90;
   known.emplace(key, k);
   return k;
