@@ -94,7 +94,7 @@ void check_ctc_labels_host(const CtcParams& p) {
     const int64_t base = p.labels.ndim == 2 ? b * p.labels.strides[0] : pos * p.labels.strides[0];
     stride = p.labels.ndim == 2 ? p.labels.strides[1] : p.labels.strides[0];
     for (int64_t k = 0; k < p.label_lengths[b]; ++k) {
-      const int64_t y = index_at(p.labels, base + k * stride);
+      const int64_t y = load_index(p.labels, base + k * stride);
       if (y < 0 || y >= C || y == p.blank) ctc_bad_label(p, b, k, y);
     }
     pos += p.label_lengths[b];

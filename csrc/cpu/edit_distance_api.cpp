@@ -24,7 +24,7 @@ void check_lengths(const TensorView& lengths, const char* name, int64_t n, const
 
 int64_t length_at(const TensorView& lengths, int64_t i, int64_t width) {
   if (is_none(lengths)) return width;
-  return index_at(lengths, lengths.strides[0] * i);
+  return load_index(lengths, lengths.strides[0] * i);
 }
 
 }  // namespace

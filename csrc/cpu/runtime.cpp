@@ -85,23 +85,6 @@ std::string shape_string(const TensorView& t) {
   return s + ")";
 }
 
-int64_t index_at(const TensorView& t, int64_t offset) {
-  switch (t.dtype) {
-    case DType::i64: return t.ptr<const int64_t>()[offset];
-    case DType::i32: return t.ptr<const int32_t>()[offset];
-    case DType::i16: return t.ptr<const int16_t>()[offset];
-    case DType::i8: return t.ptr<const int8_t>()[offset];
-    case DType::u8: return t.ptr<const uint8_t>()[offset];
-    case DType::u16: return t.ptr<const uint16_t>()[offset];
-    case DType::u32: return t.ptr<const uint32_t>()[offset];
-    case DType::u64: {
-      const uint64_t v = t.ptr<const uint64_t>()[offset];
-      return v > uint64_t(INT64_MAX) ? -1 : static_cast<int64_t>(v);
-    }
-    default: return -1;
-  }
-}
-
 std::string index_string(const int64_t* shape, int ndim, int64_t flat) {
   std::string idx[kMaxDims];
   for (int d = ndim - 1; d >= 0; --d) {

@@ -442,20 +442,6 @@ template <class C> inline void store_as(const TensorView& t, int64_t offset, C v
     default: t.ptr<uint16_t>()[offset] = float_to_half(static_cast<float>(v)); break;
   }
 }
-// Integer label i of a view of any integer dtype.
-inline int64_t load_index(const TensorView& t, int64_t offset) {
-  switch (t.dtype) {
-    case DType::i64: return t.ptr<const int64_t>()[offset];
-    case DType::i32: return t.ptr<const int32_t>()[offset];
-    case DType::i16: return t.ptr<const int16_t>()[offset];
-    case DType::i8: return t.ptr<const int8_t>()[offset];
-    case DType::u8: return t.ptr<const uint8_t>()[offset];
-    case DType::u16: return t.ptr<const uint16_t>()[offset];
-    case DType::u32: return t.ptr<const uint32_t>()[offset];
-    case DType::u64: return static_cast<int64_t>(t.ptr<const uint64_t>()[offset]);
-    default: return t.ptr<const uint8_t>()[offset];
-  }
-}
 
 }  // namespace FASTLOSS_ISA
 }  // namespace cpu

@@ -83,9 +83,21 @@ inline bool is_none(const TensorView& v) { return v.ndim < 0; }
 // "(2, 3)" for error messages.
 std::string shape_string(const TensorView& t);
 
-// Element `offset` of an integer view as int64, for argument checks outside the kernels (a
-// uint64 above INT64_MAX reads as -1, i.e. out of range).
-int64_t index_at(const TensorView& t, int64_t offset);
+// Element `offset` of an integer view (labels, lengths) as int64, for the kernels and the
+// argument checks alike; a uint64 above INT64_MAX reads as negative, i.e. out of range.
+inline int64_t load_index(const TensorView& t, int64_t offset) {
+  switch (t.dtype) {
+    case DType::i64: return t.ptr<const int64_t>()[offset];
+    case DType::i32: return t.ptr<const int32_t>()[offset];
+    case DType::i16: return t.ptr<const int16_t>()[offset];
+    case DType::i8: return t.ptr<const int8_t>()[offset];
+    case DType::u8: return t.ptr<const uint8_t>()[offset];
+    case DType::u16: return t.ptr<const uint16_t>()[offset];
+    case DType::u32: return t.ptr<const uint32_t>()[offset];
+    case DType::u64: return static_cast<int64_t>(t.ptr<const uint64_t>()[offset]);
+    default: return -1;
+  }
+}
 
 // "[i, j, k]" for flat index `flat` of a C-ordered shape (for error messages).
 std::string index_string(const int64_t* shape, int ndim, int64_t flat);
