@@ -9,7 +9,7 @@
 #
 #   tools/cuda_emu/run.sh [pytest args...]
 #       every CUDA test case (TestCuda classes, cases parametrized over cupy); a -k of your
-#       own replaces that selection. Builds the CPU core in build/dev if missing, and the
+#       own replaces that selection. Builds the CPU core in build/dev (incrementally), and the
 #       emulated module when a source changed.
 #   FASTLOSS_EMU_CC=8 ...     an A100 instead of an H100: no clusters, 163 KB shared memory
 #   FASTLOSS_EMU_PTX=80 ...   an H100 running code built for sm_80 only (cluster code traps)
@@ -36,10 +36,11 @@ if [ "${FASTLOSS_EMU_TSAN:-0}" = 1 ]; then
   PYTHON="$OUT/python"
 fi
 mkdir -p "$OUT/pkg/fastloss" "$OUT/pkg/cupy"
-if [ ! -f "$ROOT/build/dev/libfastloss_core.a" ]; then
+# The CPU core is rebuilt incrementally every run (a stale core would test old CPU code).
+if [ ! -f "$ROOT/build/dev/CMakeCache.txt" ]; then
   cmake -S "$ROOT" -B "$ROOT/build/dev" -DFASTLOSS_CUDA=OFF -DFASTLOSS_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$ROOT/build/dev" -j 2 --target fastloss_core >/dev/null
 fi
+cmake --build "$ROOT/build/dev" -j 2 --target fastloss_core >/dev/null
 SUFFIX=$(python3 -c "import sysconfig;print(sysconfig.get_config_var('EXT_SUFFIX'))")
 MODULE="$OUT/pkg/fastloss/_C$SUFFIX"
 if [ ! -f "$MODULE" ] || [ -n "$(find "$ROOT/csrc" "$HERE" "$ROOT/build/dev/libfastloss_core.a" -type f -newer "$MODULE" | head -1)" ]; then
