@@ -10,6 +10,16 @@ enum class Reduction { none, mean, sum };
 int num_threads();
 void set_num_threads(int n);
 
+// Threads worth waking for `work` units when a thread should get at least `min_per_thread`
+// of them. Each kernel measures its own `min_per_thread` (the work whose time equals
+// OpenMP's fork/join cost on this machine) and writes it next to its constant. Tiny calls
+// get 1 thread and, through `if(nt > 1)` on the parallel region, never wake the pool.
+inline int threads_for(long long work, long long min_per_thread) {
+  const long long useful = min_per_thread > 0 ? work / min_per_thread : work;
+  const int nt = num_threads();
+  return useful <= 1 ? 1 : (useful < nt ? static_cast<int>(useful) : nt);
+}
+
 // SIMD level of the CPU kernels, picked once from CPUID; set_cpu_isa() may lower it
 // (tests run every level on one machine) but never raise it above what the CPU has.
 enum class Isa { baseline = 0, avx2 = 1, avx512 = 2 };
