@@ -12,6 +12,13 @@ void check_edit_weights(const EditWeights& w) {
                 ", " + std::to_string(w.del) + ", " + std::to_string(w.sub) + ")");
 }
 
+EditWeights edit_weights_for_normalize(const EditWeights& w) {
+  if (w.ins != w.del || w.ins == 0) return w;
+  if (w.sub == w.ins) return EditWeights{1, 1, 1};
+  if (w.sub / 2 >= w.ins) return EditWeights{1, 1, 2};
+  return w;
+}
+
 namespace {
 
 void check_lengths(const TensorView& lengths, const char* name, int64_t n, const char* arr) {
@@ -51,6 +58,9 @@ namespace cpu {
 
 void edit_distance_batch(const EditBatchParams& p) { FASTLOSS_CPU_DISPATCH(edit_distance_batch, p); }
 void edit_distance_pairwise(const EditPairwiseParams& p) { FASTLOSS_CPU_DISPATCH(edit_distance_pairwise, p); }
+int64_t edit_distance_pair(const SeqRef& a, const SeqRef& b, const EditWeights& w, int64_t k) {
+  FASTLOSS_CPU_DISPATCH(edit_distance_pair, a, b, w, k);
+}
 
 void edit_distance_padded(const EditPaddedParams& p) {
   check_edit_padded_params(p);
@@ -80,6 +90,8 @@ void edit_distance_padded(const EditPaddedParams& p) {
   bp.b = b.data();
   bp.n = n;
   bp.w = p.w;
+  bp.cutoff = p.cutoff;
+  bp.overflow = p.overflow;
   if (p.normalize) bp.out_norm = p.out.ptr<double>();
   else bp.out_int = p.out.ptr<int64_t>();
   edit_distance_batch(bp);
