@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from . import _C
 from .cross_entropy import nll_loss, softmax_cross_entropy
-from .edit_distance import edit_distance, error_rate, pairwise_edit_distance
+from .edit_distance import ErrorCounts, edit_distance, error_counts, error_rate, pairwise_edit_distance
 from .ctc import ctc_loss
 
 __version__ = "0.1.0"
@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__", "build_info", "cuda_available", "get_num_threads", "set_num_threads",
     "softmax_cross_entropy", "nll_loss",
-    "edit_distance", "pairwise_edit_distance", "error_rate",
+    "edit_distance", "pairwise_edit_distance", "error_rate", "error_counts", "ErrorCounts",
     "ctc_loss",
 ]
 
