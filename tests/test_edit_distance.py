@@ -723,3 +723,24 @@ class TestRobustness:
             with pytest.raises(ValueError, match="weights"):
                 fastloss.edit_distance(np.zeros((2, 2), np.int64), np.zeros((2, 2), np.int64), weights=w)
         assert fastloss.edit_distance("ab", "b", weights=(np.int64(2), np.uint8(3), 1)) == 3
+
+
+def test_docstrings_and_reference_page():
+    import doctest
+    import importlib
+    import os
+
+    mod = importlib.import_module("fastloss.edit_distance")
+
+    failed, _ = doctest.testmod(mod, verbose=False)
+    assert failed == 0
+    page = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "edit_distance.md")
+    text = open(page, encoding="utf-8").read()
+    for name in mod.__all__ + ["fastloss error-rate", "score_cutoff", "dask"]:
+        assert name in text, name
+    # the page's Python examples give the results it shows
+    parser = doctest.DocTestParser()
+    test = parser.get_doctest(text.replace("\n```", "\n\n```"), {"np": np}, "docs/edit_distance.md", page, 0)
+    runner = doctest.DocTestRunner()
+    runner.run(test)
+    assert runner.failures == 0
