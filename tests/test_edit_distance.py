@@ -537,6 +537,25 @@ class TestCuda:
         np.testing.assert_allclose(cp.asnumpy(gotn), fastloss.edit_distance(a, b, a_lengths=la, b_lengths=lb,
                                                                             weights=w, normalize=True), atol=1e-15)
 
+    @pytest.mark.parametrize("w", [(1, 1, 1), (1, 2, 3)])
+    def test_padded_score_cutoff_and_huge_weights(self, w):
+        cp = cupy_or_skip()
+        rng = np.random.default_rng(1)
+        a = rng.integers(0, 4, size=(200, 20))
+        b = rng.integers(0, 4, size=(200, 70))
+        lb = rng.integers(0, 71, size=200)
+        for c in [0, 3, 10]:
+            exp = fastloss.edit_distance(a, b, b_lengths=lb, weights=w, score_cutoff=c)
+            got = fastloss.edit_distance(cp.asarray(a), cp.asarray(b), b_lengths=cp.asarray(lb), weights=w,
+                                         score_cutoff=c)
+            assert (cp.asnumpy(got) == exp).all()
+        expn = fastloss.edit_distance(a, b, b_lengths=lb, weights=w, normalize=True, score_cutoff=0.3)
+        gotn = fastloss.edit_distance(cp.asarray(a), cp.asarray(b), b_lengths=cp.asarray(lb), weights=w,
+                                      normalize=True, score_cutoff=0.3)
+        np.testing.assert_allclose(cp.asnumpy(gotn), expn, atol=1e-15)
+        with pytest.raises(ValueError, match="weights"):
+            fastloss.edit_distance(cp.asarray(a), cp.asarray(b), weights=(2**62, 1, 1))
+
     def test_bad_lengths_and_mixing(self):
         cp = cupy_or_skip()
         a = cp.zeros((4, 3), cp.int64)
