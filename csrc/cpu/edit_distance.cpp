@@ -569,9 +569,12 @@ inline double final_norm(int64_t d, const EditCutoff& cut, int64_t la, int64_t l
   return nd <= cut.norm ? nd : 1.0;
 }
 
-// Thread budget: a short pair costs ~50 ns against ~5 us for waking a second thread on the
-// 2-core dev machine (bench/compare_edit_distance.py, small-call section), so a thread
-// should get at least ~4096 sequence elements (a + b lengths summed) of work.
+// Thread budget, measured on the 2-core dev machine: the batched kernel runs ~1 ns per
+// sequence element (200000 pairs x 30 + 30 chars in ~11.5 ms on one thread, bench/RESULTS.md)
+// and an empty 2-thread OpenMP region costs a few us on an idle machine (libgomp; measured
+// 230-770 us while the machine was shared by a load of ~450), so a thread pays off from
+// ~4096 elements (a + b lengths summed) of work at the least; below that a call (one pair,
+// 10 pairs, a 10 x 10 matrix) stays on the calling thread.
 constexpr long long kMinElementsPerThread = 4096;
 
 // ---------------------------------------------------------------------------------------
