@@ -649,6 +649,12 @@ class TestScoreCutoff:
         assert fastloss.edit_distance(a, b, weights=w, normalize=True, score_cutoff=cn) == \
             pytest.approx(rf_dist(a, b, w, cn, True), abs=1e-12)
 
+    def test_numpy_scalars(self):
+        assert fastloss.edit_distance("kitten", "sitting", score_cutoff=np.int32(1)) == 2
+        assert fastloss.edit_distance("kitten", "sitting", normalize=True, score_cutoff=np.float32(0.25)) == 1.0
+        assert fastloss.edit_distance("kitten", "sitting", normalize=np.bool_(True), score_cutoff=np.float64(0.5)) == \
+            pytest.approx(3 / 7)
+
     def test_huge_cutoff_is_no_bound(self):
         assert fastloss.edit_distance("kitten", "sitting", score_cutoff=2**63 - 1) == 3
         assert fastloss.edit_distance("kitten", "sitting", score_cutoff=2**80) == 3

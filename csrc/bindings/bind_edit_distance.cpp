@@ -1,13 +1,15 @@
 // Python entry points of the edit-distance family: argument checks, conversion and output
 // allocation, one C++ call per Python call. Python sequences cross into C++ once per call:
-// an outer list is first copied to a tuple (strong references to every item, so Python code
-// run during conversion, a token's __hash__ or __eq__, cannot free an item under us); every
-// str is read in place through PyUnicode_KIND/PyUnicode_DATA (1, 2 or 4 bytes per code point,
-// kept at that width: the kernels are templated on it; str is immutable and the tuple keeps
-// it alive, so the GIL can be released); sequences of tokens become int64 buffers (ints by
-// value, str tokens by a per-call dictionary, other hashables by hash()) in per-thread blocks
-// that persist between calls and never move. A single pair of str runs on the calling thread
-// without any of that.
+// every str is read through PyUnicode_KIND/PyUnicode_DATA (1, 2 or 4 bytes per code point,
+// kept at that width: the kernels are templated on it) and copied into per-thread blocks that
+// persist between calls and never move, so the GIL can be released for the kernels without
+// any pointer into a Python object (a concurrent mutation of the inputs cannot free memory
+// under the kernel). Sequences of tokens become int64 buffers there too (ints by value, str
+// tokens by a per-call dictionary, other hashables by hash()); converting them may run Python
+// code (a token's __hash__ or __eq__), so from the first one on the outer list and each inner
+// list are read through tuples of strong references, never through the caller's lists. A
+// single pair of str runs on the calling thread with none of that (str is immutable and the
+// call holds it).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -110,7 +112,7 @@ EditCutoff cutoff_arg(const py::handle& x, bool normalize) {
   if (x.is_none()) return c;
   PyObject* o = x.ptr();
   if (normalize) {
-    if (PyBool_Check(o) || !(PyFloat_Check(o) || is_integral(o)))
+    if (PyBool_Check(o) || !(PyFloat_Check(o) || is_integral(o) || PyObject_HasAttrString(o, "__float__")))
       throw_type("score_cutoff must be a float in [0, 1] with normalize=True (or None), got " +
                  py::repr(x).cast<std::string>());
     const double v = PyFloat_AsDouble(o);
@@ -261,9 +263,11 @@ int64_t token_value(PyObject* tok, TokenIds& dict, const char* name, int64_t i, 
 inline bool inert(PyObject* t) { return PyLong_CheckExact(t) || PyUnicode_CheckExact(t); }
 
 void convert(const py::handle& seq, const char* name, SeqBatch& out, TokenIds& dict) {
-  // A tuple of strong references: the caller's list may change under a token's __hash__.
+  // A list is read in place while its items are str (copying them runs no Python code); the
+  // first token sequence switches to a tuple of strong references, since a token's __hash__
+  // or __eq__ may change the caller's list.
   PyObject* src = seq.ptr();
-  if (!PyTuple_Check(src)) {
+  if (!PyList_Check(src) && !PyTuple_Check(src)) {
     PyObject* tup = PySequence_Tuple(src);
     if (!tup) {
       PyErr_Clear();
@@ -273,8 +277,9 @@ void convert(const py::handle& seq, const char* name, SeqBatch& out, TokenIds& d
     out.items = py::reinterpret_steal<py::tuple>(tup);
     src = tup;
   }
-  PyObject** items = &PyTuple_GET_ITEM(src, 0);
-  const int64_t n = PyTuple_GET_SIZE(src);
+  bool is_list = PyList_Check(src);
+  PyObject** items = is_list ? reinterpret_cast<PyListObject*>(src)->ob_item : &PyTuple_GET_ITEM(src, 0);
+  const int64_t n = is_list ? PyList_GET_SIZE(src) : PyTuple_GET_SIZE(src);
   out.refs.resize(n);
   SeqRef* refs = out.refs.data();
   constexpr int64_t kAhead = 16;  // prefetch distance: the objects are scattered on the heap
@@ -286,9 +291,21 @@ void convert(const py::handle& seq, const char* name, SeqBatch& out, TokenIds& d
     }
     PyObject* o = items[i];
     SeqRef& r = refs[i];
-    if (PyUnicode_Check(o)) {  // read in place: immutable, and kept alive by the tuple
+    if (PyUnicode_Check(o)) {  // copied: no pointer into a Python object outlives the GIL
       str_view(o, &r);
+      const size_t nb = static_cast<size_t>(r.len) * r.kind;
+      char* dst = out.arena.alloc(nb);
+      if (nb) std::memcpy(dst, r.data, nb);
+      r.data = dst;
       continue;
+    }
+    if (is_list) {
+      PyObject* tup = PyList_AsTuple(src);
+      if (!tup) throw py::error_already_set();
+      out.items = py::reinterpret_steal<py::tuple>(tup);
+      src = tup;
+      items = &PyTuple_GET_ITEM(tup, 0);
+      is_list = false;
     }
     PyObject* fast = PySequence_Fast(o, "");
     if (!fast) {
