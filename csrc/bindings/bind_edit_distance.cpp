@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "array.h"
 #include "fastloss/edit_distance.h"
 #include "views.h"
 
@@ -97,13 +98,7 @@ EditWeights to_weights(const py::handle& w) {
               ") make a distance that does not fit in int64; use smaller weights (or normalize=True)");
 }
 
-bool normalize_arg(const py::handle& x) {
-  if (x.ptr() == Py_True) return true;
-  if (x.ptr() == Py_False) return false;
-  const char* tn = Py_TYPE(x.ptr())->tp_name;
-  if (std::strcmp(tn, "numpy.bool") == 0 || std::strcmp(tn, "numpy.bool_") == 0) return PyObject_IsTrue(x.ptr()) == 1;
-  throw_type("normalize must be a bool, got " + py::repr(x).cast<std::string>());
-}
+bool normalize_arg(const py::handle& x) { return bool_arg(x, "normalize"); }
 
 // score_cutoff: None; with normalize a number in [0, 1]; else a non-negative integer (any
 // bound from 2**63 - 1 up is no bound: no distance that fits in int64 exceeds it).
@@ -369,7 +364,9 @@ struct WordTable {
   int64_t id(const void* data, int64_t len, int kind) {
     uint64_t h = 1469598103934665603ull;
     for (int64_t i = 0; i < len; ++i) h = (h ^ code_point(data, kind, i)) * 1099511628211ull;
-    h ^= h >> 32;
+    h ^= h >> 33;  // FNV's low bits are weak: a murmur-style finaliser before masking
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
     uint64_t s = h & mask;
     while (slots[s]) {
       const Word& w = words[slots[s] - 1];
