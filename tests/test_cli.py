@@ -122,3 +122,26 @@ def test_console_script_is_declared():
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         meta = tomllib.load(f)
     assert meta["project"]["scripts"]["fastloss"] == "fastloss.cli:main"
+
+
+def test_progress_only_on_a_terminal(tmp_path):
+    pty = pytest.importorskip("pty")
+    r, h, refs, hyps = corpus(tmp_path, n=30)
+    master, slave = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.run([sys.executable, "-m", "fastloss", "error-rate", "--json", "--chunk-lines", "7", r, h],
+                       stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(master)
+    assert p.returncode == 0
+    assert b"lines" in drawn and b"%" in drawn  # the progress line went to the terminal
+    assert json.loads(p.stdout)["sentences"] == 30  # and never to stdout
