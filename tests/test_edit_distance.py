@@ -739,6 +739,10 @@ class TestRobustness:
                     assert fastloss.edit_distance([a], [b], weights=w).tolist() == [exp]
         assert fastloss.edit_distance("abc", "xyz", weights=(2**63 - 1, 1, 1), score_cutoff=2) == 3
 
+    def test_size_0_padded_arrays(self):
+        out = fastloss.edit_distance(np.zeros((0, 4), np.int64), np.zeros((0, 3), np.int64))
+        assert out.shape == (0,) and out.dtype == np.int64
+
     def test_weights_beyond_int64_are_value_errors(self):
         for w in [(2**63, 1, 1), (1, 2**70, 1), (1, 1, -2**63 - 1)]:
             with pytest.raises(ValueError, match="weights"):

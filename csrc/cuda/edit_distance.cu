@@ -119,7 +119,7 @@ void edit_distance_padded(const EditPaddedParams& p) {
   d.wb = p.b.shape[1];
   d.sa = p.a.strides[0];
   d.sb = p.b.strides[0];
-  if ((d.wa > 1 && p.a.strides[1] != 1) || (d.wb > 1 && p.b.strides[1] != 1))
+  if (d.n > 0 && ((d.wa > 1 && p.a.strides[1] != 1) || (d.wb > 1 && p.b.strides[1] != 1)))
     throw_value("a and b must be contiguous along their length axis");
   if (!is_none(p.a_lengths)) {
     if (p.a_lengths.dtype != DType::i64) throw_type("a_lengths must be int64 on the GPU");
