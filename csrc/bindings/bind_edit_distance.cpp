@@ -555,12 +555,14 @@ void register_edit_distance(py::module_& m) {
         },
         py::arg("a"), py::arg("b"), py::arg("weights"), py::arg("normalize"), py::arg("score_cutoff"));
 
+  // The checked (weights, normalize) of a call the Python fallback handles (padded arrays,
+  // NumPy 1-D arrays, other iterables): the same rules as the paths above.
   m.def(
-      "edit_weights", [](py::handle weights) {
+      "edit_args", [](py::handle weights, py::handle normalize) {
         const EditWeights w = to_weights(weights);
-        return py::make_tuple(w.ins, w.del, w.sub);
+        return py::make_tuple(py::make_tuple(w.ins, w.del, w.sub), normalize_arg(normalize));
       },
-      py::arg("weights"));
+      py::arg("weights"), py::arg("normalize"));
 
   m.def(
       "edit_distance_batch",

@@ -92,10 +92,7 @@ def edit_distance(a, b, *, weights=(1, 1, 1), normalize=False, score_cutoff=None
         if r is not NotImplemented:
             return r
     # NumPy arrays, other iterables, padded arrays.
-    w = _C.edit_weights(weights)
-    if not isinstance(normalize, (bool, np.bool_)):
-        raise TypeError(f"normalize must be a bool, got {normalize!r}")
-    normalize = bool(normalize)
+    w, normalize = _C.edit_args(weights, normalize)
     padded = (_is_array(a) and getattr(a, "ndim", 0) == 2) or (_is_array(b) and getattr(b, "ndim", 0) == 2)
     if padded or a_lengths is not None or b_lengths is not None:
         return _padded(a, b, a_lengths, b_lengths, w, normalize, score_cutoff)
