@@ -28,6 +28,7 @@ template <> struct DevMath<float> {
   static __host__ __device__ __forceinline__ float log(float x) { return ::logf(x); }
   static __host__ __device__ __forceinline__ float log1p01(float e) { return ::log1pf(e); }
   static __host__ __device__ __forceinline__ float abs(float x) { return ::fabsf(x); }
+  static __host__ __device__ __forceinline__ float recip(float x) { return 1.0f / x; }
 };
 template <> struct DevMath<double> {
   typedef double S;
@@ -37,6 +38,7 @@ template <> struct DevMath<double> {
   static __host__ __device__ __forceinline__ double log(double x) { return ::log(x); }
   static __host__ __device__ __forceinline__ double log1p01(double e) { return ::log1p(e); }
   static __host__ __device__ __forceinline__ double abs(double x) { return ::fabs(x); }
+  static __host__ __device__ __forceinline__ double recip(double x) { return 1.0 / x; }
 };
 
 constexpr int kThreads = 256;

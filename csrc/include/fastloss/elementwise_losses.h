@@ -5,7 +5,7 @@
 // gradient scale and storage; a functor knows none of that.
 //
 // M provides: types S (scalar) and V (lane type), c(s) (a V of s), exp, log, log1p01
-// (log(1 + e) for e in [0, 1]) and abs. Conditions are written as `cond ? a : b` on V,
+// (log(1 + e) for e in [0, 1]), abs and recip (1 / x for normal x, maybe approximate). Conditions are written as `cond ? a : b` on V,
 // which GCC's vector extension and plain scalars both accept (both branches are computed
 // on vectors, so each branch is finite or selected away).
 //
@@ -36,7 +36,7 @@ template <class M> struct Sig {
     const V zero = M::c(0), one = M::c(1);
     const V e = M::exp(-M::abs(x));
     const V lp = M::log1p01(e);
-    const V r = one / (one + e);
+    const V r = M::recip(one + e);
     const V er = e * r;
     s = x >= zero ? r : er;
     sn = x >= zero ? er : r;
@@ -102,7 +102,8 @@ template <class M> struct SigmoidFocal {
     l = ce * mg;
     d = dce * mg;
     if (k.b > S(0)) {
-      const V qq = m > zero ? q.s * q.sn / m : (q.s > q.sn ? q.s : q.sn);
+      // Below the smallest normal m the limit of q is max(s, 1 - s) (one of them is ~1).
+      const V qq = m > S(sizeof(S) == 4 ? 0x1p-126 : 0x1p-1022) ? q.s * q.sn * M::recip(m) : (q.s > q.sn ? q.s : q.sn);
       const V extra = ce * mg * qq * (one - t - t) * k.b;
       d = d + (qq == zero ? zero : extra);  // ce may be inf where qq is 0
     }
@@ -134,7 +135,7 @@ template <class M> struct TruncatedSigmoidCrossEntropy {
     } else {
       const V z = (M::c(k.a) - pt) * k.b;
       const V ez = M::exp(-M::abs(z));
-      const V r = one / (one + ez);
+      const V r = M::recip(one + ez);
       const V f = z >= zero ? r : ez * r;      // sigmoid(z)
       const V fn = z >= zero ? ez * r : r;     // 1 - f
       const V extra = ce * f * fn * (one - t - t) * q.s * q.sn * k.b;
@@ -247,7 +248,7 @@ template <class M> struct LogCosh {
     const V r = x - t, ar = M::abs(r);
     const V e = M::exp(ar * S(-2));
     l = ar + (M::log1p01(e) - S(0.693147180559945309417232121458176568));
-    const V th = (one - e) / (one + e);
+    const V th = (one - e) * M::recip(one + e);
     d = r < M::c(0) ? -th : th;
   }
 };
