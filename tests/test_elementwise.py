@@ -679,3 +679,19 @@ def test_backend_statistics_pass(backend):
     bad[5, 5] = -1
     with pytest.raises(ValueError, match="mixes -1 and 0"):
         fastloss.hinge_loss(backend.asarray(x), backend.asarray(bad))
+
+
+def test_argument_types_and_grad_out_overlap():
+    x = np.zeros((4, 3))
+    with pytest.raises(TypeError, match="gamma"):
+        fastloss.sigmoid_focal_loss(x, x, gamma="2")
+    with pytest.raises(TypeError, match="squared"):
+        fastloss.hinge_loss(x, np.ones((4, 3)), squared="yes")
+    with pytest.raises(TypeError, match="targets"):
+        fastloss.sigmoid_cross_entropy(x, np.array(["a"] * 12).reshape(4, 3))
+    buf = np.zeros(24)
+    t = buf[:12].reshape(4, 3)
+    with pytest.raises(ValueError, match="grad_out"):
+        fastloss.mse_loss(x, t, grad_out=buf[6:18].reshape(4, 3))  # overlaps the target
+    with pytest.raises(ValueError, match="reduction"):
+        fastloss.kl_div(x, x, reduction="avg")

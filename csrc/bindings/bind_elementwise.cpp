@@ -1,9 +1,12 @@
-// Python entry point of the elementwise losses: one function for all eleven, the loss named
-// by a string (fastloss/elementwise.py gives each its own signature and docstring).
+// Python entry points of the eleven elementwise losses: the user's objects arrive as passed
+// (python/fastloss/elementwise.py names the keywords) and are read, checked and allocated
+// here through the array layer; one call path serves every loss, each entry point only reads
+// its own options.
 #include <pybind11/pybind11.h>
 
 #include <string>
 
+#include "array.h"
 #include "fastloss/elementwise.h"
 #include "views.h"
 
@@ -11,81 +14,126 @@ namespace fastloss {
 
 namespace {
 
-ElementwiseLoss loss_by_name(const std::string& name) {
-#define FASTLOSS_LOOKUP_ENTRY(id, functor) \
-  if (name == #id) return ElementwiseLoss::id;
-  FASTLOSS_ELEMENTWISE_LOSSES(FASTLOSS_LOOKUP_ENTRY)
-#undef FASTLOSS_LOOKUP_ENTRY
-  throw_value("unknown elementwise loss '" + name + "'");
+struct Inputs {
+  py::handle pred, target, weight, pos_weight, reduction, return_grad, grad_out;
+};
+
+// Reads the arrays, allocates the outputs, runs the loss. `options` sets p's options from
+// the Python arguments (before any array is read, so a bad option fails first).
+template <class Options>
+py::object elementwise_call(ElementwiseLoss kind, const char* xn, const char* tn, const Inputs& in, Options options) {
+  Call call({{xn, in.pred}, {tn, in.target}, {"weight", in.weight}, {"pos_weight", in.pos_weight},
+             {"grad_out", in.grad_out}});
+  ElementwiseParams p;
+  p.kind = kind;
+  p.pred_name = xn;
+  p.target_name = tn;
+  p.reduction = reduction_arg(in.reduction, kind == ElementwiseLoss::kl_div, &p.batchmean);
+  if (p.batchmean) p.reduction = Reduction::mean;  // the engine's mean, over shape[0]
+  options(p);
+  const bool want_grad = bool_arg(in.return_grad, "return_grad") || !in.grad_out.is_none();
+  p.pred = call.floats(in.pred, xn);
+  p.target = call.numbers(in.target, tn);
+  if (!is_float(p.target.dtype)) p.target = call.converted(p.target, p.pred.dtype);  // integer labels
+  p.weight = call.floats_or_none(in.weight, "weight");
+  p.pos_weight = call.floats_or_none(in.pos_weight, "pos_weight");
+  py::object loss = call.empty(p.reduction == Reduction::none ? shape_of(p.pred) : std::vector<int64_t>{},
+                               p.pred.dtype, &p.loss);
+  py::object grad = want_grad ? call.grad_out(in.grad_out, p.pred, xn, &p.grad) : py::none();
+  if (call.cuda()) {
+    p.stream = call.stream();
+    p.workspace = call.workspace(
+#ifdef FASTLOSS_WITH_CUDA
+        cuda::elementwise_workspace_bytes(p.pred.numel())
+#else
+        0
+#endif
+    );
+  }
+  {
+    py::gil_scoped_release release;
+    if (call.cuda()) {
+#ifdef FASTLOSS_WITH_CUDA
+      cuda::elementwise_loss(p);
+#endif
+    } else {
+      cpu::elementwise_loss(p);
+    }
+  }
+  return loss_and_grad(std::move(loss), std::move(grad));
 }
 
-double opt(const py::dict& o, const char* key, double fallback) {
-  return o.contains(key) ? o[key].cast<double>() : fallback;
-}
+const auto no_options = [](ElementwiseParams&) {};
 
 }  // namespace
 
 void register_elementwise(py::module_& m) {
-  m.def(
-      "elementwise_loss",
-      [](const std::string& kind, const std::string& pred_name, const std::string& target_name, py::handle pred,
-         py::handle target, py::handle weight, py::handle pos_weight, const py::dict& opts,
-         const std::string& reduction, py::handle loss, py::handle grad, bool cuda, uintptr_t stream,
-         py::handle workspace) {
-        ElementwiseParams p;
-        p.kind = loss_by_name(kind);
-        p.pred_name = pred_name.c_str();
-        p.target_name = target_name.c_str();
-        p.pred = to_view(pred, pred_name.c_str());
-        p.target = to_view(target, target_name.c_str());
-        p.weight = to_view(weight, "weight");
-        p.pos_weight = to_view(pos_weight, "pos_weight");
-        p.alpha = opt(opts, "alpha", p.alpha);
-        p.gamma = opt(opts, "gamma", p.gamma);
-        p.margin = opt(opts, "margin", p.margin);
-        p.delta = opt(opts, "delta", p.delta);
-        if (opts.contains("softness") && !opts["softness"].is_none()) {
-          p.soft = true;
-          p.softness = opts["softness"].cast<double>();
-        }
-        if (opts.contains("beta")) {
-          if (opts["beta"].is_none()) p.beta_from_targets = true;
-          else p.beta = opts["beta"].cast<double>();
-        }
-        p.log_target = opts.contains("log_target") && opts["log_target"].cast<bool>();
-        p.squared = opts.contains("squared") && opts["squared"].cast<bool>();
-        if (reduction == "batchmean" && p.kind == ElementwiseLoss::kl_div) {
-          p.reduction = Reduction::mean;
-          p.batchmean = true;
-        } else {
-          p.reduction = to_reduction(reduction);
-        }
-        p.loss = to_view(loss, "loss");
-        p.grad = to_view(grad, "grad_out");
-        p.stream = reinterpret_cast<void*>(stream);
-        p.workspace = is_none(to_view(workspace, "workspace")) ? nullptr : to_view(workspace, "workspace").data;
-        py::gil_scoped_release release;
-        if (cuda) {
-#ifdef FASTLOSS_WITH_CUDA
-          cuda::elementwise_loss(p);
-#else
-          throw_type("fastloss was built without CUDA; CuPy arrays are not supported by this build");
-#endif
-        } else {
-          cpu::elementwise_loss(p);
-        }
-      },
-      py::arg("kind"), py::arg("pred_name"), py::arg("target_name"), py::arg("pred"), py::arg("target"),
-      py::arg("weight"), py::arg("pos_weight"), py::arg("opts"), py::arg("reduction"), py::arg("loss"),
-      py::arg("grad"), py::arg("cuda") = false, py::arg("stream") = 0, py::arg("workspace") = py::none());
-
-  m.def("elementwise_workspace_bytes", [](int64_t numel) {
-#ifdef FASTLOSS_WITH_CUDA
-    return static_cast<int64_t>(cuda::elementwise_workspace_bytes(numel));
-#else
-    (void)numel;
-    return int64_t(0);
-#endif
+  using L = ElementwiseLoss;
+  m.def("sigmoid_cross_entropy", [](py::handle x, py::handle t, py::handle weight, py::handle pos_weight,
+                                    py::handle reduction, py::handle return_grad, py::handle grad_out) {
+    return elementwise_call(L::sigmoid_cross_entropy, "logits", "targets",
+                            {x, t, weight, pos_weight, reduction, return_grad, grad_out}, no_options);
+  });
+  m.def("balanced_sigmoid_cross_entropy", [](py::handle x, py::handle t, py::handle beta, py::handle reduction,
+                                             py::handle return_grad, py::handle grad_out) {
+    return elementwise_call(L::balanced_sigmoid_cross_entropy, "logits", "targets",
+                            {x, t, py::none(), py::none(), reduction, return_grad, grad_out}, [&](ElementwiseParams& p) {
+                              p.beta_from_targets = beta.is_none();
+                              if (!beta.is_none()) p.beta = float_arg(beta, "beta");
+                            });
+  });
+  m.def("sigmoid_focal_loss", [](py::handle x, py::handle t, py::handle alpha, py::handle gamma, py::handle reduction,
+                                 py::handle return_grad, py::handle grad_out) {
+    return elementwise_call(L::sigmoid_focal_loss, "logits", "targets",
+                            {x, t, py::none(), py::none(), reduction, return_grad, grad_out}, [&](ElementwiseParams& p) {
+                              p.alpha = float_arg(alpha, "alpha");
+                              p.gamma = float_arg(gamma, "gamma");
+                            });
+  });
+  m.def("truncated_sigmoid_cross_entropy", [](py::handle x, py::handle t, py::handle margin, py::handle softness,
+                                              py::handle reduction, py::handle return_grad, py::handle grad_out) {
+    return elementwise_call(L::truncated_sigmoid_cross_entropy, "logits", "targets",
+                            {x, t, py::none(), py::none(), reduction, return_grad, grad_out}, [&](ElementwiseParams& p) {
+                              p.margin = float_arg(margin, "margin");
+                              p.soft = !softness.is_none();
+                              if (p.soft) p.softness = float_arg(softness, "softness");
+                            });
+  });
+  m.def("hinge_loss", [](py::handle x, py::handle t, py::handle margin, py::handle squared, py::handle reduction,
+                         py::handle return_grad, py::handle grad_out) {
+    return elementwise_call(L::hinge_loss, "scores", "labels",
+                            {x, t, py::none(), py::none(), reduction, return_grad, grad_out}, [&](ElementwiseParams& p) {
+                              p.margin = float_arg(margin, "margin");
+                              p.squared = bool_arg(squared, "squared");
+                            });
+  });
+  m.def("kl_div", [](py::handle x, py::handle t, py::handle log_target, py::handle reduction, py::handle return_grad,
+                     py::handle grad_out) {
+    return elementwise_call(L::kl_div, "input", "target",
+                            {x, t, py::none(), py::none(), reduction, return_grad, grad_out},
+                            [&](ElementwiseParams& p) { p.log_target = bool_arg(log_target, "log_target"); });
+  });
+  // The regression losses: (pred, target, weight, [option,] reduction, return_grad, grad_out).
+  auto regression = [&m](const char* name, L kind) {
+    m.def(name, [kind](py::handle x, py::handle t, py::handle weight, py::handle reduction, py::handle return_grad,
+                       py::handle grad_out) {
+      return elementwise_call(kind, "pred", "target", {x, t, weight, py::none(), reduction, return_grad, grad_out},
+                              no_options);
+    });
+  };
+  regression("mse_loss", L::mse_loss);
+  regression("l1_loss", L::l1_loss);
+  regression("log_cosh_loss", L::log_cosh_loss);
+  m.def("huber_loss", [](py::handle x, py::handle t, py::handle weight, py::handle delta, py::handle reduction,
+                         py::handle return_grad, py::handle grad_out) {
+    return elementwise_call(L::huber_loss, "pred", "target", {x, t, weight, py::none(), reduction, return_grad, grad_out},
+                            [&](ElementwiseParams& p) { p.delta = float_arg(delta, "delta"); });
+  });
+  m.def("smooth_l1_loss", [](py::handle x, py::handle t, py::handle weight, py::handle beta, py::handle reduction,
+                             py::handle return_grad, py::handle grad_out) {
+    return elementwise_call(L::smooth_l1_loss, "pred", "target",
+                            {x, t, weight, py::none(), reduction, return_grad, grad_out},
+                            [&](ElementwiseParams& p) { p.beta = float_arg(beta, "beta"); });
   });
 }
 

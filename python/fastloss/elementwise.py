@@ -10,65 +10,13 @@ may name a preallocated gradient array, the first argument itself included (in p
 """
 from __future__ import annotations
 
-import numpy as np
-
 from . import _C
-from ._array import as_float_array, backend_of, check_grad_out, desc
 
 __all__ = [
     "sigmoid_cross_entropy", "balanced_sigmoid_cross_entropy", "sigmoid_focal_loss",
     "truncated_sigmoid_cross_entropy", "hinge_loss", "kl_div",
     "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "log_cosh_loss",
 ]
-
-
-def _run(kind, names, pred, target, weight, pos_weight, opts, reduction, return_grad, grad_out):
-    """Array conversion and output allocation (the checks are in C++), then the kernel."""
-    backend = backend_of(**{names[0]: pred, names[1]: target, "weight": weight, "pos_weight": pos_weight,
-                            "grad_out": grad_out})
-    pred, target, weight, pos_weight = (_native_order(a) for a in (pred, target, weight, pos_weight))
-    x = as_float_array(pred, names[0], backend)
-    t = _as_target(target, names[1], x, backend)
-    w = None if weight is None else as_float_array(weight, "weight", backend)
-    pw = None if pos_weight is None else as_float_array(pos_weight, "pos_weight", backend)
-    if not isinstance(reduction, str):
-        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    loss = backend.empty(x.shape if reduction == "none" else (), x.dtype)
-    grad = check_grad_out(grad_out, x, backend) if (return_grad or grad_out is not None) else None
-    if backend.cuda:
-        with backend.device:
-            workspace = backend.workspace(_C.elementwise_workspace_bytes(x.size))  # alive until the call returns
-            _C.elementwise_loss(kind, names[0], names[1], desc(x), desc(t), desc(w), desc(pw), opts, reduction,
-                                desc(loss), desc(grad), True, backend.stream(), desc(workspace))
-    else:
-        _C.elementwise_loss(kind, names[0], names[1], desc(x), desc(t), desc(w), desc(pw), opts, reduction,
-                            desc(loss), desc(grad))
-    return (loss, grad) if grad is not None else loss
-
-
-def _native_order(a):
-    """Big-endian NumPy arrays in native byte order (a copy), so the dtype checks accept them."""
-    if isinstance(a, np.ndarray) and a.dtype.byteorder not in "=|" and a.dtype.itemsize > 1:
-        return a.astype(a.dtype.newbyteorder("="))
-    return a
-
-
-def _as_target(target, name, x, backend):
-    """Targets as a float array; integer or bool labels become the prediction's dtype."""
-    xp = backend.xp
-    arr = target if isinstance(target, xp.ndarray) else np.asarray(target)
-    if arr.dtype.kind in "iub":
-        arr = arr.astype(x.dtype)
-        if backend.cuda and not isinstance(arr, xp.ndarray):
-            arr = xp.asarray(arr)
-        return arr
-    return as_float_array(target, name, backend)
-
-
-def _float(v, name):
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {v!r}")
-    return float(v)
 
 
 def sigmoid_cross_entropy(logits, targets, *, weight=None, pos_weight=None, reduction="mean", return_grad=False,
@@ -102,8 +50,7 @@ def sigmoid_cross_entropy(logits, targets, *, weight=None, pos_weight=None, redu
         >>> round(float(fastloss.sigmoid_cross_entropy(x, t)), 4)
         0.7111
     """
-    return _run("sigmoid_cross_entropy", ("logits", "targets"), logits, targets, weight, pos_weight, {}, reduction,
-                return_grad, grad_out)
+    return _C.sigmoid_cross_entropy(logits, targets, weight, pos_weight, reduction, return_grad, grad_out)
 
 
 def balanced_sigmoid_cross_entropy(logits, targets, *, beta=None, reduction="mean", return_grad=False,
@@ -121,9 +68,7 @@ def balanced_sigmoid_cross_entropy(logits, targets, *, beta=None, reduction="mea
         >>> round(float(fastloss.balanced_sigmoid_cross_entropy(x, t)), 4)  # beta = 0.75
         0.3466
     """
-    opts = {"beta": None if beta is None else _float(beta, "beta")}
-    return _run("balanced_sigmoid_cross_entropy", ("logits", "targets"), logits, targets, None, None, opts,
-                reduction, return_grad, grad_out)
+    return _C.balanced_sigmoid_cross_entropy(logits, targets, beta, reduction, return_grad, grad_out)
 
 
 def sigmoid_focal_loss(logits, targets, *, alpha=0.25, gamma=2.0, reduction="mean", return_grad=False,
@@ -144,9 +89,7 @@ def sigmoid_focal_loss(logits, targets, *, alpha=0.25, gamma=2.0, reduction="mea
         >>> round(float(fastloss.sigmoid_focal_loss(x, t, reduction="sum")), 6)
         0.00156
     """
-    opts = {"alpha": _float(alpha, "alpha"), "gamma": _float(gamma, "gamma")}
-    return _run("sigmoid_focal_loss", ("logits", "targets"), logits, targets, None, None, opts, reduction,
-                return_grad, grad_out)
+    return _C.sigmoid_focal_loss(logits, targets, alpha, gamma, reduction, return_grad, grad_out)
 
 
 def truncated_sigmoid_cross_entropy(logits, targets, *, margin=0.6, softness=None, reduction="mean",
@@ -165,9 +108,7 @@ def truncated_sigmoid_cross_entropy(logits, targets, *, margin=0.6, softness=Non
         >>> round(float(fastloss.truncated_sigmoid_cross_entropy(x, t, reduction="sum")), 4)  # first is confident
         0.9741
     """
-    opts = {"margin": _float(margin, "margin"), "softness": None if softness is None else _float(softness, "softness")}
-    return _run("truncated_sigmoid_cross_entropy", ("logits", "targets"), logits, targets, None, None, opts,
-                reduction, return_grad, grad_out)
+    return _C.truncated_sigmoid_cross_entropy(logits, targets, margin, softness, reduction, return_grad, grad_out)
 
 
 def hinge_loss(scores, labels, *, margin=1.0, squared=False, reduction="mean", return_grad=False, grad_out=None):
@@ -182,9 +123,7 @@ def hinge_loss(scores, labels, *, margin=1.0, squared=False, reduction="mean", r
         >>> float(fastloss.hinge_loss(np.array([0.5, 2.0, -1.0]), np.array([1, 1, 0]), reduction="sum"))
         0.5
     """
-    opts = {"margin": _float(margin, "margin"), "squared": bool(squared)}
-    return _run("hinge_loss", ("scores", "labels"), scores, labels, None, None, opts, reduction, return_grad,
-                grad_out)
+    return _C.hinge_loss(scores, labels, margin, squared, reduction, return_grad, grad_out)
 
 
 def kl_div(input, target, *, log_target=False, reduction="mean", return_grad=False, grad_out=None):
@@ -200,8 +139,7 @@ def kl_div(input, target, *, log_target=False, reduction="mean", return_grad=Fal
         >>> round(float(fastloss.kl_div(logq, p, reduction="batchmean")), 6)  # log 2
         0.693147
     """
-    opts = {"log_target": bool(log_target)}
-    return _run("kl_div", ("input", "target"), input, target, None, None, opts, reduction, return_grad, grad_out)
+    return _C.kl_div(input, target, log_target, reduction, return_grad, grad_out)
 
 
 def mse_loss(pred, target, *, weight=None, reduction="mean", return_grad=False, grad_out=None):
@@ -214,7 +152,7 @@ def mse_loss(pred, target, *, weight=None, reduction="mean", return_grad=False, 
         >>> float(fastloss.mse_loss(np.array([1.0, 2.0]), np.array([0.0, 0.0])))
         2.5
     """
-    return _run("mse_loss", ("pred", "target"), pred, target, weight, None, {}, reduction, return_grad, grad_out)
+    return _C.mse_loss(pred, target, weight, reduction, return_grad, grad_out)
 
 
 def l1_loss(pred, target, *, weight=None, reduction="mean", return_grad=False, grad_out=None):
@@ -226,7 +164,7 @@ def l1_loss(pred, target, *, weight=None, reduction="mean", return_grad=False, g
         >>> float(fastloss.l1_loss(np.array([1.0, -2.0]), np.array([0.0, 0.0]), reduction="sum"))
         3.0
     """
-    return _run("l1_loss", ("pred", "target"), pred, target, weight, None, {}, reduction, return_grad, grad_out)
+    return _C.l1_loss(pred, target, weight, reduction, return_grad, grad_out)
 
 
 def huber_loss(pred, target, *, weight=None, delta=1.0, reduction="mean", return_grad=False, grad_out=None):
@@ -239,8 +177,7 @@ def huber_loss(pred, target, *, weight=None, delta=1.0, reduction="mean", return
         >>> float(fastloss.huber_loss(np.array([0.5, 3.0]), np.array([0.0, 0.0]), reduction="sum"))
         2.625
     """
-    opts = {"delta": _float(delta, "delta")}
-    return _run("huber_loss", ("pred", "target"), pred, target, weight, None, opts, reduction, return_grad, grad_out)
+    return _C.huber_loss(pred, target, weight, delta, reduction, return_grad, grad_out)
 
 
 def smooth_l1_loss(pred, target, *, weight=None, beta=1.0, reduction="mean", return_grad=False, grad_out=None):
@@ -253,9 +190,7 @@ def smooth_l1_loss(pred, target, *, weight=None, beta=1.0, reduction="mean", ret
         >>> float(fastloss.smooth_l1_loss(np.array([0.5, 3.0]), np.array([0.0, 0.0]), reduction="sum"))
         2.625
     """
-    opts = {"beta": _float(beta, "beta")}
-    return _run("smooth_l1_loss", ("pred", "target"), pred, target, weight, None, opts, reduction, return_grad,
-                grad_out)
+    return _C.smooth_l1_loss(pred, target, weight, beta, reduction, return_grad, grad_out)
 
 
 def log_cosh_loss(pred, target, *, weight=None, reduction="mean", return_grad=False, grad_out=None):
@@ -267,5 +202,4 @@ def log_cosh_loss(pred, target, *, weight=None, reduction="mean", return_grad=Fa
         >>> round(float(fastloss.log_cosh_loss(np.array([1e4]), np.array([0.0]))), 4)
         9999.3069
     """
-    return _run("log_cosh_loss", ("pred", "target"), pred, target, weight, None, {}, reduction, return_grad,
-                grad_out)
+    return _C.log_cosh_loss(pred, target, weight, reduction, return_grad, grad_out)
