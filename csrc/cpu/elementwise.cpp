@@ -73,9 +73,11 @@ enum { kX, kT, kW, kC, kG, kL };
 constexpr int64_t kChunk = 1024;
 // Gradients bigger than this are written around the cache (streaming stores).
 constexpr int64_t kStreamBytes = int64_t(8) << 20;
-// Elements per thread below which waking another thread costs more than it saves: a
-// mean-squared-error pass runs ~1 element/ns/thread and OpenMP's fork/join costs ~10 us
-// on this 2-core machine (bench_elementwise's thread sweep).
+// Elements per thread below which waking another thread costs more than it saves: the
+// cheapest losses (MSE, L1) run ~1.5 elements/ns/thread from L2 (1 thread, 2^20 float32
+// elements: 0.65 ns each) and an OpenMP fork/join costs ~10-20 us on the 2-core dev machine,
+// so a thread pays off from ~2^14-2^15 elements. ElementwiseThreads in
+// bench/bench_elementwise.cpp sweeps 1 and 2 threads to re-measure it on another machine.
 constexpr int64_t kMinPerThread = 1 << 15;
 
 // The views with merged dimensions.
