@@ -43,7 +43,8 @@ struct ElementwiseParams {
   TensorView weight = none_view();      // broadcasts to pred (check_ turns it into pred's shape, zero strides)
   TensorView pos_weight = none_view();  // sigmoid_cross_entropy only; broadcasts likewise (usually (C,))
   // Options (those a loss does not use are ignored): alpha/gamma (focal), margin/softness
-  // (truncated, with softness when `soft`; hinge: margin), delta (huber), beta (smooth L1, balanced), log_target (kl_div), squared (hinge).
+  // (truncated, with softness when `soft`; hinge: margin), delta (huber), beta (smooth L1,
+  // balanced), log_target (kl_div), squared (hinge).
   double alpha = 0.25, gamma = 2.0, margin = 1.0, softness = 0.0, delta = 1.0, beta = 1.0;
   bool log_target = false, squared = false;
   bool soft = false;                    // truncated: soft truncation with `softness`

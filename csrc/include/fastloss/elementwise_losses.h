@@ -5,9 +5,10 @@
 // gradient scale and storage; a functor knows none of that.
 //
 // M provides: types S (scalar) and V (lane type), c(s) (a V of s), exp, log, log1p01
-// (log(1 + e) for e in [0, 1]), abs and recip (1 / x for normal x, maybe approximate). Conditions are written as `cond ? a : b` on V,
-// which GCC's vector extension and plain scalars both accept (both branches are computed
-// on vectors, so each branch is finite or selected away).
+// (log(1 + e) for e in [0, 1]), abs and recip (1 / x for normal x, maybe approximate).
+// Conditions are written as `cond ? a : b` on V, which GCC's vector extension and plain
+// scalars both accept (both branches are computed on vectors, so each branch is finite or
+// selected away).
 //
 // Numerics: every sigmoid-family loss goes through one exp(-|x|): softplus(+-x) =
 // max(+-x, 0) + log1p(exp(-|x|)), sigmoid(+-x) from the same exp, so logits of 1e9 or
