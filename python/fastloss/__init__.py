@@ -9,6 +9,9 @@ from . import _C
 from .cross_entropy import nll_loss, softmax_cross_entropy
 from .edit_distance import ErrorCounts, edit_distance, error_counts, error_rate, pairwise_edit_distance
 from .ctc import ctc_loss
+from .elementwise import (balanced_sigmoid_cross_entropy, huber_loss, hinge_loss, kl_div, l1_loss, log_cosh_loss,
+                          mse_loss, sigmoid_cross_entropy, sigmoid_focal_loss, smooth_l1_loss,
+                          truncated_sigmoid_cross_entropy)
 
 __version__ = "0.1.0"
 
@@ -17,6 +20,9 @@ __all__ = [
     "softmax_cross_entropy", "nll_loss",
     "edit_distance", "pairwise_edit_distance", "error_rate", "error_counts", "ErrorCounts",
     "ctc_loss",
+    "sigmoid_cross_entropy", "balanced_sigmoid_cross_entropy", "sigmoid_focal_loss",
+    "truncated_sigmoid_cross_entropy", "hinge_loss", "kl_div",
+    "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "log_cosh_loss",
 ]
 
 
