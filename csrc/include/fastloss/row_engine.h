@@ -198,7 +198,7 @@ RowStats<S> short_row(const RowConsts<S>& k, const Policy& pol, const S* x, cons
   st.wy = !k.soft && k.w ? k.w[y] : S(1);
   st.log_s = 0;
   if (k.want_grad) {
-    if (pol.grad_needs_log()) st.log_s = std::log(st.sum);
+    if (pol.grad_needs_log()) st.log_s = vlog(splat(st.sum))[0];  // the log the loss will use
     const RowGrad<S> rg = pol.grad(st);
     const V kA = splat(k.sc * rg.A / st.sum);
     const S kc = k.sc * k.eps_c;
