@@ -4,15 +4,17 @@
 Times alternate between the contenders (best of --repeat rounds) so machine noise hits both.
 Sections:
   ce:          softmax_cross_entropy (issue 9 shapes), loss only and loss+grad, against PyTorch
-               forward and forward+backward, and the Google-Benchmark-free kernel estimate for
-               tiny calls is left to bench/bench_cross_entropy.cpp.
+               forward and forward+backward (kernel times of tiny calls, without the Python
+               layer: bench/bench_cross_entropy.cpp, CrossEntropySmall).
   focal:       softmax_focal_loss and truncated_cross_entropy on (4096, 32000), loss+grad, against
                softmax_cross_entropy on the same input and the memory floor (np.copyto of the
                logits into a gradient-sized buffer: the bytes the fused kernel must move).
+  hinge:       multiclass_hinge_loss on (16384, 1000), loss+grad, against softmax_cross_entropy and
+               torch multi_margin_loss forward+backward.
   divergence:  entropy and kl_divergence on (10000, 1000) against scipy.stats.entropy, with the
                compute floor (one or two vector logs per element over the SIMD throughput).
 
-    python bench/compare_rowwise.py [--only ce,focal,divergence] [--repeat 7] [--threads 2]
+    python bench/compare_rowwise.py [--only ce,focal,hinge,divergence] [--repeat 7] [--threads 2]
 """
 import argparse
 import os
@@ -103,6 +105,31 @@ def section_focal(args):
     print("  (focal/truncated allocate their gradient; CE writes into a preallocated one)")
 
 
+def section_hinge(args, torch):
+    print("\n## multiclass_hinge_loss (weston_watkins) vs softmax_cross_entropy and torch multi_margin_loss, "
+          "(16384, 1000) float32, loss+grad")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((16384, 1000)).astype(np.float32)
+    y = rng.integers(0, 1000, 16384)
+    xg = torch.from_numpy(x.copy()).requires_grad_()
+    yt = torch.from_numpy(y)
+
+    def torch_fb():
+        torch.nn.functional.multi_margin_loss(xg, yt).backward()
+        xg.grad = None
+
+    g = np.empty_like(x)
+    t = timed([lambda: np.copyto(g, x),
+               lambda: fastloss.softmax_cross_entropy(x, y, return_grad=True),
+               lambda: fastloss.multiclass_hinge_loss(x, y, return_grad=True),
+               lambda: fastloss.multiclass_hinge_loss(x, y, kind="crammer_singer", return_grad=True),
+               torch_fb], args.repeat)
+    print(f"  memory floor (np.copyto) {us(t[0])}")
+    print(f"  softmax_cross_entropy    {us(t[1])}")
+    print(f"  weston_watkins           {us(t[2])}  {t[2] / t[1]:5.2f}x CE  torch f+b {us(t[4])}  ratio {t[4] / t[2]:6.1f}")
+    print(f"  crammer_singer           {us(t[3])}  {t[3] / t[1]:5.2f}x CE")
+
+
 def section_divergence(args):
     import scipy.stats
     print("\n## entropy, kl_divergence vs scipy.stats.entropy, (10000, 1000) float32")
@@ -126,7 +153,7 @@ def section_divergence(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="ce,focal,divergence")
+    ap.add_argument("--only", default="ce,focal,hinge,divergence")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -141,6 +168,10 @@ def main():
         section_ce(args, torch)
     if "focal" in only:
         section_focal(args)
+    if "hinge" in only:
+        import torch
+        torch.set_num_threads(args.threads)
+        section_hinge(args, torch)
     if "divergence" in only:
         section_divergence(args)
 

@@ -490,3 +490,110 @@ def test_big_endian():
     big = x.byteswap().view(x.dtype.newbyteorder(">"))
     np.testing.assert_array_equal(fastloss.softmax_focal_loss(big, y), fastloss.softmax_focal_loss(x, y))
     np.testing.assert_array_equal(fastloss.entropy(np.abs(big)), fastloss.entropy(np.abs(x)))
+
+
+# --- multiclass_hinge_loss: torch multi_margin_loss is the oracle for Weston-Watkins --------------
+
+def torch_multi_margin(x, y, p, margin, weight, reduction):
+    xt = torch.tensor(np.asarray(x, np.float64), requires_grad=True)
+    wt = None if weight is None else torch.tensor(np.asarray(weight, np.float64))
+    loss = torch.nn.functional.multi_margin_loss(xt, torch.tensor(y), p=p, margin=margin, weight=wt,
+                                                 reduction=reduction)
+    (loss.sum() if reduction == "none" else loss).backward()
+    return loss.detach().numpy(), xt.grad.numpy()
+
+
+def ref_crammer_singer(x, y, p, margin, weight):
+    x = np.asarray(x, np.float64)
+    N, C = x.shape
+    w = np.ones(C) if weight is None else np.asarray(weight, np.float64)
+    loss, g = np.zeros(N), np.zeros((N, C))
+    for i in range(N):
+        others = [j for j in range(C) if j != y[i]]
+        if not others:
+            continue
+        js = max(others, key=lambda j: (x[i, j], -j))
+        z = margin - x[i, y[i]] + x[i, js]
+        h = max(z, 0.0)
+        loss[i] = w[y[i]] * h ** p
+        if h > 0:
+            d = w[y[i]] * (2 * h if p == 2 else 1.0)
+            g[i, js], g[i, y[i]] = d, -d
+    return loss, g
+
+
+@pytest.mark.parametrize("C", [1, 2, 5, 16, 40, 1000])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("p", [1, 2])
+def test_weston_watkins_matches_torch(C, dtype, p):
+    r = rng(C + p)
+    x = (r.standard_normal((29, C))).astype(dtype)
+    y = r.integers(0, C, 29)
+    weight = r.random(C) + 0.5
+    for w in (None, weight):
+        for margin in (1.0, 0.3):
+            for reduction in ("mean", "sum", "none"):
+                loss, grad = fastloss.multiclass_hinge_loss(x, y, margin=margin, p=p, weight=w, reduction=reduction,
+                                                            return_grad=True)
+                want_l, want_g = torch_multi_margin(x, y, p, margin, w, reduction)
+                np.testing.assert_allclose(loss, want_l, **_tol(dtype))
+                np.testing.assert_allclose(grad, want_g, **_tol(dtype))
+
+
+@pytest.mark.parametrize("C", [1, 3, 40, 700])
+@pytest.mark.parametrize("p", [1, 2])
+def test_crammer_singer_matches_reference(C, p):
+    r = rng(50 + C)
+    x = r.standard_normal((31, C))
+    x[0, :] = 0.5  # ties: the first rival takes the gradient
+    y = r.integers(0, C, 31)
+    weight = r.random(C) + 0.5
+    for w in (None, weight):
+        loss, grad = fastloss.multiclass_hinge_loss(x, y, p=p, weight=w, kind="crammer_singer", reduction="none",
+                                                    return_grad=True)
+        want_l, want_g = ref_crammer_singer(x, y, p, 1.0, w)
+        np.testing.assert_allclose(loss, want_l, rtol=1e-14)
+        np.testing.assert_allclose(grad, want_g, rtol=1e-14)
+        mean, gm = fastloss.multiclass_hinge_loss(x, y, p=p, weight=w, kind="crammer_singer", return_grad=True)
+        np.testing.assert_allclose(mean, want_l.mean(), rtol=1e-13)
+        np.testing.assert_allclose(gm, want_g / 31, rtol=1e-13)
+
+
+def test_hinge_finite_differences_axis_and_layouts():
+    r = rng(12)
+    x = r.standard_normal((3, 6, 5)) * 2  # classes on axis 1
+    y = r.integers(0, 6, (3, 5))
+    for kind in ("weston_watkins", "crammer_singer"):
+        _, g = fastloss.multiclass_hinge_loss(x, y, p=2, kind=kind, axis=1, return_grad=True)
+        num = numerical_grad(lambda z: float(fastloss.multiclass_hinge_loss(z, y, p=2, kind=kind, axis=1)), x)
+        np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-8)
+        xt = np.ascontiguousarray(x.transpose(2, 0, 1)).transpose(1, 2, 0)
+        np.testing.assert_array_equal(fastloss.multiclass_hinge_loss(xt, y, kind=kind, axis=1, reduction="none"),
+                                      fastloss.multiclass_hinge_loss(x, y, kind=kind, axis=1, reduction="none"))
+    want = torch.nn.functional.multi_margin_loss(torch.tensor(np.moveaxis(x, 1, -1).reshape(-1, 6)),
+                                                 torch.tensor(y.reshape(-1)))
+    np.testing.assert_allclose(fastloss.multiclass_hinge_loss(x, y, axis=1), want.item(), rtol=1e-14)
+
+
+def test_hinge_edges_and_errors():
+    assert float(fastloss.multiclass_hinge_loss(np.zeros((0, 3)), np.zeros(0, np.int64))) == 0.0
+    x = np.zeros((2, 3), np.float32)
+    y = np.array([0, 2])
+    np.testing.assert_allclose(fastloss.multiclass_hinge_loss(x, y), 2 / 3, rtol=1e-6)  # torch: (1+1)/3
+    with pytest.raises(ValueError, match="p must be 1 or 2"):
+        fastloss.multiclass_hinge_loss(x, y, p=3)
+    with pytest.raises(ValueError, match="kind"):
+        fastloss.multiclass_hinge_loss(x, y, kind="hinge")
+    with pytest.raises(IndexError, match=r"labels\[1\] = 3"):
+        fastloss.multiclass_hinge_loss(x, np.array([0, 3]))
+    with pytest.raises(ValueError, match="weight"):
+        fastloss.multiclass_hinge_loss(x, y, weight=np.ones(2))
+    with pytest.raises(TypeError, match="labels"):
+        fastloss.multiclass_hinge_loss(x, y.astype(np.float64))
+    with pytest.raises(ValueError, match="labels"):
+        fastloss.multiclass_hinge_loss(x, y[:1])
+    with pytest.raises(ValueError, match="margin"):
+        fastloss.multiclass_hinge_loss(x, y, margin=float("nan"))
+    xf = x.astype(np.float16)
+    loss, g = fastloss.multiclass_hinge_loss(xf, y, return_grad=True)
+    assert loss.dtype == np.float16 and g.dtype == np.float16

@@ -87,6 +87,34 @@ void register_rowwise(py::module_& m) {
         cpu::divergence(p);
       },
       py::arg("kind"), py::arg("p"), py::arg("q"), py::arg("axis"), py::arg("out"), py::arg("cuda") = false);
+
+  m.def(
+      "multiclass_hinge_loss",
+      [](py::handle scores, py::handle labels, double margin, double power, py::handle weight, const std::string& kind,
+         int axis, const std::string& reduction, py::handle loss, py::handle grad, bool cuda) {
+        MulticlassHingeParams p;
+        const TensorView x = to_view(scores, "scores");
+        if (x.ndim < 1) throw_value("scores must have at least one dimension (the class axis)");
+        axis = normalize_axis(axis, x.ndim, "scores");
+        p.scores = x.axis_moved_last(axis);
+        p.labels = to_view(labels, "labels");
+        p.weight = to_view(weight, "weight");
+        p.margin = margin;
+        p.p = power;
+        if (kind != "weston_watkins" && kind != "crammer_singer")
+          throw_value("kind must be 'weston_watkins' or 'crammer_singer', got '" + kind + "'");
+        p.crammer_singer = kind == "crammer_singer";
+        p.reduction = to_reduction(reduction);
+        p.loss = to_view(loss, "loss");
+        const TensorView g = to_view(grad, "grad_out");
+        p.grad = is_none(g) || g.ndim != x.ndim ? g : g.axis_moved_last(axis);
+        check_multiclass_hinge_params(p);
+        no_cuda(cuda, "multiclass_hinge_loss");
+        py::gil_scoped_release release;
+        cpu::multiclass_hinge_loss(p);
+      },
+      py::arg("scores"), py::arg("labels"), py::arg("margin"), py::arg("p"), py::arg("weight"), py::arg("kind"),
+      py::arg("axis"), py::arg("reduction"), py::arg("loss"), py::arg("grad"), py::arg("cuda") = false);
 }
 
 }  // namespace fastloss

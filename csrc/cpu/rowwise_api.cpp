@@ -58,10 +58,38 @@ void check_divergence_params(const DivergenceParams& p) {
   }
 }
 
+void check_multiclass_hinge_params(const MulticlassHingeParams& p) {
+  if (!is_float(p.scores.dtype))
+    throw_type(std::string("scores must be float16, float32 or float64, got ") + dtype_name(p.scores.dtype));
+  if (p.scores.ndim < 1) throw_value("scores must have a class axis (at least 1 dimension)");
+  const int rank = p.scores.ndim - 1;
+  if (is_float(p.labels.dtype) || p.labels.dtype == DType::b1)
+    throw_type(std::string("labels must be integers, got ") + dtype_name(p.labels.dtype));
+  bool same = p.labels.ndim == rank;
+  for (int i = 0; same && i < rank; ++i) same = p.labels.shape[i] == p.scores.shape[i];
+  if (!same)
+    throw_value("labels must have the shape of scores without its class axis, " + shape_string(p.scores.drop_last()) +
+                ", got " + shape_string(p.labels));
+  const int64_t C = p.scores.shape[rank];
+  if (!is_none(p.weight)) {
+    if (!is_float(p.weight.dtype)) throw_type(std::string("weight must be a float array, got ") + dtype_name(p.weight.dtype));
+    if (p.weight.ndim != 1 || p.weight.shape[0] != C)
+      throw_value("weight must have shape (" + std::to_string(C) + ",) (one per class), got " + shape_string(p.weight));
+  }
+  if (p.p != 1.0 && p.p != 2.0) throw_value("p must be 1 or 2, got " + num(p.p));
+  if (!std::isfinite(p.margin)) throw_value("margin must be a finite number, got " + num(p.margin));
+  if (!is_none(p.grad)) {
+    bool g = p.grad.ndim == p.scores.ndim;
+    for (int i = 0; g && i < p.scores.ndim; ++i) g = p.grad.shape[i] == p.scores.shape[i];
+    if (!g) throw_value("grad_out must have the shape of scores " + shape_string(p.scores) + ", got " + shape_string(p.grad));
+  }
+}
+
 namespace cpu {
 void softmax_focal_loss(const SoftmaxFocalParams& p) { FASTLOSS_CPU_DISPATCH(softmax_focal_loss, p); }
 void truncated_cross_entropy(const TruncatedCrossEntropyParams& p) { FASTLOSS_CPU_DISPATCH(truncated_cross_entropy, p); }
 void divergence(const DivergenceParams& p) { FASTLOSS_CPU_DISPATCH(divergence, p); }
+void multiclass_hinge_loss(const MulticlassHingeParams& p) { FASTLOSS_CPU_DISPATCH(multiclass_hinge_loss, p); }
 }  // namespace cpu
 
 }  // namespace fastloss

@@ -9,7 +9,8 @@ from . import _C
 from .cross_entropy import nll_loss, softmax_cross_entropy
 from .edit_distance import edit_distance, error_rate, pairwise_edit_distance
 from .ctc import ctc_loss
-from .rowwise import entropy, js_divergence, kl_divergence, softmax_focal_loss, truncated_cross_entropy
+from .rowwise import (entropy, js_divergence, kl_divergence, multiclass_hinge_loss, softmax_focal_loss,
+                      truncated_cross_entropy)
 
 __version__ = "0.1.0"
 
@@ -19,6 +20,7 @@ __all__ = [
     "edit_distance", "pairwise_edit_distance", "error_rate",
     "ctc_loss",
     "softmax_focal_loss", "truncated_cross_entropy", "entropy", "kl_divergence", "js_divergence",
+    "multiclass_hinge_loss",
 ]
 
 

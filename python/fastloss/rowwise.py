@@ -1,6 +1,6 @@
 """Row-wise losses: softmax focal loss and truncated cross-entropy on the shared row engine (one
 fused pass per row, like ``softmax_cross_entropy``), and the divergences of probability rows
-(entropy, KL, Jensen-Shannon)."""
+(entropy, KL, Jensen-Shannon), and the multiclass hinge losses."""
 from __future__ import annotations
 
 import numbers
@@ -10,7 +10,8 @@ import numpy as np
 from . import _C
 from ._array import as_float_array, as_index_array, backend_of, check_grad_out, check_reduction, desc
 
-__all__ = ["softmax_focal_loss", "truncated_cross_entropy", "entropy", "kl_divergence", "js_divergence"]
+__all__ = ["softmax_focal_loss", "truncated_cross_entropy", "entropy", "kl_divergence", "js_divergence",
+           "multiclass_hinge_loss"]
 
 
 def _label_rows(logits, labels, axis, ignore_index, reduction, return_grad, extra=None):
@@ -108,7 +109,7 @@ def truncated_cross_entropy(logits, labels, *, margin=0.6, softness=None, axis=-
         >>> import numpy as np, fastloss
         >>> x = np.array([[3.0, 0.0, 0.0], [0.0, 3.0, 0.0]])
         >>> round(float(fastloss.truncated_cross_entropy(x, np.array([0, 0]), reduction="sum")), 6)
-        3.09492
+        3.094923
     """
     backend, logits, labels, loss, grad = _label_rows(logits, labels, axis, ignore_index, reduction, return_grad)
     if isinstance(margin, bool) or not isinstance(margin, numbers.Real):
@@ -179,3 +180,56 @@ def js_divergence(p, q, *, axis=-1):
         0.693147
     """
     return _divergence("js", p, q, axis)
+
+
+def multiclass_hinge_loss(scores, labels, *, margin=1.0, p=1, weight=None, kind="weston_watkins", axis=-1,
+                          reduction="mean", return_grad=False):
+    """Multiclass hinge loss of a row of ``C`` scores ``s`` (along ``axis``) with integer label ``y``.
+
+    ``kind="weston_watkins"`` (matches ``torch.nn.functional.multi_margin_loss``)::
+
+        loss = w[y] / C * sum_{j != y} max(0, margin - s[y] + s[j])**p
+
+    ``kind="crammer_singer"``::
+
+        loss = w[y] * max(0, margin - s[y] + max_{j != y} s[j])**p
+
+    Args:
+        scores: float array (..., C, ...), class axis ``axis``.
+        labels: integer array shaped like ``scores`` without the class axis, in ``[0, C)``.
+        margin: the margin (finite).
+        p: 1 or 2 (``ValueError`` otherwise).
+        weight: optional (C,) class weights ``w`` (scale values, not the mean's denominator).
+        kind: ``"weston_watkins"`` or ``"crammer_singer"``.
+        reduction: ``"mean"`` over rows (as torch), ``"sum"`` or ``"none"``.
+        return_grad: also return d(loss)/d(scores) (Crammer-Singer: the subgradient at the first
+            best rival).
+
+    Example:
+        >>> import numpy as np, fastloss
+        >>> s = np.array([[0.1, 0.2, 0.4, 0.8]])
+        >>> round(float(fastloss.multiclass_hinge_loss(s, np.array([3]))), 6)  # torch's example
+        0.325
+    """
+    backend = backend_of(scores=scores, labels=labels, weight=weight)
+    check_reduction(reduction)
+    scores = as_float_array(scores, "scores", backend)
+    labels = as_index_array(labels, "labels", backend)
+    w = None if weight is None else as_float_array(weight, "weight", backend)
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"axis must be an integer, got {axis!r}")
+    if scores.ndim == 0:
+        raise ValueError("scores must have at least one dimension (the class axis)")
+    if not -scores.ndim <= axis < scores.ndim:
+        raise ValueError(f"axis {axis} is out of range for scores with {scores.ndim} dimensions")
+    for name, v in (("margin", margin), ("p", p)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{name} must be a number, got {v!r}")
+    if not isinstance(kind, str):
+        raise TypeError(f"kind must be a string, got {kind!r}")
+    rows_shape = tuple(n for i, n in enumerate(scores.shape) if i != axis % scores.ndim)
+    loss = backend.empty(rows_shape if reduction == "none" else (), scores.dtype)
+    grad = check_grad_out(None, scores, backend) if return_grad else None
+    _C.multiclass_hinge_loss(desc(scores), desc(labels), float(margin), float(p), desc(w), kind, int(axis), reduction,
+                             desc(loss), desc(grad), backend.cuda)
+    return (loss, grad) if grad is not None else loss

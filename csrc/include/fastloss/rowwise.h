@@ -1,5 +1,6 @@
 // Row-wise losses: softmax focal loss and truncated cross-entropy on the row engine
-// (row_engine.h), and the divergences (entropy, KL, Jensen-Shannon) of probability rows. Each row of C logits x (class axis last) with integer label y has
+// (row_engine.h), the divergences (entropy, KL, Jensen-Shannon) of probability rows and the
+// multiclass hinge losses. Each row of C logits x (class axis last) with integer label y has
 // p = softmax(x) and log p_y = x_y - logsumexp(x); the loss is a function of log p_y alone,
 // so its gradient is A (p - onehot(y)) with A = -dloss/dlog p_y.
 #pragma once
@@ -39,15 +40,31 @@ struct DivergenceParams {
   TensorView out;    // (rows...)
 };
 
+// Multiclass hinge of scores (rows..., C) and integer labels y, class weights w (or 1):
+//   weston_watkins: w_y / C * sum_{j != y} max(0, margin - s_y + s_j)^p   (torch multi_margin_loss)
+//   crammer_singer: w_y * max(0, margin - s_y + max_{j != y} s_j)^p
+// "mean" averages over the rows (as torch).
+struct MulticlassHingeParams {
+  TensorView scores, labels;
+  TensorView weight = none_view();
+  double margin = 1.0;
+  double p = 1;  // 1 or 2
+  bool crammer_singer = false;
+  Reduction reduction = Reduction::mean;
+  TensorView loss, grad = none_view();
+};
+
 // Argument checks shared by both devices (fastloss::Error naming the argument).
 void check_softmax_focal_params(const SoftmaxFocalParams& p);
 void check_truncated_cross_entropy_params(const TruncatedCrossEntropyParams& p);
 void check_divergence_params(const DivergenceParams& p);
+void check_multiclass_hinge_params(const MulticlassHingeParams& p);
 
 namespace cpu {
 void softmax_focal_loss(const SoftmaxFocalParams& p);
 void truncated_cross_entropy(const TruncatedCrossEntropyParams& p);
 void divergence(const DivergenceParams& p);
+void multiclass_hinge_loss(const MulticlassHingeParams& p);
 }  // namespace cpu
 
 }  // namespace fastloss
@@ -55,3 +72,4 @@ void divergence(const DivergenceParams& p);
 FASTLOSS_CPU_KERNEL_DECL(void, softmax_focal_loss, (const ::fastloss::SoftmaxFocalParams&))
 FASTLOSS_CPU_KERNEL_DECL(void, truncated_cross_entropy, (const ::fastloss::TruncatedCrossEntropyParams&))
 FASTLOSS_CPU_KERNEL_DECL(void, divergence, (const ::fastloss::DivergenceParams&))
+FASTLOSS_CPU_KERNEL_DECL(void, multiclass_hinge_loss, (const ::fastloss::MulticlassHingeParams&))
