@@ -3,35 +3,10 @@ fused pass per row, like ``softmax_cross_entropy``), and the divergences of prob
 (entropy, KL, Jensen-Shannon), and the multiclass hinge losses."""
 from __future__ import annotations
 
-import numbers
-
-import numpy as np
-
 from . import _C
-from ._array import as_float_array, as_index_array, backend_of, check_grad_out, check_reduction, desc
 
 __all__ = ["softmax_focal_loss", "truncated_cross_entropy", "entropy", "kl_divergence", "js_divergence",
            "multiclass_hinge_loss"]
-
-
-def _label_rows(logits, labels, axis, ignore_index, reduction, return_grad, extra=None):
-    """The arrays shared by the row losses: logits, integer labels, loss and grad outputs."""
-    backend = backend_of(logits=logits, labels=labels, **(extra or {}))
-    check_reduction(reduction)
-    logits = as_float_array(logits, "logits", backend)
-    labels = as_index_array(labels, "labels", backend)
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"axis must be an integer, got {axis!r}")
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
-        raise TypeError(f"ignore_index must be an integer, got {ignore_index!r}")
-    if logits.ndim == 0:
-        raise ValueError("logits must have at least one dimension (the class axis)")
-    if not -logits.ndim <= axis < logits.ndim:
-        raise ValueError(f"axis {axis} is out of range for logits with {logits.ndim} dimensions")
-    rows_shape = tuple(n for i, n in enumerate(logits.shape) if i != axis % logits.ndim)
-    loss = backend.empty(rows_shape if reduction == "none" else (), logits.dtype)
-    grad = check_grad_out(None, logits, backend) if return_grad else None
-    return backend, logits, labels, loss, grad
 
 
 def softmax_focal_loss(logits, labels, *, alpha=None, gamma=2.0, ignore_index=-100, axis=-1, reduction="mean",
@@ -69,19 +44,7 @@ def softmax_focal_loss(logits, labels, *, alpha=None, gamma=2.0, ignore_index=-1
         >>> round(float(fastloss.softmax_focal_loss(x, np.array([0]), gamma=2.0)), 6)
         0.011093
     """
-    scalar = alpha is None or isinstance(alpha, numbers.Real) or (isinstance(alpha, np.ndarray) and alpha.ndim == 0)
-    backend, logits, labels, loss, grad = _label_rows(logits, labels, axis, ignore_index, reduction, return_grad,
-                                                      None if scalar else {"alpha": alpha})
-    alpha_arr, alpha_scalar = None, 1.0
-    if scalar:
-        alpha_scalar = 1.0 if alpha is None else float(alpha)
-    else:
-        alpha_arr = as_float_array(alpha, "alpha", backend)
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real):
-        raise TypeError(f"gamma must be a number, got {gamma!r}")
-    _C.softmax_focal_loss(desc(logits), desc(labels), desc(alpha_arr), alpha_scalar, float(gamma), int(ignore_index),
-                          int(axis), reduction, desc(loss), desc(grad), backend.cuda)
-    return (loss, grad) if grad is not None else loss
+    return _C.softmax_focal_loss(logits, labels, alpha, gamma, ignore_index, axis, reduction, return_grad)
 
 
 def truncated_cross_entropy(logits, labels, *, margin=0.6, softness=None, axis=-1, ignore_index=-100, reduction="mean",
@@ -111,31 +74,7 @@ def truncated_cross_entropy(logits, labels, *, margin=0.6, softness=None, axis=-
         >>> round(float(fastloss.truncated_cross_entropy(x, np.array([0, 0]), reduction="sum")), 6)
         3.094923
     """
-    backend, logits, labels, loss, grad = _label_rows(logits, labels, axis, ignore_index, reduction, return_grad)
-    if isinstance(margin, bool) or not isinstance(margin, numbers.Real):
-        raise TypeError(f"margin must be a number, got {margin!r}")
-    if softness is not None and (isinstance(softness, bool) or not isinstance(softness, numbers.Real)):
-        raise TypeError(f"softness must be None or a number, got {softness!r}")
-    _C.truncated_cross_entropy(desc(logits), desc(labels), float(margin), softness is not None,
-                               0.0 if softness is None else float(softness), int(ignore_index), int(axis), reduction,
-                               desc(loss), desc(grad), backend.cuda)
-    return (loss, grad) if grad is not None else loss
-
-
-def _divergence(kind, p, q, axis):
-    backend = backend_of(p=p, q=q)
-    p = as_float_array(p, "p", backend)
-    if q is not None:
-        q = as_float_array(q, "q", backend)
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"axis must be an integer, got {axis!r}")
-    if p.ndim == 0:
-        raise ValueError("p must have at least one dimension (the axis summed over)")
-    if not -p.ndim <= axis < p.ndim:
-        raise ValueError(f"axis {axis} is out of range for p with {p.ndim} dimensions")
-    out = backend.empty(tuple(n for i, n in enumerate(p.shape) if i != axis % p.ndim), p.dtype)
-    _C.divergence(kind, desc(p), desc(q), int(axis), desc(out), backend.cuda)
-    return out
+    return _C.truncated_cross_entropy(logits, labels, margin, softness, axis, ignore_index, reduction, return_grad)
 
 
 def entropy(p, *, axis=-1):
@@ -150,7 +89,7 @@ def entropy(p, *, axis=-1):
         >>> round(float(fastloss.entropy(np.array([0.5, 0.5, 0.0]))), 6)  # log 2
         0.693147
     """
-    return _divergence("entropy", p, None, axis)
+    return _C.entropy(p, axis)
 
 
 def kl_divergence(p, q, *, axis=-1):
@@ -165,7 +104,7 @@ def kl_divergence(p, q, *, axis=-1):
         >>> round(float(fastloss.kl_divergence(np.array([0.5, 0.5]), np.array([0.9, 0.1]))), 6)
         0.510826
     """
-    return _divergence("kl", p, q, axis)
+    return _C.kl_divergence(p, q, axis)
 
 
 def js_divergence(p, q, *, axis=-1):
@@ -179,7 +118,7 @@ def js_divergence(p, q, *, axis=-1):
         >>> round(float(fastloss.js_divergence(np.array([1.0, 0.0]), np.array([0.0, 1.0]))), 6)  # log 2
         0.693147
     """
-    return _divergence("js", p, q, axis)
+    return _C.js_divergence(p, q, axis)
 
 
 def multiclass_hinge_loss(scores, labels, *, margin=1.0, p=1, weight=None, kind="weston_watkins", axis=-1,
@@ -211,25 +150,4 @@ def multiclass_hinge_loss(scores, labels, *, margin=1.0, p=1, weight=None, kind=
         >>> round(float(fastloss.multiclass_hinge_loss(s, np.array([3]))), 6)  # torch's example
         0.325
     """
-    backend = backend_of(scores=scores, labels=labels, weight=weight)
-    check_reduction(reduction)
-    scores = as_float_array(scores, "scores", backend)
-    labels = as_index_array(labels, "labels", backend)
-    w = None if weight is None else as_float_array(weight, "weight", backend)
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"axis must be an integer, got {axis!r}")
-    if scores.ndim == 0:
-        raise ValueError("scores must have at least one dimension (the class axis)")
-    if not -scores.ndim <= axis < scores.ndim:
-        raise ValueError(f"axis {axis} is out of range for scores with {scores.ndim} dimensions")
-    for name, v in (("margin", margin), ("p", p)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real):
-            raise TypeError(f"{name} must be a number, got {v!r}")
-    if not isinstance(kind, str):
-        raise TypeError(f"kind must be a string, got {kind!r}")
-    rows_shape = tuple(n for i, n in enumerate(scores.shape) if i != axis % scores.ndim)
-    loss = backend.empty(rows_shape if reduction == "none" else (), scores.dtype)
-    grad = check_grad_out(None, scores, backend) if return_grad else None
-    _C.multiclass_hinge_loss(desc(scores), desc(labels), float(margin), float(p), desc(w), kind, int(axis), reduction,
-                             desc(loss), desc(grad), backend.cuda)
-    return (loss, grad) if grad is not None else loss
+    return _C.multiclass_hinge_loss(scores, labels, margin, p, weight, kind, axis, reduction, return_grad)
