@@ -136,24 +136,29 @@ void divergence_impl(const DivergenceParams& p) {
         sp += at(x, j);
         if (two) sq += at(y, j);
       }
-      const V Sp = splat(hsum<S>(sp)), Sq = splat(two ? hsum<S>(sq) : S(1));
-      // pass 2: the terms, on the row while it is in L1
+      const S Sp = hsum<S>(sp), Sq = two ? hsum<S>(sq) : S(1);
+      // pass 2: the terms, on the row while it is in L1. Entropy and KL take the raw values and
+      // normalise once per row (no divide per element):
+      //   H = T / Sp + log Sp,            T = sum entr(p)
+      //   KL = R / Sp + log(Sq / Sp),     R = sum rel_entr(p, q)
+      // JS needs the normalised mixture m = (p/Sp + q/Sq) / 2 element by element.
+      const V inv_p = splat(S(1) / Sp), inv_q = splat(S(1) / Sq);
       V acc = V{};
       for (int64_t j = 0; j < C; j += W) {
-        const V pk = at(x, j) / Sp;
         if (p.kind == Divergence::entropy) {
-          acc += entr(pk);
+          acc += entr(at(x, j));
+        } else if (p.kind == Divergence::kl) {
+          acc += rel_entr(at(x, j), at(y, j));
         } else {
-          const V qk = at(y, j) / Sq;
-          if (p.kind == Divergence::kl) {
-            acc += rel_entr(pk, qk);
-          } else {
-            const V m = (pk + qk) * S(0.5);
-            acc += rel_entr(pk, m) + rel_entr(qk, m);
-          }
+          const V pk = at(x, j) * inv_p, qk = at(y, j) * inv_q;
+          const V m = (pk + qk) * S(0.5);
+          acc += rel_entr(pk, m) + rel_entr(qk, m);
         }
       }
-      const S v = hsum<S>(acc) * (p.kind == Divergence::js ? S(0.5) : S(1));
+      const S t = hsum<S>(acc);
+      const S v = p.kind == Divergence::entropy ? t / Sp + std::log(Sp)
+                  : p.kind == Divergence::kl    ? t / Sp + std::log(Sq / Sp)
+                                                : t * S(0.5);
       store_as<S>(p.out, walk.offset(2), v);
     }
   }
