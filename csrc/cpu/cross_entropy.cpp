@@ -61,8 +61,8 @@ void cross_entropy_impl(const CrossEntropyParams& p) {
   row_engine::run<S>(p, pol);
 }
 
-// NLL reads one value per row (and writes C gradient entries): threads pay off from about
-// this many rows (or gradient entries) per thread.
+// NLL reads one value per row (and writes C gradient entries), cheaper than a softmax
+// element: threads pay off from about twice the row engine's size per thread (row_engine.h).
 constexpr int64_t kMinNllPerThread = 32768;
 
 template <class S>

@@ -103,8 +103,8 @@ template <class V> inline V rel_entr(V x, V y) {
   return x < S(0) || y < S(0) ? V{} + std::numeric_limits<S>::infinity() : r;
 }
 
-// Threads pay off from this many elements per thread (a row element costs one or two vector
-// logs, ~0.3-0.6 ns on the dev machine; 2-thread fork/join ~3-5 us).
+// Threads pay off from this many elements per thread (an element costs one or two vector
+// logs, more than a softmax element; the same size as the row engine's, see row_engine.h).
 constexpr int64_t kMinDivergencePerThread = 16384;
 
 template <class S>
@@ -168,7 +168,9 @@ void divergence_impl(const DivergenceParams& p) {
 // One pass over each row: the margins z_j = margin - s_y + s_j, the loss and the gradient
 // (w_y/C p h^(p-1) for Weston-Watkins at every active j; at the best rival only for
 // Crammer-Singer), then the label's entry as minus the sum of the others.
-constexpr int64_t kMinHingePerThread = 16384;  // elements per thread (~0.3 ns each, fork/join ~3-5 us)
+// Elements per thread before threads pay off (a margin term costs less than a softmax element;
+// the same size as the row engine's, see row_engine.h).
+constexpr int64_t kMinHingePerThread = 16384;
 
 template <class S>
 void hinge_impl(const MulticlassHingeParams& p) {

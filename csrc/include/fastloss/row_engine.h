@@ -49,8 +49,12 @@ template <class S> struct RowGrad {
 // Gradients bigger than this go around the cache (streaming stores).
 constexpr int64_t kStreamBytes = int64_t(8) << 20;
 
-// Parallel regions pay off only above these sizes (fork/join of 2 threads on the 2-core dev
-// machine is about 3-5 us; a counted label takes ~1 ns, a short-row element ~0.7 ns):
+// Parallel regions pay off only above these sizes. Single-thread kernel costs from
+// bench_fastloss (CrossEntropySmall, avx512, this session's loaded 2-core VM): ~2.4 ns per
+// label checked, ~1.2 ns per logit of a 32-class row (loss only). 16384 per thread is 20-40 us
+// of work, several times the 2-5 us fork/join of two threads on an idle 2-core VM; below it a
+// call stays on the calling thread and never wakes the pool (under load a woken pool cost
+// 0.1-20 ms per call).
 constexpr int64_t kMinLabelsPerThread = 16384;     // labels checked per thread
 constexpr int64_t kMinElementsPerThread = 16384;   // logits per thread in the row loop
 
@@ -239,13 +243,16 @@ template <class S> struct PendingLosses {
   RowStats<S> st[W];
   int64_t loss_offset[W];
   int n = 0;
+  bool logs_known = false;  // the gradient already took each row's log (the same vector log)
   template <class Policy> void flush(const Policy& pol, bool reduce_none, const TensorView& loss, double* acc) {
     if (n == 0) return;
-    vec_t<S> s = splat(S(1));
-    for (int i = 0; i < n; ++i) s[i] = st[i].sum;
-    const vec_t<S> ls = vlog(s);
+    if (!logs_known) {
+      vec_t<S> s = splat(S(1));
+      for (int i = 0; i < n; ++i) s[i] = st[i].sum;
+      const vec_t<S> ls = vlog(s);
+      for (int i = 0; i < n; ++i) st[i].log_s = ls[i];
+    }
     for (int i = 0; i < n; ++i) {
-      st[i].log_s = ls[i];
       const S l = pol.loss(st[i]);
       if (reduce_none) store_as<S>(loss, loss_offset[i], l);
       else *acc += static_cast<double>(l);
@@ -460,6 +467,7 @@ void run(const CrossEntropyParams& p, const Policy& pol) {
     thread_range(rows, tid, ntt, &r0, &r1);
     ScratchBuffer xbuf, tbuf, ebuf, bmbuf, gbuf;
     PendingLosses<S> pending;
+    pending.logs_known = want_grad && pol.grad_needs_log();
     double acc = 0;
     RowWalker<4> walk(p.logits.shape, rank, strides);
     walk.begin(r0);
