@@ -135,4 +135,5 @@ PYBIND11_MODULE(_C, m) {
   register_edit_distance(m);
   register_ctc(m);
   register_elementwise(m);
+  register_rowwise(m);
 }

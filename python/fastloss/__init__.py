@@ -12,6 +12,8 @@ from .ctc import ctc_loss
 from .elementwise import (balanced_sigmoid_cross_entropy, huber_loss, hinge_loss, kl_div, l1_loss, log_cosh_loss,
                           mse_loss, sigmoid_cross_entropy, sigmoid_focal_loss, smooth_l1_loss,
                           truncated_sigmoid_cross_entropy)
+from .rowwise import (entropy, js_divergence, kl_divergence, multiclass_hinge_loss, softmax_focal_loss,
+                      truncated_cross_entropy)
 
 __version__ = "0.1.0"
 
@@ -23,6 +25,8 @@ __all__ = [
     "sigmoid_cross_entropy", "balanced_sigmoid_cross_entropy", "sigmoid_focal_loss",
     "truncated_sigmoid_cross_entropy", "hinge_loss", "kl_div",
     "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "log_cosh_loss",
+    "softmax_focal_loss", "truncated_cross_entropy", "entropy", "kl_divergence", "js_divergence",
+    "multiclass_hinge_loss",
 ]
 
 
