@@ -134,4 +134,5 @@ PYBIND11_MODULE(_C, m) {
   register_cross_entropy(m);
   register_edit_distance(m);
   register_ctc(m);
+  register_metric(m);
 }

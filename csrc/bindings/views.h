@@ -19,5 +19,6 @@ int normalize_axis(int axis, int ndim, const char* name);
 void register_cross_entropy(py::module_& m);
 void register_edit_distance(py::module_& m);
 void register_ctc(py::module_& m);
+void register_metric(py::module_& m);
 
 }  // namespace fastloss

@@ -9,6 +9,7 @@ from . import _C
 from .cross_entropy import nll_loss, softmax_cross_entropy
 from .edit_distance import edit_distance, error_rate, pairwise_edit_distance
 from .ctc import ctc_loss
+from .metric import center_loss, large_margin_softmax_loss, update_centers
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,7 @@ __all__ = [
     "softmax_cross_entropy", "nll_loss",
     "edit_distance", "pairwise_edit_distance", "error_rate",
     "ctc_loss",
+    "large_margin_softmax_loss", "center_loss", "update_centers",
 ]
 
 
