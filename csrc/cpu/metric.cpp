@@ -11,6 +11,9 @@ namespace {
 
 constexpr int kMaxThreads = 256;
 
+// Gradients bigger than this go around the cache (streaming stores).
+constexpr int64_t kStreamBytes = int64_t(8) << 20;
+
 // Elements of streaming work (read + write) per thread below which waking a second thread
 // costs more than it saves (fork/join is ~5 us on this machine, ~16K float elements of work).
 constexpr int64_t kMinElemsPerThread = int64_t(1) << 14;
@@ -249,6 +252,8 @@ template <class S> void center_loss_impl(const CenterLossParams& p) {
   const int64_t ys = p.labels.strides[0];
   const bool contiguous = x.strides[1] == 1 && c.strides[1] == 1 && (!want_grad || g.strides[1] == 1);
   const S sc = static_cast<S>(scale);
+  // A gradient bigger than the caches goes around them (written once, not read back here).
+  const bool stream = want_grad && N * D * static_cast<int64_t>(sizeof(S)) > kStreamBytes;
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     const int tid = omp_get_thread_num();
@@ -270,8 +275,8 @@ template <class S> void center_loss_impl(const CenterLossParams& p) {
           a0 = fmadd(d0, d0, a0);
           a1 = fmadd(d1, d1, a1);
           if (want_grad) {
-            store(gr + j, d0 * vsc);
-            store(gr + j + W, d1 * vsc);
+            put_vec(gr, j, d0 * vsc, W, stream);
+            put_vec(gr, j + W, d1 * vsc, W, stream);
           }
         }
         for (; j < D; j += W) {
@@ -298,6 +303,7 @@ template <class S> void center_loss_impl(const CenterLossParams& p) {
     }
     partial[tid] = acc;
   }
+  if (stream) stream_fence();
   if (!none) {
     double total = 0;
     for (int t = 0; t < nt; ++t) total += partial[t];
@@ -306,51 +312,51 @@ template <class S> void center_loss_impl(const CenterLossParams& p) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Center update: c_j <- c_j - alpha (n_j c_j - sum_{y_i = j} x_i) / (1 + n_j). Each thread owns
-// a range of columns and streams every row's slice of them into per-class float64 sums (rows
-// in order: the same bits for any thread count), so no two threads touch one sum.
+// Center update: c_j <- c_j - alpha (n_j c_j - sum_{y_i = j} x_i) / (1 + n_j). The rows are
+// listed by class (a counting sort, rows in order within a class); each class is then summed
+// by one thread into a float64 row that stays in L1, reading every feature row once. Each
+// class's sum runs in row order whatever the thread count: the same bits on every run.
 template <class S> void update_centers_impl(const UpdateCentersParams& p, const int64_t* counts) {
   const int64_t K = p.centers.shape[0], D = p.centers.shape[1], N = p.features.shape[0];
   const TensorView &c = p.centers, &x = p.features, &o = p.out;
-  const int64_t ys = p.labels.strides[0];
-  // threads split the columns in slices of at least 16 (a cache line of float32)
-  int nt = threads_for(N * D + K * D, kMinElemsPerThread);
-  const int64_t max_slices = (D + 15) / 16;
-  if (nt > max_slices) nt = static_cast<int>(max_slices < 1 ? 1 : max_slices);
-  if (nt > kMaxThreads) nt = kMaxThreads;
-  ScratchBuffer acc_buf;
-  double* acc_all = acc_buf.get<double>(K * D + 1);
+  const int64_t ys = p.labels.strides[0], xcs = x.strides[1], ccs = c.strides[1], ocs = o.strides[1];
+  ScratchBuffer order_buf;
+  int64_t* start = order_buf.get<int64_t>(K + 1 + N);
+  int64_t* order = start + K + 1;
+  start[0] = 0;
+  for (int64_t k = 0; k < K; ++k) start[k + 1] = start[k] + counts[k];
+  {
+    ScratchBuffer fill_buf;
+    int64_t* fill = fill_buf.get<int64_t>(K);
+    for (int64_t k = 0; k < K; ++k) fill[k] = start[k];
+    for (int64_t i = 0; i < N; ++i) order[fill[load_index(p.labels, i * ys)]++] = i;
+  }
+  const int nt = threads_for(N * D + K * D, kMinElemsPerThread);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    const int tid = omp_get_thread_num(), ntt = omp_get_num_threads();
-    // slice [d0, d1), rounded to multiples of 16 columns
-    int64_t s0, s1;
-    thread_range((D + 15) / 16, tid, ntt, &s0, &s1);
-    const int64_t d0 = s0 * 16, d1 = s1 * 16 < D ? s1 * 16 : D, w = d1 - d0;
-    double* acc = acc_all + K * d0;  // this thread's (K, w) block
-    if (w > 0) {
-      for (int64_t k = 0; k < K * w; ++k) acc[k] = 0.0;
-      const int64_t xcs = x.strides[1];
-      for (int64_t i = 0; i < N; ++i) {
-        const int64_t y = load_index(p.labels, i * ys);
-        const S* xr = x.ptr<const S>() + i * x.strides[0] + d0 * xcs;
-        double* ar = acc + y * w;
-        if (xcs == 1)
-          for (int64_t j = 0; j < w; ++j) ar[j] += static_cast<double>(xr[j]);
-        else
-          for (int64_t j = 0; j < w; ++j) ar[j] += static_cast<double>(xr[j * xcs]);
+    ScratchBuffer acc_buf;
+    double* acc = acc_buf.get<double>(D);
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t k = 0; k < K; ++k) {
+      const S* cr = c.ptr<const S>() + k * c.strides[0];
+      S* orow = o.ptr<S>() + k * o.strides[0];
+      const int64_t n = counts[k];
+      if (n == 0) {  // absent: unchanged, bit for bit
+        for (int64_t j = 0; j < D; ++j) orow[j * ocs] = cr[j * ccs];
+        continue;
       }
-      for (int64_t k = 0; k < K; ++k) {
-        const S* cr = c.ptr<const S>() + k * c.strides[0];
-        S* orow = o.ptr<S>() + k * o.strides[0];
-        const int64_t n = counts[k];
-        const double* ar = acc + k * w;
-        for (int64_t j = d0; j < d1; ++j) {
-          const S cj = cr[j * c.strides[1]];
-          orow[j * o.strides[1]] =
-              n == 0 ? cj
-                     : static_cast<S>(cj - p.alpha * (static_cast<double>(n) * cj - ar[j - d0]) / static_cast<double>(1 + n));
-        }
+      for (int64_t j = 0; j < D; ++j) acc[j] = 0.0;
+      for (int64_t r = start[k]; r < start[k + 1]; ++r) {
+        const S* xr = x.ptr<const S>() + order[r] * x.strides[0];
+        if (xcs == 1)
+          for (int64_t j = 0; j < D; ++j) acc[j] += static_cast<double>(xr[j]);
+        else
+          for (int64_t j = 0; j < D; ++j) acc[j] += static_cast<double>(xr[j * xcs]);
+      }
+      const double nn = static_cast<double>(n), k1 = p.alpha / (1.0 + nn);
+      for (int64_t j = 0; j < D; ++j) {
+        const double cj = static_cast<double>(cr[j * ccs]);
+        orow[j * ocs] = static_cast<S>(cj - k1 * (nn * cj - acc[j]));
       }
     }
   }
