@@ -390,3 +390,76 @@ def test_update_centers_bad_inputs():
         fastloss.update_centers(c, np.ones((3, 5)), y)
     with pytest.raises(ValueError, match="labels"):
         fastloss.update_centers(c, x, np.array([[0, 1, 1]]))
+
+
+# ---------------------------------------------------------------------------------------
+# Awkward inputs and properties
+
+def test_lsoftmax_single_class_and_awkward_arrays():
+    rng = np.random.default_rng(16)
+    x, w, y = margin_batch(rng, 5, 4, 1, 2)
+    loss, (gx, gw) = fastloss.large_margin_softmax_loss(x, w, y, margin=2, return_grad=True)
+    assert float(loss) == 0.0  # one class: the softmax is 1 whatever the margin
+    np.testing.assert_array_equal(gx, 0.0)
+    np.testing.assert_array_equal(gw, 0.0)
+    x, w, y = margin_batch(rng, 6, 5, 4, 3)
+    ref = fastloss.large_margin_softmax_loss(x, w, y, margin=3, return_grad=True)
+    xb, wb = x.astype(">f8"), w.astype(">f8")  # big-endian
+    xr = x.copy()
+    xr.setflags(write=False)  # read-only
+    raw = np.zeros(x.size * 8 + 1, np.uint8)[1:].view(np.float64).reshape(x.shape)  # unaligned
+    raw[...] = x
+    for xx, ww in ((xb, wb), (xr, w), (raw, w)):
+        got = fastloss.large_margin_softmax_loss(xx, ww, y, margin=3, return_grad=True)
+        np.testing.assert_allclose(got[0], ref[0], rtol=1e-15)
+        np.testing.assert_allclose(got[1][0], ref[1][0], rtol=1e-14, atol=1e-16)
+        np.testing.assert_allclose(got[1][1], ref[1][1], rtol=1e-14, atol=1e-16)
+
+
+def test_lsoftmax_extreme_values():
+    rng = np.random.default_rng(17)
+    x, w, y = margin_batch(rng, 6, 5, 4, 2)
+    loss, (gx, gw) = fastloss.large_margin_softmax_loss(x * 1e6, w, y, margin=2, reduction="none", return_grad=True)
+    assert np.isfinite(loss).all() and np.isfinite(gx).all() and np.isfinite(gw).all()
+    np.testing.assert_allclose(loss, lsoftmax_reference(x * 1e6, w, y, 2, reduction="none"), rtol=1e-9)
+    xn = x.copy()
+    xn[2, 1] = np.nan
+    loss = fastloss.large_margin_softmax_loss(xn, w, y, margin=2, reduction="none")
+    assert np.isnan(loss[2]) and np.isfinite(np.delete(loss, 2)).all()
+
+
+def test_lsoftmax_is_at_least_softmax():
+    """psi(theta) <= cos(theta), so the margin can only raise the loss (any margin, any beta)."""
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=40, deadline=None)
+    @hypothesis.given(st.integers(1, 6), st.floats(0, 100), st.integers(0, 2**32 - 1), st.integers(1, 6),
+                      st.integers(1, 5), st.integers(1, 7))
+    def check(m, beta, seed, N, D, C):
+        rng = np.random.default_rng(seed)
+        x, w, y = rng.standard_normal((N, D)), rng.standard_normal((D, C)), rng.integers(0, C, N)
+        lm = fastloss.large_margin_softmax_loss(x, w, y, margin=m, beta=beta, reduction="none")
+        ce = fastloss.large_margin_softmax_loss(x, w, y, margin=1, reduction="none")
+        assert (lm >= ce - 1e-12 * (1 + np.abs(ce))).all()
+        np.testing.assert_allclose(lm, lsoftmax_reference(x, w, y, m, beta, "none"), rtol=1e-9, atol=1e-9)
+
+    check()
+
+
+def test_center_loss_awkward_arrays_and_extremes():
+    rng = np.random.default_rng(18)
+    x, c, y = rng.standard_normal((7, 33)), rng.standard_normal((3, 33)), rng.integers(0, 3, 7)
+    ref = fastloss.center_loss(x, y, c, reduction="none", return_grad=True)
+    xr = x.astype(">f8")
+    got = fastloss.center_loss(xr, y, c.astype(">f8"), reduction="none", return_grad=True)
+    np.testing.assert_array_equal(got[0], ref[0])
+    np.testing.assert_array_equal(got[1], ref[1])
+    loss, g = fastloss.center_loss(x * 1e9, y, c, reduction="none", return_grad=True)
+    np.testing.assert_allclose(loss, center_loss_reference(x * 1e9, y, c, "none"), rtol=1e-12)
+    xi = x.copy()
+    xi[0, 0] = np.inf
+    loss = fastloss.center_loss(xi, y, c, reduction="none")
+    assert np.isinf(loss[0]) and np.isfinite(loss[1:]).all()
+    new = fastloss.update_centers(c.astype(">f8"), x, y)
+    np.testing.assert_allclose(new, update_centers_reference(c, x, y, 0.5), rtol=1e-14)
