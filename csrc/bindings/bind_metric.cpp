@@ -1,9 +1,13 @@
-// Python entry points of the metric-learning losses: large_margin_softmax_loss (in steps around
-// the array library's matrix products, see metric.h), center_loss and update_centers.
+// Python entry points of the metric-learning losses, through the array layer:
+// large_margin_softmax_loss (the three matrix products go back to the call's array library,
+// NumPy's BLAS or cuBLAS through CuPy, around the fused row pass; see metric.h), center_loss
+// and update_centers. float16 is computed in float32 and returned as float16.
 #include <pybind11/pybind11.h>
 
 #include <string>
+#include <utility>
 
+#include "array.h"
 #include "fastloss/metric.h"
 #include "views.h"
 
@@ -12,8 +16,8 @@ namespace fastloss {
 namespace {
 
 // margin: a Python or NumPy integer (not a bool) from 1 to 6; anything else is a ValueError
-// naming margin (the range itself is checked again with the other options in C++).
-int margin_from(py::handle margin) {
+// naming margin (the contract makes "not a positive integer" a domain error, not a type error).
+int margin_arg(py::handle margin) {
   if (!PyBool_Check(margin.ptr()) && PyIndex_Check(margin.ptr())) {
     const py::object v = py::reinterpret_steal<py::object>(PyNumber_Index(margin.ptr()));
     if (!v) throw py::error_already_set();
@@ -25,185 +29,179 @@ int margin_from(py::handle margin) {
               std::string(py::str(py::repr(margin))));
 }
 
-LargeMarginParams large_margin_params(py::handle features, py::handle weight, py::handle labels, py::handle margin,
-                                      double beta, const std::string& reduction) {
+// The dtype results come back in (float16 only when every float input is float16), and the
+// one the kernels compute in (float32 for float16).
+DType result_dtype(DType a, DType b) {
+  if (a == DType::f64 || b == DType::f64) return DType::f64;
+  if (a == DType::f32 || b == DType::f32) return DType::f32;
+  return DType::f16;
+}
+DType compute_dtype(DType out) { return out == DType::f16 ? DType::f32 : out; }
+
+// The CUDA kernels read int64 labels; the CPU kernels any integer dtype.
+TensorView labels_for_kernel(Call& call, TensorView y) {
+  return call.cuda() && y.dtype != DType::i64 ? call.converted(y, DType::i64) : y;
+}
+
+// An input as an array of the call's library in dtype `dt`, for the matrix products (lists
+// become arrays; nothing is copied when it already is one of that dtype).
+py::object operand(const Call& call, py::handle x, DType dt) {
+  py::object xp = call.cuda() ? py::module_::import("cupy") : py::object(numpy_module());
+  return xp.attr("asarray")(x).attr("astype")(dtype_name(dt), py::arg("copy") = false);
+}
+
+py::object cast_to(py::object a, DType out, DType dt) {
+  return out == dt ? std::move(a) : a.attr("astype")(dtype_name(out));
+}
+
+template <class F> void run_released(F&& f) {
+  py::gil_scoped_release release;
+  f();
+}
+
+py::object large_margin_call(py::handle features, py::handle weight, py::handle labels, py::handle margin,
+                             py::handle beta, py::handle reduction, py::handle return_grad) {
+  Call call({{"features", features}, {"weight", weight}, {"labels", labels}});
+  const TensorView xv = call.floats(features, "features"), wv = call.floats(weight, "weight");
   LargeMarginParams p;
-  p.features = to_view(features, "features");
-  p.weight = to_view(weight, "weight");
-  p.labels = to_view(labels, "labels");
-  p.margin = margin_from(margin);
-  p.beta = beta;
-  p.reduction = to_reduction(reduction);
-  return p;
+  p.labels = labels_for_kernel(call, call.indices(labels, "labels"));
+  p.margin = margin_arg(margin);
+  p.beta = float_arg(beta, "beta");
+  p.reduction = reduction_arg(reduction);
+  const bool grad = bool_arg(return_grad, "return_grad");
+  const DType out = result_dtype(xv.dtype, wv.dtype), dt = compute_dtype(out);
+  const py::object X = operand(call, features, dt), W = operand(call, weight, dt);
+  p.features = call.floats(X, "features");
+  p.weight = call.floats(W, "weight");
+  check_large_margin_params(p);  // before any product
+
+  const int64_t N = p.features.shape[0], C = p.weight.shape[1];
+  py::object logits = X.attr("__matmul__")(W);  // BLAS / cuBLAS; becomes the logits' gradient in place
+  p.logits = call.floats(logits, "logits");
+  py::object loss = call.empty(p.reduction == Reduction::none ? std::vector<int64_t>{N} : std::vector<int64_t>{}, dt,
+                               &p.loss);
+  p.grad = grad;
+  py::object rs, cs;
+  if (grad) {
+    rs = call.empty({N}, DType::f64, &p.row_scale);
+    cs = call.empty({C}, DType::f64, &p.class_scale);
+  }
+#ifdef FASTLOSS_WITH_CUDA
+  if (call.cuda()) {
+    p.stream = call.stream();
+    p.workspace = call.workspace(cuda::large_margin_workspace_bytes(N, C));
+  }
+#endif
+  check_large_margin_params(p);
+  run_released([&] {
+#ifdef FASTLOSS_WITH_CUDA
+    if (call.cuda()) return cuda::large_margin_softmax_rows(p);
+#endif
+    cpu::large_margin_softmax_rows(p);
+  });
+  if (!grad) return cast_to(std::move(loss), out, dt);
+
+  py::object gx = logits.attr("__matmul__")(W.attr("T"));
+  py::object gw = X.attr("T").attr("__matmul__")(logits);
+  p.grad_features = call.floats(gx, "grad_features");
+  p.grad_weight = call.floats(gw, "grad_weight");
+  run_released([&] {
+#ifdef FASTLOSS_WITH_CUDA
+    if (call.cuda()) return cuda::large_margin_softmax_finish(p);
+#endif
+    cpu::large_margin_softmax_finish(p);
+  });
+  return py::make_tuple(cast_to(std::move(loss), out, dt),
+                        py::make_tuple(cast_to(std::move(gx), out, dt), cast_to(std::move(gw), out, dt)));
 }
 
-void* workspace_ptr(py::handle ws) {
-  const TensorView v = to_view(ws, "workspace");
-  return is_none(v) ? nullptr : v.data;
+py::object center_loss_call(py::handle features, py::handle labels, py::handle centers, py::handle reduction,
+                            py::handle return_grad) {
+  Call call({{"features", features}, {"labels", labels}, {"centers", centers}});
+  const TensorView xv = call.floats(features, "features");
+  const TensorView cv = call.floats(centers, "centers");
+  CenterLossParams p;
+  p.labels = labels_for_kernel(call, call.indices(labels, "labels"));
+  p.reduction = reduction_arg(reduction);
+  const bool grad = bool_arg(return_grad, "return_grad");
+  const DType out = xv.dtype, dt = compute_dtype(out);
+  p.features = call.converted(xv, dt);
+  p.centers = call.converted(cv, dt);  // the centers take the features' dtype
+  check_center_loss_params(p);
+  const int64_t N = p.features.shape[0];
+  py::object loss = call.empty(p.reduction == Reduction::none ? std::vector<int64_t>{N} : std::vector<int64_t>{}, dt,
+                               &p.loss);
+  py::object g = grad ? call.grad_out(py::none(), p.features, "features", &p.grad) : py::none();
+#ifdef FASTLOSS_WITH_CUDA
+  if (call.cuda()) {
+    p.stream = call.stream();
+    p.workspace = call.workspace(cuda::center_loss_workspace_bytes(N));
+  }
+#endif
+  run_released([&] {
+#ifdef FASTLOSS_WITH_CUDA
+    if (call.cuda()) return cuda::center_loss(p);
+#endif
+    cpu::center_loss(p);
+  });
+  return loss_and_grad(cast_to(std::move(loss), out, dt), grad ? cast_to(std::move(g), out, dt) : py::none());
 }
 
-[[noreturn]] void no_cuda() {
-  throw_type("fastloss was built without CUDA; CuPy arrays are not supported by this build");
+py::object update_centers_call(py::handle centers, py::handle features, py::handle labels, py::handle alpha) {
+  Call call({{"centers", centers}, {"features", features}, {"labels", labels}});
+  const TensorView cv = call.floats(centers, "centers");
+  const TensorView xv = call.floats(features, "features");
+  UpdateCentersParams p;
+  p.labels = labels_for_kernel(call, call.indices(labels, "labels"));
+  p.alpha = float_arg(alpha, "alpha");
+  const DType out = cv.dtype, dt = compute_dtype(out);
+  p.centers = call.converted(cv, dt);
+  p.features = call.converted(xv, dt);  // the features take the centers' dtype
+  check_update_centers_params(p);
+  py::object result = call.empty({p.centers.shape[0], p.centers.shape[1]}, dt, &p.out);
+#ifdef FASTLOSS_WITH_CUDA
+  if (call.cuda()) {
+    p.stream = call.stream();
+    p.workspace = call.workspace(cuda::update_centers_workspace_bytes(p.centers.shape[0]));
+  }
+#endif
+  run_released([&] {
+#ifdef FASTLOSS_WITH_CUDA
+    if (call.cuda()) return cuda::update_centers(p);
+#endif
+    cpu::update_centers(p);
+  });
+  return cast_to(std::move(result), out, dt);
 }
 
 }  // namespace
 
 void register_metric(py::module_& m) {
-  // Step 0: every check that does not need the labels' values, before any product is computed.
-  m.def(
-      "large_margin_softmax_check",
-      [](py::handle features, py::handle weight, py::handle labels, py::handle margin, double beta,
-         const std::string& reduction) {
-        const LargeMarginParams p = large_margin_params(features, weight, labels, margin, beta, reduction);
-        check_large_margin_params(p);
-        return p.margin;
-      },
-      py::arg("features"), py::arg("weight"), py::arg("labels"), py::arg("margin"), py::arg("beta"),
-      py::arg("reduction"));
-
-  // Step 2: the fused margin + softmax + gradient row pass over logits = features @ weight.
-  m.def(
-      "large_margin_softmax_rows",
-      [](py::handle features, py::handle weight, py::handle labels, py::handle margin, double beta,
-         const std::string& reduction, py::handle logits, py::handle loss, bool grad, py::handle row_scale,
-         py::handle class_scale, bool cuda, uintptr_t stream, py::handle workspace) {
-        LargeMarginParams p = large_margin_params(features, weight, labels, margin, beta, reduction);
-        p.logits = to_view(logits, "logits");
-        p.loss = to_view(loss, "loss");
-        p.grad = grad;
-        p.row_scale = to_view(row_scale, "row_scale");
-        p.class_scale = to_view(class_scale, "class_scale");
-        p.stream = reinterpret_cast<void*>(stream);
-        p.workspace = workspace_ptr(workspace);
-        check_large_margin_params(p);
-        py::gil_scoped_release release;
-        if (cuda) {
-#ifdef FASTLOSS_WITH_CUDA
-          cuda::large_margin_softmax_rows(p);
-#else
-          no_cuda();
-#endif
-        } else {
-          cpu::large_margin_softmax_rows(p);
-        }
-      },
-      py::arg("features"), py::arg("weight"), py::arg("labels"), py::arg("margin"), py::arg("beta"),
-      py::arg("reduction"), py::arg("logits"), py::arg("loss"), py::arg("grad"), py::arg("row_scale"),
-      py::arg("class_scale"), py::arg("cuda") = false, py::arg("stream") = 0, py::arg("workspace") = py::none());
-
-  // Step 4: grad_features += r x, grad_weight += w s (the products of step 3 already there).
-  m.def(
-      "large_margin_softmax_finish",
-      [](py::handle features, py::handle weight, py::handle labels, py::handle margin, double beta,
-         const std::string& reduction, py::handle row_scale, py::handle class_scale, py::handle grad_features,
-         py::handle grad_weight, bool cuda, uintptr_t stream) {
-        LargeMarginParams p = large_margin_params(features, weight, labels, margin, beta, reduction);
-        p.grad = true;
-        p.row_scale = to_view(row_scale, "row_scale");
-        p.class_scale = to_view(class_scale, "class_scale");
-        p.grad_features = to_view(grad_features, "grad_features");
-        p.grad_weight = to_view(grad_weight, "grad_weight");
-        p.stream = reinterpret_cast<void*>(stream);
-        check_large_margin_params(p);
-        auto same = [](const TensorView& a, const TensorView& b) {
-          return a.ndim == 2 && a.dtype == b.dtype && a.shape[0] == b.shape[0] && a.shape[1] == b.shape[1];
-        };
-        if (!same(p.grad_features, p.features) || !same(p.grad_weight, p.weight))
-          throw_value("internal: grad_features/grad_weight must be shaped like features/weight");
-        py::gil_scoped_release release;
-        if (cuda) {
-#ifdef FASTLOSS_WITH_CUDA
-          cuda::large_margin_softmax_finish(p);
-#else
-          no_cuda();
-#endif
-        } else {
-          cpu::large_margin_softmax_finish(p);
-        }
-      },
-      py::arg("features"), py::arg("weight"), py::arg("labels"), py::arg("margin"), py::arg("beta"),
-      py::arg("reduction"), py::arg("row_scale"), py::arg("class_scale"), py::arg("grad_features"),
-      py::arg("grad_weight"), py::arg("cuda") = false, py::arg("stream") = 0);
-
-  m.def(
-      "center_loss",
-      [](py::handle features, py::handle labels, py::handle centers, const std::string& reduction, py::handle loss,
-         py::handle grad, bool cuda, uintptr_t stream, py::handle workspace) {
-        CenterLossParams p;
-        p.features = to_view(features, "features");
-        p.labels = to_view(labels, "labels");
-        p.centers = to_view(centers, "centers");
-        p.reduction = to_reduction(reduction);
-        p.loss = to_view(loss, "loss");
-        p.grad = to_view(grad, "grad");
-        p.stream = reinterpret_cast<void*>(stream);
-        p.workspace = workspace_ptr(workspace);
-        check_center_loss_params(p);
-        py::gil_scoped_release release;
-        if (cuda) {
-#ifdef FASTLOSS_WITH_CUDA
-          cuda::center_loss(p);
-#else
-          no_cuda();
-#endif
-        } else {
-          cpu::center_loss(p);
-        }
-      },
-      py::arg("features"), py::arg("labels"), py::arg("centers"), py::arg("reduction"), py::arg("loss"),
-      py::arg("grad"), py::arg("cuda") = false, py::arg("stream") = 0, py::arg("workspace") = py::none());
-
-  m.def(
-      "update_centers",
-      [](py::handle centers, py::handle features, py::handle labels, double alpha, py::handle out, bool cuda,
-         uintptr_t stream, py::handle workspace) {
-        UpdateCentersParams p;
-        p.centers = to_view(centers, "centers");
-        p.features = to_view(features, "features");
-        p.labels = to_view(labels, "labels");
-        p.alpha = alpha;
-        p.out = to_view(out, "out");
-        p.stream = reinterpret_cast<void*>(stream);
-        p.workspace = workspace_ptr(workspace);
-        check_update_centers_params(p);
-        py::gil_scoped_release release;
-        if (cuda) {
-#ifdef FASTLOSS_WITH_CUDA
-          cuda::update_centers(p);
-#else
-          no_cuda();
-#endif
-        } else {
-          cpu::update_centers(p);
-        }
-      },
-      py::arg("centers"), py::arg("features"), py::arg("labels"), py::arg("alpha"), py::arg("out"),
-      py::arg("cuda") = false, py::arg("stream") = 0, py::arg("workspace") = py::none());
-
-  // Bytes of CUDA workspace per call (0 on a CPU-only build).
-  m.def("large_margin_workspace_bytes", [](int64_t N, int64_t C) {
-#ifdef FASTLOSS_WITH_CUDA
-    return static_cast<int64_t>(cuda::large_margin_workspace_bytes(N, C));
-#else
-    (void)N, (void)C;
-    return int64_t(0);
-#endif
-  });
-  m.def("center_loss_workspace_bytes", [](int64_t N) {
-#ifdef FASTLOSS_WITH_CUDA
-    return static_cast<int64_t>(cuda::center_loss_workspace_bytes(N));
-#else
-    (void)N;
-    return int64_t(0);
-#endif
-  });
-  m.def("update_centers_workspace_bytes", [](int64_t K) {
-#ifdef FASTLOSS_WITH_CUDA
-    return static_cast<int64_t>(cuda::update_centers_workspace_bytes(K));
-#else
-    (void)K;
-    return int64_t(0);
-#endif
+  m.def("large_margin_softmax_loss", &large_margin_call, py::arg("features"), py::arg("weight"), py::arg("labels"),
+        py::arg("margin"), py::arg("beta"), py::arg("reduction"), py::arg("return_grad"));
+  m.def("center_loss", &center_loss_call, py::arg("features"), py::arg("labels"), py::arg("centers"),
+        py::arg("reduction"), py::arg("return_grad"));
+  m.def("update_centers", &update_centers_call, py::arg("centers"), py::arg("features"), py::arg("labels"),
+        py::arg("alpha"));
+  // Test and benchmark hook: the L-Softmax row pass alone over given logits (overwritten by
+  // their gradient); returns (loss, row_scale, class_scale).
+  m.def("_large_margin_softmax_rows", [](py::handle features, py::handle weight, py::handle labels, py::handle margin,
+                                          py::handle logits) {
+    Call call({{"features", features}, {"weight", weight}, {"labels", labels}, {"logits", logits}});
+    LargeMarginParams p;
+    p.features = call.floats(features, "features");
+    p.weight = call.floats(weight, "weight");
+    p.labels = labels_for_kernel(call, call.indices(labels, "labels"));
+    p.margin = margin_arg(margin);
+    p.logits = call.floats(logits, "logits");
+    p.grad = true;
+    const int64_t N = p.features.shape[0], C = p.weight.shape[1];
+    py::object loss = call.empty({}, p.features.dtype, &p.loss);
+    py::object rs = call.empty({N}, DType::f64, &p.row_scale), cs = call.empty({C}, DType::f64, &p.class_scale);
+    check_large_margin_params(p);
+    if (call.cuda()) throw_value("_large_margin_softmax_rows is a CPU benchmark hook");
+    run_released([&] { cpu::large_margin_softmax_rows(p); });
+    return py::make_tuple(loss, rs, cs);
   });
 }
 

@@ -40,6 +40,7 @@ void check_labels_shape(const TensorView& labels, int64_t N, const char* rows_of
 }
 
 void check_loss(const TensorView& loss, Reduction r, int64_t N) {
+  if (is_none(loss)) return;  // checked before the outputs exist
   if (r == Reduction::none ? (loss.ndim != 1 || loss.shape[0] != N) : loss.ndim != 0)
     throw_value("internal: loss output has shape " + shape_string(loss));
 }
@@ -126,7 +127,7 @@ void check_update_centers_params(const UpdateCentersParams& p) {
                 shape_string(p.features));
   check_labels_shape(p.labels, N, "features");
   if (!(p.alpha >= 0.0) || std::isinf(p.alpha)) throw_value("alpha must be a finite number >= 0, got " + num(p.alpha));
-  if (p.out.ndim != 2 || p.out.shape[0] != p.centers.shape[0] || p.out.shape[1] != D || p.out.dtype != p.centers.dtype)
+  if (!is_none(p.out) && (p.out.ndim != 2 || p.out.shape[0] != p.centers.shape[0] || p.out.shape[1] != D || p.out.dtype != p.centers.dtype))
     throw_value("internal: out must be shaped like centers");
 }
 

@@ -1,26 +1,14 @@
-"""Metric-learning losses: large-margin softmax (L-Softmax), center loss and the center update."""
+"""Metric-learning losses: large-margin softmax (L-Softmax), center loss and the center update.
+
+The wrappers name the keywords and carry the docstrings; arguments are read and checked in the
+native module (csrc/bindings/bind_metric.cpp), which also sends L-Softmax's matrix products to
+the array library (NumPy's BLAS, cuBLAS through CuPy).
+"""
 from __future__ import annotations
 
-import numpy as np
-
 from . import _C
-from ._array import as_float_array, as_index_array, backend_of, desc
-from .cross_entropy import _device
 
 __all__ = ["large_margin_softmax_loss", "center_loss", "update_centers"]
-
-
-def _compute_dtype(*arrays):
-    """The result dtype of the float inputs, and the dtype the kernels compute in (float16 is
-    computed in float32)."""
-    out = np.result_type(*(a.dtype for a in arrays))
-    return out, (np.dtype(np.float32) if out == np.float16 else out)
-
-
-def _labels(labels, backend):
-    y = as_index_array(labels, "labels", backend)
-    # the CUDA kernels read int64 labels (any integer dtype on the CPU)
-    return y.astype(np.int64) if backend.cuda and y.dtype != np.int64 else y
 
 
 def large_margin_softmax_loss(features, weight, labels, *, margin=2, beta=0.0, reduction="mean", return_grad=False):
@@ -62,31 +50,8 @@ def large_margin_softmax_loss(features, weight, labels, *, margin=2, beta=0.0, r
         >>> round(float(loss), 4)
         0.2201
     """
-    backend = backend_of(features=features, weight=weight, labels=labels)
-    x = as_float_array(features, "features", backend)
-    w = as_float_array(weight, "weight", backend)
-    y = _labels(labels, backend)
-    out_dtype, dt = _compute_dtype(x, w)
-    x, w = x.astype(dt, copy=False), w.astype(dt, copy=False)
-    m = _C.large_margin_softmax_check(desc(x), desc(w), desc(y), margin, beta, reduction)
-    beta = float(beta)
-    N, C = x.shape[0], w.shape[1]
-    with _device(backend):
-        logits = x @ w  # BLAS; becomes the logits' gradient in place
-        loss = backend.empty((N,) if reduction == "none" else (), dt)
-        rs = backend.empty((N,), np.float64) if return_grad else None
-        cs = backend.empty((C,), np.float64) if return_grad else None
-        ws = backend.workspace(_C.large_margin_workspace_bytes(N, C))
-        _C.large_margin_softmax_rows(desc(x), desc(w), desc(y), m, beta, reduction, desc(logits), desc(loss),
-                                     bool(return_grad), desc(rs), desc(cs), backend.cuda, backend.stream(), desc(ws))
-        if not return_grad:
-            return loss.astype(out_dtype, copy=False)
-        grad_x = logits @ w.T
-        grad_w = x.T @ logits
-        _C.large_margin_softmax_finish(desc(x), desc(w), desc(y), m, beta, reduction, desc(rs), desc(cs),
-                                       desc(grad_x), desc(grad_w), backend.cuda, backend.stream())
-    cast = (lambda a: a.astype(out_dtype, copy=False))
-    return cast(loss), (cast(grad_x), cast(grad_w))
+    return _C.large_margin_softmax_loss(features, weight, labels, margin, beta, reduction, return_grad)
+
 
 
 def center_loss(features, labels, centers, *, reduction="mean", return_grad=False):
@@ -111,21 +76,8 @@ def center_loss(features, labels, centers, *, reduction="mean", return_grad=Fals
         >>> float(fastloss.center_loss(x, [0, 1], c))  # (0.5*5 + 0.5*25) / 2
         7.5
     """
-    backend = backend_of(features=features, labels=labels, centers=centers)
-    x = as_float_array(features, "features", backend)
-    c = as_float_array(centers, "centers", backend)
-    y = _labels(labels, backend)
-    out_dtype, dt = _compute_dtype(x)
-    x, c = x.astype(dt, copy=False), c.astype(dt, copy=False)
-    N = x.shape[0] if x.ndim else 0
-    with _device(backend):
-        loss = backend.empty((N,) if reduction == "none" else (), dt)
-        grad = backend.empty(x.shape, dt) if return_grad else None
-        ws = backend.workspace(_C.center_loss_workspace_bytes(N))
-        _C.center_loss(desc(x), desc(y), desc(c), reduction, desc(loss), desc(grad), backend.cuda, backend.stream(),
-                       desc(ws))
-    loss = loss.astype(out_dtype, copy=False)
-    return (loss, grad.astype(out_dtype, copy=False)) if return_grad else loss
+    return _C.center_loss(features, labels, centers, reduction, return_grad)
+
 
 
 def update_centers(centers, features, labels, *, alpha=0.5):
@@ -152,15 +104,4 @@ def update_centers(centers, features, labels, *, alpha=0.5):
         array([[1.        , 0.33333333],
                [0.        , 0.        ]])
     """
-    backend = backend_of(centers=centers, features=features, labels=labels)
-    c = as_float_array(centers, "centers", backend)
-    x = as_float_array(features, "features", backend)
-    y = _labels(labels, backend)
-    out_dtype, dt = _compute_dtype(c)
-    c, x = c.astype(dt, copy=False), x.astype(dt, copy=False)
-    K = c.shape[0] if c.ndim else 0
-    with _device(backend):
-        out = backend.empty(c.shape, dt)
-        ws = backend.workspace(_C.update_centers_workspace_bytes(K))
-        _C.update_centers(desc(c), desc(x), desc(y), alpha, desc(out), backend.cuda, backend.stream(), desc(ws))
-    return out.astype(out_dtype, copy=False)
+    return _C.update_centers(centers, features, labels, alpha)

@@ -47,7 +47,7 @@ struct CenterLossParams {
   TensorView labels;    // (N,)
   TensorView centers;   // (K, D), dtype of features
   Reduction reduction = Reduction::mean;
-  TensorView loss;                // 0-d or (N,)
+  TensorView loss = none_view();  // 0-d or (N,)
   TensorView grad = none_view();  // like features, or none
   void* stream = nullptr;
   void* workspace = nullptr;
@@ -58,7 +58,7 @@ struct UpdateCentersParams {
   TensorView features;  // (N, D), dtype of centers
   TensorView labels;    // (N,)
   double alpha = 0.5;
-  TensorView out;       // (K, D), dtype of centers: the updated centers
+  TensorView out = none_view();  // (K, D), dtype of centers: the updated centers
   void* stream = nullptr;
   void* workspace = nullptr;
 };
