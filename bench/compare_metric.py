@@ -171,6 +171,7 @@ def bench_center(args):
     print(f"  torch / fastloss = {res['torch'][0] / res['fastloss center_loss+update'][0]:.2f}x")
     res = interleaved({"center_loss (+grad)": lambda: fastloss.center_loss(x, y, c, return_grad=True),
                        "np.copyto of features": lambda: np.copyto(buf, x),
+                       "np.copy of features (allocates)": lambda: np.copy(x),
                        "update_centers": lambda: fastloss.update_centers(c, x, y, alpha=alpha),
                        "x.sum(0) (one read)": lambda: x.sum(0)}, args.repeats)
     show("each alone", res, "np.copyto of features")
