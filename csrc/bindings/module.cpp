@@ -136,4 +136,5 @@ PYBIND11_MODULE(_C, m) {
   register_ctc(m);
   register_elementwise(m);
   register_rowwise(m);
+  register_metric(m);
 }
