@@ -31,6 +31,14 @@ namespace {
 // Gradients bigger than this go around the cache (streaming stores).
 constexpr int64_t kStreamBytes = int64_t(8) << 20;
 
+// Cells (T x (2S+1+C) per sample) worth a thread: OpenMP's fork/join costs about as much as
+// computing this many. Measured with bench/ctc_call_overhead.py on the 2-core dev machine
+// (shared, load average 240-1000, so both figures were inflated): one parallel region
+// ~570 us vs 110-170 ns per cell, i.e. 3300-5100 cells; an idle libgomp fork/join (~2 us)
+// over ~2 ns per cell gives ~1000. A tiny call (T=10, N<=4, C=5: <= 400 cells) never wakes
+// the pool; a call at the threshold takes ~10 us on one thread, so erring high costs little.
+constexpr int64_t kMinWorkPerThread = 4096;
+
 template <class S>
 struct Sample {
   typedef vec_t<S> V;
@@ -257,8 +265,15 @@ void ctc_impl(const CtcParams& p) {
 
   std::exception_ptr error;
   std::atomic<bool> failed{false};
-  const int nt = num_threads();
-#pragma omp parallel num_threads(nt)
+  // Work in lattice cells plus gradient columns; threads take whole samples (at most N).
+  int64_t work = 0;
+  for (int64_t b = 0; b < N; ++b) {
+    const int64_t Tb = p.input_lengths[b], Sb = p.label_lengths[b];
+    work += Sb > Tb ? 0 : Tb * (2 * Sb + 1 + C);  // sizes bounded by ctc_check_working_size
+  }
+  const int nt_work = threads_for(work, kMinWorkPerThread);
+  const int nt = N < nt_work ? static_cast<int>(N > 0 ? N : 1) : nt_work;
+#pragma omp parallel num_threads(nt) if (nt > 1)
   {
     Sample<S> smp;
     smp.p = &p;
