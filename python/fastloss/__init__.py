@@ -18,8 +18,15 @@ from .metric import center_loss, large_margin_softmax_loss, update_centers
 
 __version__ = "0.1.0"
 
+# FASTLOSS_NUM_THREADS / FASTLOSS_ISA values the native module could not use (it fell back to
+# the default): tell the user once, at import.
+for _message in _C.environment_warnings():
+    import warnings
+
+    warnings.warn(_message, RuntimeWarning, stacklevel=2)
+
 __all__ = [
-    "__version__", "build_info", "cuda_available", "get_num_threads", "set_num_threads",
+    "__version__", "build_info", "cuda_available", "get_num_threads", "set_num_threads", "max_num_threads",
     "softmax_cross_entropy", "nll_loss",
     "edit_distance", "pairwise_edit_distance", "error_rate", "error_counts", "ErrorCounts",
     "ctc_loss",
@@ -33,10 +40,26 @@ __all__ = [
 
 
 def set_num_threads(n: int) -> None:
-    """Threads used by the CPU kernels (default: all cores, or ``FASTLOSS_NUM_THREADS``)."""
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"n must be an int, got {n!r}")
+    """Threads used by the CPU kernels (default: all cores, or ``FASTLOSS_NUM_THREADS``).
+
+    ``n`` is an integer in ``[1, max_num_threads()]``: 1024, or the processor count on a
+    machine with more (more threads than hardware threads never help a kernel). Outside that
+    range: ``ValueError``; a bool, float or other non-integer: ``TypeError``. An invalid
+    ``FASTLOSS_NUM_THREADS`` warns at import and leaves the default.
+
+    Example:
+        >>> import fastloss
+        >>> before = fastloss.get_num_threads()
+        >>> fastloss.set_num_threads(2); fastloss.get_num_threads()
+        2
+        >>> fastloss.set_num_threads(before)
+    """
     _C.set_num_threads(n)
+
+
+def max_num_threads() -> int:
+    """The largest value ``set_num_threads`` accepts (1024, or the processor count if larger)."""
+    return _C.max_num_threads()
 
 
 def get_num_threads() -> int:
