@@ -2,7 +2,10 @@
 (corpus error rates). Not part of pytest. Timings are the minimum over repeats, the two
 libraries interleaved in the same run (the machine may be shared).
 
-    PYTHONPATH=python python3 bench/compare_edit_distance.py [--repeats 7] [--gpu | --gpu-only]
+    python3 bench/compare_edit_distance.py [--repeats 7] [--gpu | --gpu-only]
+
+after ``python3 -m pip install ".[bench]"`` (README); from a source checkout with a development
+build instead, ``PYTHONPATH=python python3 bench/compare_edit_distance.py``.
 """
 import argparse
 import os
