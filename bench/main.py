@@ -401,7 +401,7 @@ def chart(results, path, threads):
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", linewidth=0.8)
     for y, (_, _, s) in zip(ys, bars):
-        ax.text(s * 1.04, y, f"{s:.1f}x", va="center", fontsize=8)
+        ax.text(s * 1.04, y, f"{s:.0f}x" if s >= 100 else f"{s:.1f}x", va="center", fontsize=8)
     ax.set_xlim(min(0.5, min(b[2] for b in bars) / 1.5), max(b[2] for b in bars) * 2.5)
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
     ax.set_xlabel("speed-up: peer time / fastloss time (log scale; right of the line = fastloss faster)")
