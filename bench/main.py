@@ -445,12 +445,16 @@ def main(argv=None):
     print(f"fastloss {fastloss.__version__} (SIMD {info['simd']}, {threads} threads) on {cpu_name()}, "
           f"{os.cpu_count()} logical CPUs; NumPy {np.__version__}", flush=True)
     print(f"peers: {versions or 'none'}", flush=True)
-    if env.missing:
-        reqs = " ".join(PEERS[p][1] for p in env.missing)
-        print(f"missing peers: {', '.join(PEERS[p][0] for p in env.missing)} (their rows are skipped); "
-              f"add them with {INSTALL_PEERS} (or: python3 -m pip install \"{reqs}\")", flush=True)
+    no_chart = not args.no_chart and importlib.util.find_spec("matplotlib") is None
+    if env.missing or no_chart:
+        names = [f"{PEERS[p][0]} (its rows are skipped)" for p in env.missing] + (["matplotlib (no chart)"] if no_chart else [])
+        reqs = [PEERS[p][1] for p in env.missing] + (["matplotlib"] if no_chart else [])
+        reqs = " ".join(f'"{r}"' if any(c in r for c in "[]=<>") else r for r in reqs)
+        print(f"missing: {', '.join(names)}; add them with {INSTALL_PEERS} (or: python3 -m pip install {reqs})",
+              flush=True)
     print(f"float32 on the CPU; times are the fastest of up to {args.repeats} calls, fastloss and the "
-          f"peers called in turn; speed-up = peer time / fastloss time.", flush=True)
+          f"peers called in turn; speed-up = peer time / fastloss time. {len(workloads)} workloads, "
+          f"each row printed when measured.", flush=True)
 
     results = []  # (family, workload, peer, speed-up)
     family = None
@@ -486,14 +490,13 @@ def main(argv=None):
             print(row(w.name if k == 0 else "", ms(tf) if k == 0 else "", floor if k == 0 else "",
                       peer, ms(tp), f"{tp / tf:.1f}x") + note, flush=True)
         del case, fns
-    print(f"\nmeasured in {time.perf_counter() - start:.0f} s. \"vs floor\": fastloss time over NumPy moving the "
-          f"bytes the kernel must move, on {threads} threads (loss + grad: np.copyto reading the logits and writing "
-          f"as many bytes; loss only: np.add.reduce reading them).")
+    print(f"\nmeasured in {time.perf_counter() - start:.0f} s.")
+    if "cross-entropy" in families:
+        print(f"\"vs floor\": fastloss time over NumPy moving the bytes the kernel must move, on {threads} threads "
+              f"(loss + grad: np.copyto reading the logits and writing as many bytes; loss only: np.add.reduce "
+              f"reading them); 1.00x is as fast as memory allows.")
 
-    if args.no_chart or not results:
-        return
-    if importlib.util.find_spec("matplotlib") is None:
-        print(f"no chart: matplotlib is not installed ({INSTALL_PEERS} adds it)")
+    if args.no_chart or no_chart or not results:
         return
     chart(results, args.chart, threads)
     print(f"chart of the speed-ups: {os.path.abspath(args.chart)}")
