@@ -5,6 +5,7 @@ After ``python3 -m pip install ".[bench]"`` (see README), from the repository ro
 
     python3 bench/compare_cross_entropy.py                 # N=4096, C=32000, float32, CPU
     python3 bench/compare_cross_entropy.py --N 1024 --C 8000 --repeat 5
+    python3 bench/compare_cross_entropy.py --shapes 65536x10 16384x100 8192x1000   # loss+grad vs torch per shape
     python3 bench/compare_cross_entropy.py --gpu           # CuPy vs PyTorch CUDA (N=8192, C=128000)
 
 (From a source checkout with a development build instead: ``PYTHONPATH=python python3 bench/...``.)
@@ -162,6 +163,39 @@ def run_cpu(args):
         print(f"torch {torch_version} with {threads} threads")
 
 
+def run_shapes(args):
+    """loss + grad (grad_out=) against torch fwd+bwd for each N x C shape, called in turn."""
+    import torch
+    import torch.nn.functional as F
+    threads = fastloss.get_num_threads()
+    torch.set_num_threads(threads)
+    print(f"machine: {cpu_name()}, {os.cpu_count()} logical CPUs; fastloss SIMD {fastloss.build_info()['simd']}, "
+          f"{threads} threads; torch {torch.__version__}; fastest of {args.repeat} calls each")
+    print(f"{'N x C':<14}{'fastloss (ms)':>15}{'torch (ms)':>12}{'speed-up':>10}")
+    rng = np.random.default_rng(0)
+    for shape in args.shapes:
+        N, C = (int(v) for v in shape.lower().split("x"))
+        x = rng.standard_normal((N, C), dtype=np.float32)
+        y = rng.integers(0, C, N)
+        g = np.empty_like(x)
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+        def torch_fwd_bwd():
+            xg = xt.detach().requires_grad_()
+            F.cross_entropy(xg, yt).backward()
+
+        fns = [lambda: fastloss.softmax_cross_entropy(x, y, grad_out=g), torch_fwd_bwd]
+        best = [float("inf")] * 2
+        for fn in fns:
+            fn()
+        for _ in range(args.repeat):
+            for k, fn in enumerate(fns):
+                t0 = time.perf_counter()
+                fn()
+                best[k] = min(best[k], time.perf_counter() - t0)
+        print(f"{f'{N} x {C}':<14}{best[0] * 1e3:>15.2f}{best[1] * 1e3:>12.2f}{best[1] / best[0]:>9.1f}x", flush=True)
+
+
 def run_gpu(args):
     """fastloss on CuPy vs PyTorch CUDA; each kernel variant against the copy bandwidth."""
     import cupy as cp
@@ -233,8 +267,11 @@ def main():
     ap.add_argument("--C", type=int, default=None)
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--gpu", action="store_true")
+    ap.add_argument("--shapes", nargs="+", metavar="NxC", help="only loss+grad vs torch fwd+bwd at these shapes")
     args = ap.parse_args()
-    if args.gpu:
+    if args.shapes:
+        run_shapes(args)
+    elif args.gpu:
         run_gpu(args)
     else:
         args.N, args.C = args.N or 4096, args.C or 32000
