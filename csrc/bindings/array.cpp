@@ -460,7 +460,7 @@ int64_t int_arg(py::handle x, const char* name) {
 double float_arg(py::handle x, const char* name) {
   PyObject* o = x.ptr();
   if (PyFloat_Check(o)) return PyFloat_AS_DOUBLE(o);
-  if (PyLong_Check(o) || is_numpy_scalar_of(x, "number")) {
+  if (PyLong_Check(o) || is_numpy_scalar_of(x, "floating") || is_numpy_scalar_of(x, "integer")) {
     const double v = PyFloat_AsDouble(o);
     if (v == -1.0 && PyErr_Occurred()) {
       PyErr_Clear();

@@ -23,7 +23,8 @@
 namespace fastloss {
 namespace py = pybind11;
 
-class Call {
+// Hidden like the pybind11 types it holds (the module exports only its init function).
+class __attribute__((visibility("hidden"))) Call {
  public:
   // Every array argument of the call by name (None entries ignored): picks NumPy or CuPy.
   // Mixing them is a TypeError naming both sides; an object that is neither an array nor
