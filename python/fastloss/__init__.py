@@ -1,7 +1,9 @@
 """fastloss: fast loss functions and their gradients for NumPy (CPU) and CuPy (CUDA).
 
 Every loss takes ``return_grad=False``; with ``True`` it returns ``(loss, grad)`` computed in
-the same fused pass. See ``CONTRACT.md`` for the full surface.
+the same fused pass. Each function's docstring has its formula and an example; the API
+reference, with the rules every function follows (dtypes, strides, reductions, errors,
+threads), is the ``docs/`` folder of the repository: ``docs/README.md`` is its index.
 """
 from __future__ import annotations
 
