@@ -2,17 +2,16 @@
 (corpus error rates). Not part of pytest. Timings are the minimum over repeats, the two
 libraries interleaved in the same run (the machine may be shared).
 
-    PYTHONPATH=python python3 bench/compare_edit_distance.py [--repeats 7] [--gpu | --gpu-only]
+    python3 bench/compare_edit_distance.py [--repeats 7] [--gpu | --gpu-only]
         [--small-only] [--cutoff-only] [--counts-only] [--cli [LINES]]
+
+after ``python3 -m pip install ".[bench]"`` (README); from a source checkout with a development
+build instead, ``PYTHONPATH=python python3 bench/compare_edit_distance.py``.
 
 Sections: throughput (batched pairs, pairwise, error_rate); small calls (issue 9: the fixed
 cost of one pair, 10 pairs, a 10 x 10 matrix, one sentence); score_cutoff (bounded against
 unbounded); error_counts against jiwer's process_words / process_characters; and with
 --cli the `fastloss error-rate` command line on a generated corpus (time and peak memory).
-    python3 bench/compare_edit_distance.py [--repeats 7] [--gpu | --gpu-only]
-
-after ``python3 -m pip install ".[bench]"`` (README); from a source checkout with a development
-build instead, ``PYTHONPATH=python python3 bench/compare_edit_distance.py``.
 """
 import argparse
 import os
