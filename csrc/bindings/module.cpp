@@ -105,7 +105,25 @@ PYBIND11_MODULE(_C, m) {
     }
   });
 
-  m.def("set_num_threads", &set_num_threads, py::arg("n"));
+  m.def(
+      "set_num_threads",
+      [](py::handle n) {
+        // Any integer (Python or NumPy), but not bool; one beyond 64 bits is out of range
+        // like any other value above the cap (a ValueError, not a conversion TypeError).
+        if (PyBool_Check(n.ptr()) || !PyIndex_Check(n.ptr()))
+          throw_type("set_num_threads: n must be an int, got " + std::string(py::repr(n)));
+        const py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(n.ptr()));
+        if (!i) throw py::error_already_set();
+        int overflow = 0;
+        const long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+        if (overflow)
+          throw_value("set_num_threads: n must be an integer in [1, " + std::to_string(max_num_threads()) +
+                      "], got " + std::string(py::str(i)));
+        set_num_threads(v);
+      },
+      py::arg("n"));
+  m.def("max_num_threads", &max_num_threads);
+  m.def("environment_warnings", &environment_warnings);
   m.def("get_num_threads", &num_threads);
   m.def("set_cpu_isa", [](const std::string& s) {
     if (s == "avx512") set_cpu_isa(Isa::avx512);
@@ -135,4 +153,6 @@ PYBIND11_MODULE(_C, m) {
   register_edit_distance(m);
   register_ctc(m);
   register_elementwise(m);
+  register_rowwise(m);
+  register_metric(m);
 }

@@ -16,6 +16,9 @@
 // times the reduction's scale. All alphas of a sample are kept (T_b x L per thread), the
 // beta rows are two; the gradient row of t is written as soon as beta_t is known.
 // Threads take whole samples; SIMD runs over the states s.
+#include <atomic>
+#include <exception>
+
 #include "fastloss/cpu_kernel.h"
 #include "fastloss/ctc.h"
 #include "fastloss/row_softmax.h"
@@ -27,6 +30,14 @@ namespace {
 
 // Gradients bigger than this go around the cache (streaming stores).
 constexpr int64_t kStreamBytes = int64_t(8) << 20;
+
+// Cells (T x (2S+1+C) per sample) worth a thread: OpenMP's fork/join costs about as much as
+// computing this many. Measured with bench/ctc_call_overhead.py on the 2-core dev machine
+// (shared, load average 240-1000, so both figures were inflated): one parallel region
+// ~570 us vs 110-170 ns per cell, i.e. 3300-5100 cells; an idle libgomp fork/join (~2 us)
+// over ~2 ns per cell gives ~1000. A tiny call (T=10, N<=4, C=5: <= 400 cells) never wakes
+// the pool; a call at the threshold takes ~10 us on one thread, so erring high costs little.
+constexpr int64_t kMinWorkPerThread = 4096;
 
 template <class S>
 struct Sample {
@@ -50,9 +61,31 @@ struct Sample {
     return r;
   }
 
+  // Gradient row (t, b) set to `value`.
+  void fill_row(int64_t t, int64_t b, S value) {
+    const TensorView& g = p->grad;
+    const int64_t off = t * gt_t + b * gt_n;
+    if (g_native) {
+      S* d = g.template ptr<S>() + off;
+      for (int64_t c = 0; c < C; ++c) d[c] = value;
+    } else {
+      for (int64_t c = 0; c < C; ++c) store_as<S>(g, off + c * gt_c, value);
+    }
+  }
+
   double run(int64_t b, int64_t label_off, int64_t label_stride, S scale, bool want_grad) {
     const S ninf = -std::numeric_limits<S>::infinity();
     const int64_t Tb = p->input_lengths[b], Sb = p->label_lengths[b];
+    if (Sb > Tb) {
+      // More labels than frames: no alignment, decided before the lattice is built (a long,
+      // e.g. broadcast, label sequence costs nothing). Same answer as the lattice's: inf
+      // (0 with zero_infinity), a NaN gradient (0) on the sample's frames, 0 past them.
+      if (want_grad) {
+        const S fill = p->zero_infinity ? S(0) : std::numeric_limits<S>::quiet_NaN();
+        for (int64_t t = 0; t < p->log_probs.shape[0]; ++t) fill_row(t, b, t < Tb ? fill : S(0));
+      }
+      return p->zero_infinity ? 0.0 : std::numeric_limits<double>::infinity();
+    }
     const int64_t L = 2 * Sb + 1;
     const int64_t Lv = (L + W - 1) / W * W;  // states computed per row (lanes past L give -inf)
     const int64_t R = Lv + 2 * W;            // row pitch: 2 leading pads, state s at index s + 2
@@ -147,20 +180,11 @@ struct Sample {
     // Backward with the gradient rows.
     const int64_t T = p->log_probs.shape[0];
     const TensorView& g = p->grad;
-    auto zero_row = [&](int64_t t, S value) {
-      const int64_t off = t * gt_t + b * gt_n;
-      if (g_native) {
-        S* d = g.template ptr<S>() + off;
-        for (int64_t c = 0; c < C; ++c) d[c] = value;
-      } else {
-        for (int64_t c = 0; c < C; ++c) store_as<S>(g, off + c * gt_c, value);
-      }
-    };
-    for (int64_t t = Tb; t < T; ++t) zero_row(t, S(0));
+    for (int64_t t = Tb; t < T; ++t) fill_row(t, b, S(0));
     if (Tb == 0) return loss;
     if (infeasible || logZ != logZ) {
       const S fill = p->zero_infinity && infeasible ? S(0) : std::numeric_limits<S>::quiet_NaN();
-      for (int64_t t = 0; t < Tb; ++t) zero_row(t, fill);
+      for (int64_t t = 0; t < Tb; ++t) fill_row(t, b, fill);
       return loss;
     }
     S* bcur = beta_buf.get<S>(2 * R);
@@ -239,8 +263,17 @@ void ctc_impl(const CtcParams& p) {
   double* losses = loss_buf.get<double>(N + 1);
   const double inv_n = N ? 1.0 / static_cast<double>(N) : 0.0;
 
-  const int nt = num_threads();
-#pragma omp parallel num_threads(nt)
+  std::exception_ptr error;
+  std::atomic<bool> failed{false};
+  // Work in lattice cells plus gradient columns; threads take whole samples (at most N).
+  int64_t work = 0;
+  for (int64_t b = 0; b < N; ++b) {
+    const int64_t Tb = p.input_lengths[b], Sb = p.label_lengths[b];
+    work += Sb > Tb ? 0 : Tb * (2 * Sb + 1 + C);  // sizes bounded by ctc_check_working_size
+  }
+  const int nt_work = threads_for(work, kMinWorkPerThread);
+  const int nt = N < nt_work ? static_cast<int>(N > 0 ? N : 1) : nt_work;
+#pragma omp parallel num_threads(nt) if (nt > 1)
   {
     Sample<S> smp;
     smp.p = &p;
@@ -256,12 +289,22 @@ void ctc_impl(const CtcParams& p) {
     smp.stream = smp.g_native && p.grad.numel() * int64_t(sizeof(S)) >= kStreamBytes;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < N; ++b) {
+      if (failed.load(std::memory_order_relaxed)) continue;
       const int64_t Sb = p.label_lengths[b];
       const double scale = p.reduction == Reduction::mean ? inv_n / static_cast<double>(Sb > 1 ? Sb : 1) : 1.0;
-      losses[b] = smp.run(b, offsets[b], label_stride, static_cast<S>(scale), want_grad);
+      // An exception must not leave the parallel region (that is std::terminate): the first
+      // one (a lattice too big for memory: std::bad_alloc) is rethrown after it.
+      try {
+        losses[b] = smp.run(b, offsets[b], label_stride, static_cast<S>(scale), want_grad);
+      } catch (...) {
+#pragma omp critical(fastloss_ctc_error)
+        if (!error) error = std::current_exception();
+        failed.store(true, std::memory_order_relaxed);
+      }
     }
     if (smp.stream) stream_fence();
   }
+  if (error) std::rethrow_exception(error);
   if (p.reduction == Reduction::none) {
     for (int64_t b = 0; b < N; ++b) store_as<double>(p.loss, b * p.loss.strides[0], losses[b]);
   } else {

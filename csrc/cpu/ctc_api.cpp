@@ -1,4 +1,5 @@
 // Argument checks shared by the CPU and CUDA CTC entry points, and the CPU dispatch.
+#include <cstdint>
 #include <string>
 
 #include "fastloss/ctc.h"
@@ -23,7 +24,9 @@ void check_ctc_params(const CtcParams& p) {
   if (p.labels.ndim == 2 && p.labels.shape[0] != N)
     throw_value("labels (padded) must have N = " + std::to_string(N) + " rows like log_probs, got shape " +
                 shape_string(p.labels));
-  int64_t total = 0;
+  // `total` never exceeds the concatenated labels' length (each entry is checked against
+  // what is left before it is added), so the sum cannot overflow.
+  int64_t total = 0, smax = 0;
   for (int64_t b = 0; b < N; ++b) {
     const int64_t t = p.input_lengths[b], s = p.label_lengths[b];
     if (t < 0) throw_value("input_lengths[" + std::to_string(b) + "] = " + std::to_string(t) + " is negative");
@@ -34,11 +37,14 @@ void check_ctc_params(const CtcParams& p) {
     if (p.labels.ndim == 2 && s > p.labels.shape[1])
       throw_value("label_lengths[" + std::to_string(b) + "] = " + std::to_string(s) +
                   " is longer than the padded labels (S = " + std::to_string(p.labels.shape[1]) + ")");
+    if (p.labels.ndim == 1 && s > p.labels.shape[0] - total)
+      throw_value("label_lengths[:" + std::to_string(b + 1) + "] sum to more than the concatenated labels hold (" +
+                  std::to_string(p.labels.shape[0]) + "): the first " + std::to_string(b) + " sum to " +
+                  std::to_string(total) + ", label_lengths[" + std::to_string(b) + "] = " + std::to_string(s));
     total += s;
+    smax = s > smax ? s : smax;
   }
-  if (p.labels.ndim == 1 && total > p.labels.shape[0])
-    throw_value("label_lengths sum to " + std::to_string(total) + " but the concatenated labels hold only " +
-                std::to_string(p.labels.shape[0]));
+  ctc_check_working_size(T, N, C, smax);
   if (!is_none(p.grad)) {
     if (p.grad.ndim != 3 || p.grad.shape[0] != T || p.grad.shape[1] != N || p.grad.shape[2] != C)
       throw_value("grad_out must have the shape of log_probs, got " + shape_string(p.grad));
@@ -48,6 +54,24 @@ void check_ctc_params(const CtcParams& p) {
   }
   if (p.reduction == Reduction::none ? (p.loss.ndim != 1 || p.loss.shape[0] != N) : p.loss.ndim != 0)
     throw_value("loss output has the wrong shape " + shape_string(p.loss));
+}
+
+void ctc_check_working_size(int64_t T, int64_t N, int64_t C, int64_t max_label_length) {
+  // Both devices keep a lattice of T x (2S+1) states per sample (CUDA: all N at once, plus
+  // per-sample tables over the states and the C classes). Bounding
+  // (2S + C + 64) * 64 * (T + 1) * N by 2**63 keeps every size either device computes from
+  // these lengths (bytes included, padding included) inside 64 bits. Only broadcast
+  // (stride-0) views get that large; as NumPy's "array is too big", a size beyond 64 bits
+  // is a ValueError, and one that merely does not fit in memory a MemoryError.
+  int64_t row = 0, bytes = 0;
+  const bool overflow = max_label_length > (INT64_MAX - 64) / 2 || C > INT64_MAX - 64 - 2 * max_label_length ||
+                        __builtin_mul_overflow(2 * max_label_length + C + 64, int64_t(64), &row) ||
+                        T == INT64_MAX || __builtin_mul_overflow(row, T + 1, &bytes) ||
+                        __builtin_mul_overflow(bytes, N, &bytes);
+  if (overflow)
+    throw_value("label_lengths up to " + std::to_string(max_label_length) + " with log_probs of (T, N, C) = (" +
+                std::to_string(T) + ", " + std::to_string(N) + ", " + std::to_string(C) +
+                ") need a working set beyond 2**63 bytes (T x (2 * max(label_lengths) + 1) states per sample)");
 }
 
 void ctc_label_offsets(const CtcParams& p, int64_t* offsets, int64_t* stride) {
@@ -89,11 +113,12 @@ void ctc_bad_label(const CtcParams& p, int64_t b, int64_t k, int64_t y) {
 
 void check_ctc_labels_host(const CtcParams& p) {
   const int64_t N = p.log_probs.shape[1], C = p.log_probs.shape[2];
-  int64_t stride = 0;
+  const int64_t stride = p.labels.ndim == 2 ? p.labels.strides[1] : p.labels.strides[0];
   for (int64_t b = 0, pos = 0; b < N; ++b) {
     const int64_t base = p.labels.ndim == 2 ? b * p.labels.strides[0] : pos * p.labels.strides[0];
-    stride = p.labels.ndim == 2 ? p.labels.strides[1] : p.labels.strides[0];
-    for (int64_t k = 0; k < p.label_lengths[b]; ++k) {
+    // A stride-0 (broadcast) sequence repeats one value: check it once, not 2**62 times.
+    const int64_t n = stride == 0 && p.label_lengths[b] > 0 ? 1 : p.label_lengths[b];
+    for (int64_t k = 0; k < n; ++k) {
       const int64_t y = load_index(p.labels, base + k * stride);
       if (y < 0 || y >= C || y == p.blank) ctc_bad_label(p, b, k, y);
     }

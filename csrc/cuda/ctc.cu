@@ -344,16 +344,19 @@ void ctc_loss(const CtcParams& p) {
   if (N > 0 && Smax > 0) {
     const unsigned long long none = ~0ull;
     FASTLOSS_CUDA_CHECK(cudaMemcpyAsync(d.ws + d.lay.flag, &none, 8, cudaMemcpyHostToDevice, s));
-    const int blocks = grid_for((N * Smax + 255) / 256);
-    if (l32) labels_kernel<int32_t><<<blocks, 256, 0, s>>>(d);
-    else labels_kernel<int64_t><<<blocks, 256, 0, s>>>(d);
+    // A stride-0 (broadcast) label sequence repeats one value: its first label is checked.
+    DevParams dl = d;
+    dl.Smax = lstride == 0 ? 1 : Smax;
+    const int blocks = grid_for((N * dl.Smax + 255) / 256);
+    if (l32) labels_kernel<int32_t><<<blocks, 256, 0, s>>>(dl);
+    else labels_kernel<int64_t><<<blocks, 256, 0, s>>>(dl);
     FASTLOSS_CUDA_CHECK(cudaGetLastError());
     unsigned long long bad = 0;
     FASTLOSS_CUDA_CHECK(cudaMemcpyAsync(&bad, d.ws + d.lay.flag, 8, cudaMemcpyDeviceToHost, s));
     FASTLOSS_CUDA_CHECK(cudaStreamSynchronize(s));
     if (bad != ~0ull) {
-      const int64_t b = static_cast<int64_t>(bad / static_cast<unsigned long long>(Smax + 1));
-      const int64_t k = static_cast<int64_t>(bad % static_cast<unsigned long long>(Smax + 1));
+      const int64_t b = static_cast<int64_t>(bad / static_cast<unsigned long long>(dl.Smax + 1));
+      const int64_t k = static_cast<int64_t>(bad % static_cast<unsigned long long>(dl.Smax + 1));
       const int64_t off = offsets[b] + k * lstride;
       int64_t y = 0;
       if (l32) {

@@ -34,6 +34,11 @@ struct CtcParams {
 // Shapes, lengths and blank, shared by both devices (throws fastloss::Error naming the
 // argument). Does not read labels (they may be on the device).
 void check_ctc_params(const CtcParams& p);
+// ValueError naming label_lengths when the working set of a (T, N, C) call whose longest label
+// sequence is max_label_length (a lattice of T x (2S+1) states per sample) is too big for
+// 64-bit sizes (possible only with broadcast views). Every size computed from these lengths
+// (ctc_workspace_layout included) is safe once this passes.
+void ctc_check_working_size(int64_t T, int64_t N, int64_t C, int64_t max_label_length);
 // Label values on the host: in [0, C) (IndexError) and not blank (ValueError).
 void check_ctc_labels_host(const CtcParams& p);
 // Offset (in elements) and element stride of sample b's labels; `offsets` gets N entries.
@@ -95,6 +100,7 @@ struct CtcWorkspaceLayout {
 
 inline CtcWorkspaceLayout ctc_workspace_layout(int64_t T, int64_t N, int64_t C, int64_t max_label_length,
                                                bool from_logits, bool f64) {
+  ctc_check_working_size(T, N, C, max_label_length);
   auto up = [](size_t v) { return (v + 255) & ~size_t(255); };
   const size_t a = f64 ? 8 : 4, n = static_cast<size_t>(N), t = static_cast<size_t>(T);
   const size_t L = static_cast<size_t>(2 * max_label_length + 1);

@@ -1,6 +1,7 @@
 // Process-wide settings shared by all kernels: reductions, CPU threads, SIMD dispatch.
 #pragma once
 #include <string>
+#include <vector>
 
 namespace fastloss {
 
@@ -8,7 +9,19 @@ enum class Reduction { none, mean, sum };
 
 // Threads the CPU kernels use: FASTLOSS_NUM_THREADS, else OpenMP's default (all cores).
 int num_threads();
-void set_num_threads(int n);
+// n in [1, max_num_threads()], else ValueError naming n (a 64-bit argument, so that any
+// value a caller can hold is refused by the same rule rather than truncated first).
+void set_num_threads(long long n);
+// The cap: 1024, or the processor count on a machine with more. No CPU kernel gains from
+// more threads than hardware threads; the cap is generous enough that code written for the
+// largest machines (a few hundred hardware threads) runs unchanged on a laptop, and small
+// enough that libgomp can always create the team (1024 threads: ~0.5 s on 2 cores, tested);
+// 100000 used to crash the process and 2**31-1 made libgomp abort.
+int max_num_threads();
+
+// Problems with FASTLOSS_NUM_THREADS / FASTLOSS_ISA found while reading them at load time
+// (the value was ignored); the Python package turns each into a warning at import.
+const std::vector<std::string>& environment_warnings();
 
 // Threads worth waking for `work` units when a thread should get at least `min_per_thread`
 // of them. Each kernel measures its own `min_per_thread` (the work whose time equals
