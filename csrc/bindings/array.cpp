@@ -321,6 +321,24 @@ TensorView Call::converted(const TensorView& v, DType dtype) {
   throw_value("internal: converted() of a view that was not read through the call");
 }
 
+TensorView Call::c_ordered(const TensorView& v) {
+  if (is_none(v)) return v;
+  int64_t want = 1;
+  bool ordered = true;
+  for (int i = v.ndim - 1; i >= 0; --i) {
+    ordered = ordered && (v.shape[i] <= 1 || v.strides[i] == want);
+    want *= v.shape[i];
+  }
+  if (ordered) return v;
+  for (const Input& in : inputs_) {
+    if (!same_view(in.view, v)) continue;
+    py::object c = (cuda_ ? py::object(cupy()) : py::object(numpy_module())).attr("ascontiguousarray")(in.object);
+    keep_.push_back(c);
+    return read(c, in.name, is_float(v.dtype) ? 0 : 1);
+  }
+  throw_value("internal: c_ordered() of a view that was not read through the call");
+}
+
 py::object Call::empty(const std::vector<int64_t>& shape, DType dtype, TensorView* view) {
   py::object out;
   if (cuda_) {

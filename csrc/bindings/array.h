@@ -50,6 +50,9 @@ class __attribute__((visibility("hidden"))) Call {
   // The same array converted to `dtype` (a copy kept alive by the Call); the view itself when
   // it already has it. For kernels that read only some dtypes (the CUDA label readers).
   TensorView converted(const TensorView& v, DType dtype);
+  // The same array as a C-ordered copy (kept alive by the Call), or the view itself when it
+  // is already; for kernels that need unit-stride rows.
+  TensorView c_ordered(const TensorView& v);
 
   // A new uninitialised array of the call's library, returned to the user.
   py::object empty(const std::vector<int64_t>& shape, DType dtype, TensorView* view);

@@ -565,39 +565,6 @@ void register_edit_distance(py::module_& m) {
       py::arg("weights"), py::arg("normalize"));
 
   m.def(
-      "edit_distance_batch",
-      [](py::handle a, py::handle b, py::handle weights, py::handle out_int, py::handle out_norm,
-         py::handle score_cutoff) {
-        const EditWeights w0 = to_weights(weights);
-        BatchLease la(tl_batch(0)), lb(tl_batch(1));
-        SeqBatch &sa = *la, &sb = *lb;
-        convert_pair(a, b, sa, sb);
-        if (sa.refs.size() != sb.refs.size())
-          throw_value("a and b must have the same length, got " + std::to_string(sa.refs.size()) + " and " +
-                      std::to_string(sb.refs.size()));
-        EditBatchParams p;
-        p.a = sa.refs.data();
-        p.b = sb.refs.data();
-        p.n = static_cast<int64_t>(sa.refs.size());
-        const TensorView oi = to_view(out_int, "out"), on = to_view(out_norm, "out");
-        p.out_int = is_none(oi) ? nullptr : oi.ptr<int64_t>();
-        p.out_norm = is_none(on) ? nullptr : on.ptr<double>();
-        p.w = p.out_norm && !p.out_int ? edit_weights_for_normalize(w0) : w0;
-        p.cutoff = cutoff_arg(score_cutoff, p.out_norm != nullptr);
-        int overflow = 0;
-        p.overflow = &overflow;
-        if ((!is_none(oi) && oi.numel() != p.n) || (!is_none(on) && on.numel() != p.n))
-          throw_value("out must have one element per pair");
-        {
-          py::gil_scoped_release release;
-          cpu::edit_distance_batch(p);
-        }
-        if (overflow) weights_overflow(w0);
-      },
-      py::arg("a"), py::arg("b"), py::arg("weights"), py::arg("out_int"), py::arg("out_norm"),
-      py::arg("score_cutoff") = py::none());
-
-  m.def(
       "pairwise_edit_distance",
       [](py::handle a, py::handle b, py::handle weights, py::handle normalize, py::handle score_cutoff,
          py::handle dtype) -> py::object {
@@ -662,43 +629,60 @@ void register_edit_distance(py::module_& m) {
       py::arg("a"), py::arg("b"), py::arg("weights"), py::arg("normalize"), py::arg("score_cutoff"),
       py::arg("dtype"));
 
-  m.def(
-      "edit_distance_padded",
-      [](py::handle a, py::handle b, py::handle a_lengths, py::handle b_lengths, py::handle weights, bool normalize,
-         py::handle out, bool cuda, uintptr_t stream, py::handle workspace, py::handle score_cutoff) {
-        EditPaddedParams p;
-        p.a = to_view(a, "a");
-        p.b = to_view(b, "b");
-        p.a_lengths = to_view(a_lengths, "a_lengths");
-        p.b_lengths = to_view(b_lengths, "b_lengths");
-        const EditWeights w0 = to_weights(weights);
-        p.w = normalize ? edit_weights_for_normalize(w0) : w0;
-        p.normalize = normalize;
-        p.cutoff = cutoff_arg(score_cutoff, normalize);
-        p.out = to_view(out, "out");
-        p.stream = reinterpret_cast<void*>(stream);
-        const TensorView ws = to_view(workspace, "workspace");
-        p.workspace = is_none(ws) ? nullptr : ws.data;
-        int overflow = 0;
-        p.overflow = &overflow;
-        check_edit_padded_params(p);
-        {
-          py::gil_scoped_release release;
-          if (cuda) {
+  // Padded 2-D integer arrays (NumPy or CuPy) with optional per-row lengths, read through the
+  // array layer.
+  m.def("edit_distance_padded", [](py::handle a, py::handle b, py::handle a_lengths, py::handle b_lengths,
+                                   py::handle weights, py::handle normalize_obj, py::handle score_cutoff) {
+    Call call({{"a", a}, {"b", b}, {"a_lengths", a_lengths}, {"b_lengths", b_lengths}});
+    const EditWeights w0 = to_weights(weights);
+    const bool normalize = normalize_arg(normalize_obj);
+    EditPaddedParams p;
+    p.a = call.indices(a, "a");
+    p.b = call.indices(b, "b");
+    for (const auto& [name, v] : {std::pair<const char*, const TensorView&>{"a", p.a}, {"b", p.b}})
+      if (v.ndim != 2)
+        throw_value(std::string(name) + " must be a 2-D padded integer array (batch, length) when lengths are "
+                    "given, got shape " + shape_string(v));
+    if (p.a.shape[0] != p.b.shape[0])
+      throw_value("a and b must have the same batch size, got " + std::to_string(p.a.shape[0]) + " and " +
+                  std::to_string(p.b.shape[0]));
+    // One token type for both sides (int64 when they differ, and on CUDA for other widths), rows
+    // of unit stride: what the kernels read.
+    DType common = p.a.dtype == p.b.dtype ? p.a.dtype : DType::i64;
+    if (call.cuda() && common != DType::i32 && common != DType::i64) common = DType::i64;
+    p.a = call.c_ordered(call.converted(p.a, common));
+    p.b = call.c_ordered(call.converted(p.b, common));
+    p.a_lengths = call.indices_or_none(a_lengths, "a_lengths");
+    p.b_lengths = call.indices_or_none(b_lengths, "b_lengths");
+    for (auto [name, l] : {std::pair<const char*, TensorView*>{"a_lengths", &p.a_lengths}, {"b_lengths", &p.b_lengths}}) {
+      if (is_none(*l)) continue;
+      if (l->ndim != 1 || l->shape[0] != p.a.shape[0])
+        throw_value(std::string(name) + " must have shape (" + std::to_string(p.a.shape[0]) +
+                    ",) (one length per row), got " + shape_string(*l));
+      if (call.cuda() && l->dtype != DType::i64) *l = call.converted(*l, DType::i64);
+    }
+    p.w = normalize ? edit_weights_for_normalize(w0) : w0;
+    p.normalize = normalize;
+    p.cutoff = cutoff_arg(score_cutoff, normalize);
+    py::object out = call.empty({p.a.shape[0]}, normalize ? DType::f64 : DType::i64, &p.out);
+    p.stream = call.stream();
+    p.workspace = call.workspace(8);
+    int overflow = 0;
+    p.overflow = &overflow;
+    check_edit_padded_params(p);
+    {
+      py::gil_scoped_release release;
+      if (call.cuda()) {
 #ifdef FASTLOSS_WITH_CUDA
-            cuda::edit_distance_padded(p);
-#else
-            throw_type("fastloss was built without CUDA; CuPy arrays are not supported by this build");
+        cuda::edit_distance_padded(p);
 #endif
-          } else {
-            cpu::edit_distance_padded(p);
-          }
-        }
-        if (overflow) weights_overflow(w0);
-      },
-      py::arg("a"), py::arg("b"), py::arg("a_lengths"), py::arg("b_lengths"), py::arg("weights"),
-      py::arg("normalize"), py::arg("out"), py::arg("cuda") = false, py::arg("stream") = 0,
-      py::arg("workspace") = py::none(), py::arg("score_cutoff") = py::none());
+      } else {
+        cpu::edit_distance_padded(p);
+      }
+    }
+    if (overflow) weights_overflow(w0);
+    return out;
+  });
 
   // Sentences of both sides under jiwer's transforms, then `f(refs, hyps)` without the GIL.
   auto with_sentences = [](py::handle refs, py::handle hyps, bool words, auto&& f) {

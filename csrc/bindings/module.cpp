@@ -20,40 +20,6 @@ int driver_version();
 #endif
 }  // namespace cuda
 
-TensorView to_view(const py::handle& desc, const char* name) {
-  if (desc.is_none()) return none_view();
-  const py::tuple t = py::reinterpret_borrow<py::tuple>(desc);
-  TensorView v;
-  v.data = reinterpret_cast<void*>(t[0].cast<uintptr_t>());
-  const std::string dt = t[1].cast<std::string>();
-  static const std::pair<const char*, DType> table[] = {
-      {"float16", DType::f16}, {"float32", DType::f32}, {"float64", DType::f64}, {"int8", DType::i8},
-      {"int16", DType::i16},   {"int32", DType::i32},   {"int64", DType::i64},   {"uint8", DType::u8},
-      {"uint16", DType::u16},  {"uint32", DType::u32},  {"uint64", DType::u64},  {"bool", DType::b1}};
-  bool found = false;
-  for (const auto& e : table)
-    if (dt == e.first) { v.dtype = e.second; found = true; }
-  if (!found) throw_type(std::string(name) + ": unsupported dtype " + dt);
-  const py::tuple shape = t[2].cast<py::tuple>(), strides = t[3].cast<py::tuple>();
-  v.ndim = static_cast<int>(shape.size());
-  if (v.ndim > kMaxDims) throw_value(std::string(name) + " has " + std::to_string(v.ndim) + " dimensions; at most " + std::to_string(kMaxDims) + " are supported");
-  const int64_t item = dtype_size(v.dtype);
-  for (int i = 0; i < v.ndim; ++i) {
-    v.shape[i] = shape[i].cast<int64_t>();
-    const int64_t sb = strides[i].cast<int64_t>();
-    if (sb % item) throw_value(std::string(name) + ": strides must be multiples of the item size");
-    v.strides[i] = sb / item;
-  }
-  return v;
-}
-
-Reduction to_reduction(const std::string& s) {
-  if (s == "mean") return Reduction::mean;
-  if (s == "sum") return Reduction::sum;
-  if (s == "none") return Reduction::none;
-  throw_value("reduction must be 'mean', 'sum' or 'none', got '" + s + "'");
-}
-
 int normalize_axis(int64_t axis, int ndim, const char* name) {
   if (axis < -ndim || axis >= ndim)
     throw_value(std::string("axis ") + std::to_string(axis) + " is out of range for " + name + " with " + std::to_string(ndim) + " dimensions");

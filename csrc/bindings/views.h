@@ -1,6 +1,5 @@
-// The one place that turns Python objects into kernel arguments. A Python array arrives as
-// a descriptor tuple (data pointer, dtype name, shape, strides in bytes) built by
-// fastloss/_array.py for NumPy and CuPy alike; None stands for an absent optional array.
+// What every binding file shares: the registration of each family's entry points, and the
+// axis rule. Arrays are read through the array layer (array.h).
 #pragma once
 #include <pybind11/pybind11.h>
 
@@ -12,8 +11,6 @@
 namespace fastloss {
 namespace py = pybind11;
 
-TensorView to_view(const py::handle& desc, const char* name);
-Reduction to_reduction(const std::string& s);
 int normalize_axis(int64_t axis, int ndim, const char* name);
 
 void register_cross_entropy(py::module_& m);

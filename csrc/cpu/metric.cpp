@@ -15,7 +15,8 @@ constexpr int kMaxThreads = 256;
 constexpr int64_t kStreamBytes = int64_t(8) << 20;
 
 // Elements of streaming work (read + write) per thread below which waking a second thread
-// costs more than it saves (fork/join is ~5 us on this machine, ~16K float elements of work).
+// costs more than it saves: OpenMP's fork/join is a few microseconds, about the time of 16K
+// elements of these passes (an estimate, not measured per kernel).
 constexpr int64_t kMinElemsPerThread = int64_t(1) << 14;
 
 template <class S> constexpr DType dtype_of() { return sizeof(S) == 4 ? DType::f32 : DType::f64; }
@@ -68,7 +69,7 @@ template <class S> void large_margin_rows_impl(const LargeMarginParams& p) {
   }
   const MarginConsts mk = margin_consts(p.margin, p.beta);
   const double scale = p.reduction == Reduction::mean ? 1.0 / static_cast<double>(N) : 1.0;
-  const int nt = threads_for(N * C, kMinElemsPerThread) < kMaxThreads ? threads_for(N * C, kMinElemsPerThread) : kMaxThreads;
+  const int nt0 = threads_for(N * C, kMinElemsPerThread), nt = nt0 < kMaxThreads ? nt0 : kMaxThreads;
 
   // Norms: |x_i|^2 for every row, |w_j|^2 for every column (margin 1 needs neither).
   ScratchBuffer norm_buf;

@@ -280,6 +280,17 @@ template <class T> void lm_rows_typed(const LargeMarginParams& p, cudaStream_t s
   FASTLOSS_CUDA_CHECK(cudaGetLastError());
 }
 
+// grad_features += r * features (per row), grad_weight += weight * s (per column).
+template <class T> void lm_finish_typed(const LargeMarginParams& p, cudaStream_t s) {
+  const int64_t N = p.features.shape[0], D = p.features.shape[1], C = p.weight.shape[1];
+  if (N > 0 && D > 0)
+    add_scaled_kernel<T><<<blocks_for(N * D, kThreads), kThreads, 0, s>>>(
+        mat<T>(p.grad_features), mat<const T>(p.features), static_cast<const double*>(p.row_scale.data), false);
+  if (D > 0 && C > 0)
+    add_scaled_kernel<T><<<blocks_for(D * C, kThreads), kThreads, 0, s>>>(
+        mat<T>(p.grad_weight), mat<const T>(p.weight), static_cast<const double*>(p.class_scale.data), true);
+}
+
 // ---------------------------------------------------------------------------------------
 // Center loss: one block per row (grid-stride), the gradient written as the row is read.
 template <class T>
@@ -346,16 +357,8 @@ void large_margin_softmax_rows(const LargeMarginParams& p) {
 void large_margin_softmax_finish(const LargeMarginParams& p) {
   if (p.margin == 1) return;  // the products are the whole gradient
   cudaStream_t s = static_cast<cudaStream_t>(p.stream);
-  const int64_t N = p.features.shape[0], D = p.features.shape[1], C = p.weight.shape[1];
-  const double* r = static_cast<const double*>(p.row_scale.data);
-  const double* cs = static_cast<const double*>(p.class_scale.data);
-  if (p.features.dtype == DType::f64) {
-    if (N * D) add_scaled_kernel<double><<<blocks_for(N * D, kThreads), kThreads, 0, s>>>(mat<double>(p.grad_features), mat<const double>(p.features), r, false);
-    if (D * C) add_scaled_kernel<double><<<blocks_for(D * C, kThreads), kThreads, 0, s>>>(mat<double>(p.grad_weight), mat<const double>(p.weight), cs, true);
-  } else {
-    if (N * D) add_scaled_kernel<float><<<blocks_for(N * D, kThreads), kThreads, 0, s>>>(mat<float>(p.grad_features), mat<const float>(p.features), r, false);
-    if (D * C) add_scaled_kernel<float><<<blocks_for(D * C, kThreads), kThreads, 0, s>>>(mat<float>(p.grad_weight), mat<const float>(p.weight), cs, true);
-  }
+  if (p.features.dtype == DType::f64) lm_finish_typed<double>(p, s);
+  else lm_finish_typed<float>(p, s);
   FASTLOSS_CUDA_CHECK(cudaGetLastError());
 }
 

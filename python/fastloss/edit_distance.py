@@ -7,7 +7,6 @@ import numbers
 import numpy as np
 
 from . import _C
-from ._array import as_index_array, backend_of, desc
 
 __all__ = ["edit_distance", "pairwise_edit_distance", "error_rate", "error_counts", "ErrorCounts"]
 
@@ -95,57 +94,12 @@ def edit_distance(a, b, *, weights=(1, 1, 1), normalize=False, score_cutoff=None
     w, normalize = _C.edit_args(weights, normalize)
     padded = (_is_array(a) and getattr(a, "ndim", 0) == 2) or (_is_array(b) and getattr(b, "ndim", 0) == 2)
     if padded or a_lengths is not None or b_lengths is not None:
-        return _padded(a, b, a_lengths, b_lengths, w, normalize, score_cutoff)
+        return _C.edit_distance_padded(a, b, a_lengths, b_lengths, w, normalize, score_cutoff)
     ta, tb = _is_token_sequence(a), _is_token_sequence(b)
     if (ta or tb) and (ta or _is_empty(a)) and (tb or _is_empty(b)):  # one pair of token sequences
         r = _C.edit_distance([a], [b], w, normalize, score_cutoff)[0]
         return float(r) if normalize else int(r)
     return _C.edit_distance(_batch(a, "a"), _batch(b, "b"), w, normalize, score_cutoff)
-
-
-def _padded(a, b, a_lengths, b_lengths, w, normalize, score_cutoff=None):
-    backend = backend_of(a=a, b=b, a_lengths=a_lengths, b_lengths=b_lengths)
-    xp = backend.xp
-    a = as_index_array(a, "a", backend)
-    b = as_index_array(b, "b", backend)
-    for name, x in (("a", a), ("b", b)):
-        if x.ndim != 2:
-            raise ValueError(f"{name} must be a 2-D padded integer array (batch, length) when lengths are given, "
-                             f"got shape {x.shape}")
-    if a.shape[0] != b.shape[0]:
-        raise ValueError(f"a and b must have the same batch size, got {a.shape[0]} and {b.shape[0]}")
-    common = np.result_type(a.dtype, b.dtype)
-    if common.kind not in "iu":  # uint64 with a signed type
-        common = np.dtype(np.int64)
-    if backend.cuda and common not in (np.dtype(np.int32), np.dtype(np.int64)):
-        common = np.dtype(np.int64) if common.itemsize == 8 else np.dtype(np.int32)
-    a = a.astype(common, copy=False)
-    b = b.astype(common, copy=False)
-    if a.shape[1] > 1 and a.strides[1] != a.itemsize:
-        a = xp.ascontiguousarray(a)
-    if b.shape[1] > 1 and b.strides[1] != b.itemsize:
-        b = xp.ascontiguousarray(b)
-    lens = []
-    for name, l, x in (("a_lengths", a_lengths, a), ("b_lengths", b_lengths, b)):
-        if l is None:
-            lens.append(None)
-            continue
-        l = as_index_array(l, name, backend)
-        if l.shape != (x.shape[0],):
-            raise ValueError(f"{name} must have shape ({x.shape[0]},) (one length per row), got {l.shape}")
-        if backend.cuda and l.dtype != np.int64:
-            l = l.astype(np.int64)
-        lens.append(l)
-    out = backend.empty((a.shape[0],), np.float64 if normalize else np.int64)
-    ws = backend.workspace(8)
-    if backend.cuda:
-        with backend.device:
-            _C.edit_distance_padded(desc(a), desc(b), desc(lens[0]), desc(lens[1]), w, normalize, desc(out), True,
-                                    backend.stream(), desc(ws), score_cutoff)
-    else:
-        _C.edit_distance_padded(desc(a), desc(b), desc(lens[0]), desc(lens[1]), w, normalize, desc(out), False, 0,
-                                None, score_cutoff)
-    return out
 
 
 def pairwise_edit_distance(a, b, *, weights=(1, 1, 1), normalize=False, score_cutoff=None, dtype=None):

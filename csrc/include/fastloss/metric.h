@@ -3,12 +3,12 @@
 // points on the CPU and CUDA.
 //
 // L-Softmax runs in three steps around the array library's matrix products (BLAS / cuBLAS):
-//   1. logits = features @ weight                                    (caller: matmul)
+//   1. logits = features @ weight                       (the binding, in the array library)
 //   2. large_margin_softmax_rows: replaces each target logit by its margin version, takes the
 //      loss, and (with a gradient) overwrites `logits` by G = dloss/dlogits with the target
-//      column scaled by dz_y/df_y, plus one scalar per row (r) and per class (s) for the parts
-//      of dz_y that point along x_i and w_y rather than along w_y and x_i
-//   3. grad_features = G @ weight.T, grad_weight = features.T @ G     (caller: matmul)
+//      column scaled by dz_y/df_y; the rest of dz_y's gradient (the part of d/dx_i along x_i
+//      itself, of d/dw_y along w_y itself) becomes one scalar per row (r) and per class (s)
+//   3. grad_features = G @ weight.T, grad_weight = features.T @ G   (the binding, likewise)
 //   4. large_margin_softmax_finish: grad_features[i] += r_i x_i, grad_weight[:, j] += s_j w_j
 #pragma once
 #include <cstddef>
