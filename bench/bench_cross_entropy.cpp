@@ -62,3 +62,17 @@ BENCHMARK(CrossEntropy)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MinTime(1.0);
+
+// Small and medium calls, loss only and with the gradient: a loss-only call must never be
+// slower than the same call with the gradient, and tiny calls must not wake threads.
+BENCHMARK(CrossEntropy)
+    ->Name("CrossEntropySmall")
+    ->ArgNames({"N", "C", "grad"})
+    ->ArgsProduct({{8, 256}, {10, 100}, {0, 1}})
+    ->Args({16384, 10, 0})->Args({16384, 10, 1})
+    ->Args({16384, 32, 0})->Args({16384, 32, 1})
+    ->Args({16384, 100, 0})->Args({16384, 100, 1})
+    ->Args({8192, 1000, 0})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime()
+    ->MinTime(1.0);

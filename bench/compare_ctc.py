@@ -4,7 +4,10 @@ Not part of pytest. CPU: float32, torch.set_num_threads(NTHREADS) and the same t
 for fastloss; calls are interleaved and the minimum over many repeats is reported (the
 machine may be shared). GPU (--gpu, needs CuPy and torch CUDA): the same cases plus S=400.
 
-    PYTHONPATH=python python3 bench/compare_ctc.py [--threads 2] [--repeats 30] [--gpu | --gpu-only] [--warpctc PATH]
+    python3 bench/compare_ctc.py [--threads 2] [--repeats 30] [--gpu | --gpu-only] [--warpctc PATH]
+
+after ``python3 -m pip install ".[bench]"`` (README); from a source checkout with a development
+build instead, ``PYTHONPATH=python python3 bench/compare_ctc.py``.
 
 --warpctc PATH also times warp-ctc's CPU loss (baidu-research/warp-ctc, not on PyPI) through ctypes.
 Build it outside this repository (its code must not enter it), CPU only, with OpenMP, e.g. from a

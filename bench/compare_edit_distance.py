@@ -2,12 +2,25 @@
 (corpus error rates). Not part of pytest. Timings are the minimum over repeats, the two
 libraries interleaved in the same run (the machine may be shared).
 
-    PYTHONPATH=python python3 bench/compare_edit_distance.py [--repeats 7] [--gpu | --gpu-only]
+    python3 bench/compare_edit_distance.py [--repeats 7] [--gpu | --gpu-only]
+        [--small-only] [--cutoff-only] [--counts-only] [--cli [LINES]]
+
+after ``python3 -m pip install ".[bench]"`` (README); from a source checkout with a development
+build instead, ``PYTHONPATH=python python3 bench/compare_edit_distance.py``.
+
+Sections: throughput (batched pairs, pairwise, error_rate); small calls (issue 9: the fixed
+cost of one pair, 10 pairs, a 10 x 10 matrix, one sentence); score_cutoff (bounded against
+unbounded); error_counts against jiwer's process_words / process_characters; and with
+--cli the `fastloss error-rate` command line on a generated corpus (time and peak memory).
 """
 import argparse
 import os
 import platform
 import random
+import resource
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -120,6 +133,144 @@ def bench_gpu(repeats):
               f"{cpu_best / best:.1f}x |")
 
 
+def per_call(fns, repeats, calls):
+    """Min over `repeats` samples of the mean time of `calls` calls of each callable, the
+    callables interleaved sample by sample."""
+    best = [float("inf")] * len(fns)
+    for _ in range(repeats):
+        for k, f in enumerate(fns):
+            t = time.perf_counter()
+            for _ in range(calls):
+                f()
+            best[k] = min(best[k], (time.perf_counter() - t) / calls)
+    return best
+
+
+def bench_small(repeats):
+    """Issue 9: per-call cost of small inputs, fastloss vs rapidfuzz (and jiwer for one sentence)."""
+    import jiwer
+    from rapidfuzz.distance import Levenshtein
+    from rapidfuzz.process import cdist, cpdist
+
+    a10 = ["kitten", "sitting", "flaw", "lawn", "intention", "execution", "abc", "yabd", "hello", "world"]
+    b10 = ["sitting", "kitten", "lawn", "flaw", "execution", "intention", "abd", "abc", "help", "word"]
+    cases = [
+        ('edit_distance("kitten", "sitting")', "Levenshtein.distance",
+         lambda: fastloss.edit_distance("kitten", "sitting"), lambda: Levenshtein.distance("kitten", "sitting"),
+         20000, 6.0),
+        ("edit_distance, 10 pairs", "cpdist", lambda: fastloss.edit_distance(a10, b10),
+         lambda: cpdist(a10, b10, scorer=Levenshtein.distance), 5000, 1.0),
+        ("pairwise_edit_distance 10 x 10", "cdist", lambda: fastloss.pairwise_edit_distance(a10, b10),
+         lambda: cdist(a10, b10, scorer=Levenshtein.distance), 5000, 1.0),
+        ('error_rate("the cat sat", "the cat sit", unit="word")', "jiwer.wer",
+         lambda: fastloss.error_rate("the cat sat", "the cat sit", unit="word"),
+         lambda: jiwer.wer("the cat sat", "the cat sit"), 2000, None),
+        ('error_counts (one sentence, word)', "jiwer.process_words",
+         lambda: fastloss.error_counts("the cat sat", "the cat sit", unit="word"),
+         lambda: jiwer.process_words("the cat sat", "the cat sit"), 2000, None),
+    ]
+    print("\nSmall calls (issue 9): microseconds per call, min over samples, interleaved")
+    print("| call | peer | fastloss (us) | peer (us) | fastloss / peer | target |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for name, peer, f, g, calls, target in cases:
+        assert np.all(np.asarray(f()) == np.asarray(g())) or peer.startswith("jiwer")
+        tf, tg = per_call([f, g], repeats, calls)
+        tgt = "" if target is None else f"<= {target:g}x ({'met' if tf / tg <= target else 'MISSED'})"
+        print(f"| {name} | {peer} | {tf * 1e6:.2f} | {tg * 1e6:.2f} | {tf / tg:.2f}x | {tgt} |")
+
+
+def bench_cutoff(repeats, workers):
+    """score_cutoff: a bounded search against the same call without a bound (and rapidfuzz's)."""
+    from rapidfuzz.distance import Levenshtein
+    from rapidfuzz.process import cdist, cpdist
+
+    print("\nscore_cutoff: bounded vs unbounded (ms, min over repeats, interleaved)")
+    print("| workload | cutoff | fastloss no cutoff | fastloss cutoff | speed-up from the cutoff | "
+          "rapidfuzz cutoff | fastloss / rapidfuzz |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for n, length, cutoff in [(2000, 500, 5), (300, 3000, 10), (200000, 30, 2)]:
+        a, b = make_pairs(n, length, seed=3)
+        rng = random.Random(4)
+        b = [x if rng.random() < 0.5 else "".join(rng.sample(x, len(x))) for x in b]  # half far apart
+        (t0, t1, tr), (r0, r1, rr) = interleaved([
+            lambda: fastloss.edit_distance(a, b),
+            lambda: fastloss.edit_distance(a, b, score_cutoff=cutoff),
+            lambda: cpdist(a, b, scorer=Levenshtein.distance, score_cutoff=cutoff, workers=workers)], repeats)
+        assert (r1 == np.asarray(rr)).all() and (np.minimum(r0, cutoff + 1) == r1).all()
+        # the bounded calls are short: more samples against load spikes
+        (t1b, trb), _ = interleaved([
+            lambda: fastloss.edit_distance(a, b, score_cutoff=cutoff),
+            lambda: cpdist(a, b, scorer=Levenshtein.distance, score_cutoff=cutoff, workers=workers)], 5 * repeats)
+        t1, tr = min(t1, t1b), min(tr, trb)
+        print(f"| edit_distance {n} pairs x {length} chars | {cutoff} | {t0 * 1e3:.2f} | {t1 * 1e3:.2f} | "
+              f"{t0 / t1:.2f}x | {tr * 1e3:.2f} | {tr / t1:.2f}x |")
+    a, _ = make_pairs(300, 400, seed=5)
+    b, _ = make_pairs(300, 400, seed=6)
+    b[:100] = [mutate(random.Random(i), x, 8) for i, x in enumerate(a[:100])]
+    (t0, t1, tr), (r0, r1, rr) = interleaved([
+        lambda: fastloss.pairwise_edit_distance(a, b),
+        lambda: fastloss.pairwise_edit_distance(a, b, score_cutoff=20),
+        lambda: cdist(a, b, scorer=Levenshtein.distance, score_cutoff=20, workers=workers, dtype=np.int32)], repeats)
+    assert (r1 == rr).all()
+    (t1b, trb), _ = interleaved([
+        lambda: fastloss.pairwise_edit_distance(a, b, score_cutoff=20),
+        lambda: cdist(a, b, scorer=Levenshtein.distance, score_cutoff=20, workers=workers, dtype=np.int32)],
+        3 * repeats)
+    t1, tr = min(t1, t1b), min(tr, trb)
+    print(f"| pairwise_edit_distance 300 x 300 x 400 chars | 20 | {t0 * 1e3:.2f} | {t1 * 1e3:.2f} | {t0 / t1:.2f}x | "
+          f"{tr * 1e3:.2f} | {tr / t1:.2f}x |")
+
+
+def bench_counts(repeats):
+    """error_counts against jiwer's process_words / process_characters on 20000 sentence pairs."""
+    import jiwer
+
+    refs, hyps = make_sentences(20000)
+    print("\nerror_counts, 20000 sentence pairs (ms, min over repeats, interleaved)")
+    print("| unit | fastloss.error_counts | jiwer | jiwer (ms) | speed-up | target |")
+    print("| --- | ---: | --- | ---: | ---: | ---: |")
+    for unit, ref_fn in (("word", jiwer.process_words), ("char", jiwer.process_characters)):
+        (tf, tj), (c, o) = interleaved([lambda: fastloss.error_counts(refs, hyps, unit=unit),
+                                        lambda: ref_fn(refs, hyps)], max(2, repeats // 3))
+        assert (c.hits, c.substitutions, c.deletions, c.insertions) == \
+            (o.hits, o.substitutions, o.deletions, o.insertions)
+        print(f"| {unit} | {tf * 1e3:.2f} | {ref_fn.__name__} | {tj * 1e3:.2f} | {tj / tf:.1f}x | "
+              f">= 10x ({'met' if tj / tf >= 10 else 'MISSED'}) |")
+
+
+def bench_cli(lines):
+    """`python -m fastloss error-rate` on a generated corpus: wall time and the child's peak RSS,
+    against the file size (memory is bounded by the chunk, not the corpus)."""
+    print(f"\nCommand line on generated corpora (one child process per run)")
+    print("| lines | file size (MB each) | unit | wall (s) | peak RSS (MiB) | lines/s |")
+    print("| ---: | ---: | --- | ---: | ---: | ---: |")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python") + \
+        os.pathsep + env.get("PYTHONPATH", "")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sorted({lines // 10, lines}):
+            refs, hyps = make_sentences(min(n, 100000), seed=7)
+            rp, hp = os.path.join(tmp, "ref.txt"), os.path.join(tmp, "hyp.txt")
+            for path, src in ((rp, refs), (hp, hyps)):
+                with open(path, "w", encoding="utf-8") as f:
+                    for i in range(n):
+                        f.write(src[i % len(src)])
+                        f.write("\n")
+            for unit in ("word", "char"):
+                cmd = [sys.executable, "-c", "import resource, runpy, sys; sys.argv = sys.argv[1:]; "
+                       "code = 0\ntry:\n    runpy.run_module('fastloss', run_name='__main__')\n"
+                       "except SystemExit as e:\n    code = e.code\n"
+                       "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)",
+                       "fastloss", "error-rate", "--unit", unit, "--json", rp, hp]
+                t = time.perf_counter()
+                p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                wall = time.perf_counter() - t
+                assert p.returncode == 0, p.stderr
+                peak = int(p.stderr.strip().splitlines()[-1]) / 1024
+                print(f"| {n:,} | {os.path.getsize(rp) / 1e6:.0f} | {unit} | {wall:.2f} | {peak:.0f} | "
+                      f"{n / wall:,.0f} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=7)
@@ -128,7 +279,21 @@ def main():
     ap.add_argument("--single", action="store_true",
                     help="one thread on both sides (fastloss.set_num_threads(1), rapidfuzz workers=1): per-core "
                          "efficiency, less sensitive to other load on a shared machine")
+    ap.add_argument("--small-only", action="store_true", help="only the small-call section")
+    ap.add_argument("--cutoff-only", action="store_true", help="only the score_cutoff section")
+    ap.add_argument("--counts-only", action="store_true", help="only the error_counts section")
+    ap.add_argument("--cli", type=int, nargs="?", const=1_000_000, default=0, metavar="LINES",
+                    help="also time the command line on a corpus of LINES lines (default 1M) and a tenth of it")
     args = ap.parse_args()
+    if args.small_only:
+        bench_small(args.repeats)
+        return
+    if args.cutoff_only:
+        bench_cutoff(args.repeats, 1 if args.single else -1)
+        return
+    if args.counts_only:
+        bench_counts(args.repeats)
+        return
     if args.gpu_only:
         bench_gpu(args.repeats)
         return
@@ -175,6 +340,11 @@ def main():
     for name, base, tf, tr, target in rows:
         ok = "met" if tr / tf >= target else "MISSED"
         print(f"| {name} | {base} | {tf * 1e3:.2f} | {tr * 1e3:.2f} | {tr / tf:.2f}x | >= {target}x ({ok}) |")
+    bench_small(args.repeats)
+    bench_cutoff(args.repeats, workers)
+    bench_counts(args.repeats)
+    if args.cli:
+        bench_cli(args.cli)
     if args.gpu:
         bench_gpu(args.repeats)
 

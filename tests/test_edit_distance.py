@@ -537,6 +537,25 @@ class TestCuda:
         np.testing.assert_allclose(cp.asnumpy(gotn), fastloss.edit_distance(a, b, a_lengths=la, b_lengths=lb,
                                                                             weights=w, normalize=True), atol=1e-15)
 
+    @pytest.mark.parametrize("w", [(1, 1, 1), (1, 2, 3)])
+    def test_padded_score_cutoff_and_huge_weights(self, w):
+        cp = cupy_or_skip()
+        rng = np.random.default_rng(1)
+        a = rng.integers(0, 4, size=(200, 20))
+        b = rng.integers(0, 4, size=(200, 70))
+        lb = rng.integers(0, 71, size=200)
+        for c in [0, 3, 10]:
+            exp = fastloss.edit_distance(a, b, b_lengths=lb, weights=w, score_cutoff=c)
+            got = fastloss.edit_distance(cp.asarray(a), cp.asarray(b), b_lengths=cp.asarray(lb), weights=w,
+                                         score_cutoff=c)
+            assert (cp.asnumpy(got) == exp).all()
+        expn = fastloss.edit_distance(a, b, b_lengths=lb, weights=w, normalize=True, score_cutoff=0.3)
+        gotn = fastloss.edit_distance(cp.asarray(a), cp.asarray(b), b_lengths=cp.asarray(lb), weights=w,
+                                      normalize=True, score_cutoff=0.3)
+        np.testing.assert_allclose(cp.asnumpy(gotn), expn, atol=1e-15)
+        with pytest.raises(ValueError, match="weights"):
+            fastloss.edit_distance(cp.asarray(a), cp.asarray(b), weights=(2**62, 1, 1))
+
     def test_bad_lengths_and_mixing(self):
         cp = cupy_or_skip()
         a = cp.zeros((4, 3), cp.int64)
@@ -551,3 +570,206 @@ def test_pairwise_int32_that_cannot_hold_the_distances_is_refused():
         fastloss.pairwise_edit_distance(["ab"], ["a"], weights=(2**30, 2**30, 2**30), dtype=np.int32)
     out = fastloss.pairwise_edit_distance(["ab"], ["a"], weights=(2**30, 2**30, 2**30))
     assert out.dtype == np.int64 and out[0, 0] == 2**30
+
+
+# ---------------------------------------------------------------------------------------
+# score_cutoff (rapidfuzz's): every weight triple, every path (single pair, SIMD lanes,
+# pairwise lanes, banded/blocked long strings, token sequences, padded arrays).
+CUTOFFS = [0, 1, 2, 3, 5, 8, 40, 70, 200]
+NORM_CUTOFFS = [0.0, 0.1, 0.25, 0.5, 0.99, 1.0]
+
+
+def rf_dist(a, b, w, cutoff, normalize):
+    if normalize:
+        return Levenshtein.normalized_distance(a, b, weights=w, score_cutoff=cutoff)
+    return Levenshtein.distance(a, b, weights=w, score_cutoff=cutoff)
+
+
+class TestScoreCutoff:
+    @pytest.mark.parametrize("w", WEIGHTS)
+    def test_single_pairs_every_weight(self, w):
+        for a, b in pairs(11, 120, [0, 1, 3, 8, 30, 64, 65, 100, 300]):
+            for c in CUTOFFS:
+                assert fastloss.edit_distance(a, b, weights=w, score_cutoff=c) == rf_dist(a, b, w, c, False), (a, b, c)
+            for c in NORM_CUTOFFS:
+                got = fastloss.edit_distance(a, b, weights=w, normalize=True, score_cutoff=c)
+                assert got == pytest.approx(rf_dist(a, b, w, c, True), abs=1e-12), (a, b, c)
+
+    @pytest.mark.parametrize("w", [(1, 1, 1), (2, 2, 2), (1, 1, 2), (1, 2, 3)])
+    def test_batches_and_pairwise(self, isa, w):
+        ps = pairs(12, 300, [0, 1, 5, 20, 33, 60, 64, 90, 200])
+        a, b = [p[0] for p in ps], [p[1] for p in ps]
+        for c in [0, 2, 7, 30]:
+            got = fastloss.edit_distance(a, b, weights=w, score_cutoff=c)
+            assert got.tolist() == [rf_dist(x, y, w, c, False) for x, y in ps]
+            pw = fastloss.pairwise_edit_distance(a[:40], b[:30], weights=w, score_cutoff=c)
+            np.testing.assert_array_equal(pw, cdist(a[:40], b[:30], scorer=Levenshtein.distance,
+                                                    scorer_kwargs={"weights": w}, score_cutoff=c))
+        for c in [0.0, 0.2, 0.6]:
+            got = fastloss.edit_distance(a, b, weights=w, normalize=True, score_cutoff=c)
+            np.testing.assert_allclose(got, [rf_dist(x, y, w, c, True) for x, y in ps], atol=1e-12)
+            pw = fastloss.pairwise_edit_distance(a[:40], b[:30], weights=w, normalize=True, score_cutoff=c)
+            np.testing.assert_allclose(pw, cdist(a[:40], b[:30], scorer=Levenshtein.normalized_distance,
+                                                 scorer_kwargs={"weights": w}, score_cutoff=c), atol=1e-12)
+
+    def test_long_strings_near_the_band(self):
+        rng = random.Random(5)
+        for n in [65, 130, 700, 3000]:
+            for edits in [0, 1, 30, 62, 63, 64, 130, 400]:
+                a = rand_str(rng, n, "abcd")
+                b = mutate(rng, a, "abcd", edits)
+                for c in [0, 1, 10, 61, 62, 63, 64, 100, 125, 500]:
+                    assert fastloss.edit_distance(a, b, score_cutoff=c) == Levenshtein.distance(a, b, score_cutoff=c)
+                    assert fastloss.edit_distance(a, b, weights=(3, 3, 3), score_cutoff=c) == \
+                        Levenshtein.distance(a, b, weights=(3, 3, 3), score_cutoff=c)
+
+    def test_tokens_and_padded(self):
+        rng = np.random.default_rng(3)
+        a = rng.integers(0, 4, size=(50, 12))
+        b = rng.integers(0, 4, size=(50, 9))
+        la = rng.integers(0, 13, size=50)
+        lb = rng.integers(0, 10, size=50)
+        for w in [(1, 1, 1), (1, 2, 3)]:
+            for c in [0, 3]:
+                exp = [Levenshtein.distance(list(a[i, :la[i]]), list(b[i, :lb[i]]), weights=w, score_cutoff=c)
+                       for i in range(50)]
+                got = fastloss.edit_distance(a, b, a_lengths=la, b_lengths=lb, weights=w, score_cutoff=c)
+                assert got.tolist() == exp
+                toks = fastloss.edit_distance([a[i, :la[i]].tolist() for i in range(50)],
+                                              [b[i, :lb[i]].tolist() for i in range(50)], weights=w, score_cutoff=c)
+                assert toks.tolist() == exp
+                assert fastloss.edit_distance(a[0].tolist(), b[0].tolist(), weights=w, score_cutoff=c) == \
+                    Levenshtein.distance(list(a[0]), list(b[0]), weights=w, score_cutoff=c)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text("abc", max_size=12), st.text("abc", max_size=12), st.sampled_from(WEIGHTS),
+           st.integers(0, 30), st.floats(0, 1))
+    def test_hypothesis(self, a, b, w, c, cn):
+        assert fastloss.edit_distance(a, b, weights=w, score_cutoff=c) == rf_dist(a, b, w, c, False)
+        assert fastloss.edit_distance(a, b, weights=w, normalize=True, score_cutoff=cn) == \
+            pytest.approx(rf_dist(a, b, w, cn, True), abs=1e-12)
+
+    def test_numpy_scalars(self):
+        assert fastloss.edit_distance("kitten", "sitting", score_cutoff=np.int32(1)) == 2
+        assert fastloss.edit_distance("kitten", "sitting", normalize=True, score_cutoff=np.float32(0.25)) == 1.0
+        assert fastloss.edit_distance("kitten", "sitting", normalize=np.bool_(True), score_cutoff=np.float64(0.5)) == \
+            pytest.approx(3 / 7)
+
+    def test_huge_cutoff_is_no_bound(self):
+        assert fastloss.edit_distance("kitten", "sitting", score_cutoff=2**63 - 1) == 3
+        assert fastloss.edit_distance("kitten", "sitting", score_cutoff=2**80) == 3
+
+    def test_bad_cutoffs(self):
+        with pytest.raises(ValueError, match="score_cutoff"):
+            fastloss.edit_distance("a", "b", score_cutoff=-1)
+        with pytest.raises(TypeError, match="score_cutoff"):
+            fastloss.edit_distance("a", "b", score_cutoff=0.5)
+        with pytest.raises(TypeError, match="score_cutoff"):
+            fastloss.edit_distance("a", "b", score_cutoff=True)
+        with pytest.raises(ValueError, match="score_cutoff"):
+            fastloss.edit_distance("a", "b", normalize=True, score_cutoff=1.5)
+        with pytest.raises(ValueError, match="score_cutoff"):
+            fastloss.pairwise_edit_distance(["a"], ["b"], normalize=True, score_cutoff=float("nan"))
+        with pytest.raises(TypeError, match="score_cutoff"):
+            fastloss.pairwise_edit_distance(["a"], ["b"], normalize=True, score_cutoff="0.5")
+
+
+# ---------------------------------------------------------------------------------------
+# Issue 10: conversion that runs Python code, and weights beyond int64.
+class TestRobustness:
+    def test_hash_that_clears_the_outer_list(self):
+        class T:
+            def __hash__(self):
+                a.clear()
+                return 1
+
+        a = [[T(), 1], [object(), 2], [object(), 3]]
+        out = fastloss.edit_distance(a, [[1], [2], [3]])
+        assert out.tolist() == [1, 1, 1]  # the lists as they were when the call began
+
+    def test_hash_that_clears_the_inner_list(self):
+        class T:
+            def __hash__(self):
+                a[0].clear()
+                a.clear()
+                return 1
+
+        a = [[T(), 1, 2, 3], [4]]
+        b = [[1, 2, 3], [4]]
+        assert fastloss.edit_distance(a, b).tolist() == [1, 0]
+        a = [[T(), 1, 2, 3], [4]]
+        b = [[1, 2, 3], [4]]
+        assert fastloss.pairwise_edit_distance(a, b).tolist() == [[1, 4], [3, 0]]
+
+    def test_eq_and_index_that_mutate(self):
+        class S(str):
+            def __hash__(self):
+                a.clear()
+                return str.__hash__(self)
+
+            def __eq__(self, other):
+                a.clear()
+                return str.__eq__(self, other)
+
+        a = [[S("x"), "y"], ["z"]]
+        b = [["x", "y"], ["z"]]
+        assert fastloss.edit_distance(a, b).tolist() == [0, 0]
+
+    def test_weights_beyond_int64_arithmetic(self):
+        assert fastloss.edit_distance("abc", "xyz", weights=(2**63 - 1, 1, 1)) == 3
+        assert fastloss.edit_distance("abc", "xyz", weights=(2**63 - 1, 1, 1), normalize=True) == \
+            Levenshtein.normalized_distance("abc", "xyz", weights=(2**63 - 1, 1, 1))
+        assert fastloss.edit_distance("abc", "xyz", weights=(2**62,) * 3, normalize=True) == 1.0
+        assert fastloss.edit_distance("abcd", "abd", weights=(2**62,) * 3) == 2**62
+        with pytest.raises(ValueError, match="weights"):
+            fastloss.edit_distance("abc", "xyz", weights=(2**62,) * 3)
+        with pytest.raises(ValueError, match="weights"):
+            fastloss.edit_distance(["abc"] * 40, ["xyz"] * 40, weights=(2**62,) * 3)
+        with pytest.raises(ValueError, match="weights"):
+            fastloss.pairwise_edit_distance(["abc"], ["xyz"], weights=(2**62,) * 3)
+        with pytest.raises(ValueError, match="weights"):
+            fastloss.edit_distance("abcdef", "x", weights=(1, 2**62, 2**62 + 1))
+        # Exact where it fits, for every path: the generic DP saturates instead of wrapping.
+        big = 2**61
+        for a, b in [("abc", "xyz"), ("ab", "abcd"), ("abcd", "b"), ("a" * 70, "b" * 70)]:
+            for w in [(big, 1, 1), (1, big, 1), (1, 1, big), (big, big, 1)]:
+                exp = Levenshtein.distance(a, b, weights=w)
+                if exp < 2**63:
+                    assert fastloss.edit_distance(a, b, weights=w) == exp, (a, b, w)
+                    assert fastloss.edit_distance([a], [b], weights=w).tolist() == [exp]
+        assert fastloss.edit_distance("abc", "xyz", weights=(2**63 - 1, 1, 1), score_cutoff=2) == 3
+
+    def test_size_0_padded_arrays(self):
+        out = fastloss.edit_distance(np.zeros((0, 4), np.int64), np.zeros((0, 3), np.int64))
+        assert out.shape == (0,) and out.dtype == np.int64
+
+    def test_weights_beyond_int64_are_value_errors(self):
+        for w in [(2**63, 1, 1), (1, 2**70, 1), (1, 1, -2**63 - 1)]:
+            with pytest.raises(ValueError, match="weights"):
+                fastloss.edit_distance("abc", "xyz", weights=w)
+            with pytest.raises(ValueError, match="weights"):
+                fastloss.pairwise_edit_distance(["abc"], ["xyz"], weights=w)
+            with pytest.raises(ValueError, match="weights"):
+                fastloss.edit_distance(np.zeros((2, 2), np.int64), np.zeros((2, 2), np.int64), weights=w)
+        assert fastloss.edit_distance("ab", "b", weights=(np.int64(2), np.uint8(3), 1)) == 3
+
+
+def test_docstrings_and_reference_page():
+    import doctest
+    import importlib
+    import os
+
+    mod = importlib.import_module("fastloss.edit_distance")
+
+    failed, _ = doctest.testmod(mod, verbose=False)
+    assert failed == 0
+    page = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "edit_distance.md")
+    text = open(page, encoding="utf-8").read()
+    for name in mod.__all__ + ["fastloss error-rate", "score_cutoff", "dask"]:
+        assert name in text, name
+    # the page's Python examples give the results it shows
+    parser = doctest.DocTestParser()
+    test = parser.get_doctest(text.replace("\n```", "\n\n```"), {"np": np}, "docs/edit_distance.md", page, 0)
+    runner = doctest.DocTestRunner()
+    runner.run(test)
+    assert runner.failures == 0

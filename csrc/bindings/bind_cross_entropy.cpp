@@ -1,6 +1,9 @@
-// Python entry points of softmax_cross_entropy and nll_loss.
+// Python entry points of softmax_cross_entropy and nll_loss: the user's objects arrive as
+// they were passed (python/fastloss/cross_entropy.py only names the keywords) and are read,
+// checked and allocated here, through the array layer.
 #include <pybind11/pybind11.h>
 
+#include "array.h"
 #include "fastloss/cross_entropy.h"
 #include "views.h"
 
@@ -8,74 +11,75 @@ namespace fastloss {
 
 namespace {
 
-CrossEntropyParams make_params(const py::handle& logits, const py::handle& labels, bool soft, const py::handle& weight,
-                               int64_t ignore_index, double label_smoothing, double z_loss, int axis,
-                               const std::string& reduction, const py::handle& loss, const py::handle& grad,
-                               bool nll) {
+py::object cross_entropy_call(bool nll, py::handle logits, py::handle labels, py::handle weight,
+                              py::handle ignore_index, py::handle label_smoothing, py::handle z_loss, py::handle axis,
+                              py::handle reduction, py::handle return_grad, py::handle grad_out) {
   const char* in = nll ? "log_probs" : "logits";
+  Call call({{in, logits}, {"labels", labels}, {"weight", weight}, {"grad_out", grad_out}});
   CrossEntropyParams p;
-  TensorView x = to_view(logits, in);
+  p.reduction = reduction_arg(reduction);
+  const TensorView x = call.floats(logits, in);
   if (x.ndim < 1) throw_value(std::string(in) + " must have at least one dimension (the class axis)");
-  axis = normalize_axis(axis, x.ndim, in);
-  p.logits = x.axis_moved_last(axis);
-  TensorView y = to_view(labels, "labels");
-  p.soft_labels = soft;
-  p.labels = soft && y.ndim == x.ndim ? y.axis_moved_last(axis) : y;
-  p.weight = to_view(weight, "weight");
-  p.ignore_index = ignore_index;
-  p.label_smoothing = label_smoothing;
-  p.z_loss = z_loss;
-  p.reduction = to_reduction(reduction);
-  p.loss = to_view(loss, "loss");
-  TensorView g = to_view(grad, "grad_out");
-  p.grad = is_none(g) ? g : (g.ndim == x.ndim ? g.axis_moved_last(axis) : g);
-  check_cross_entropy_params(p, nll);
-  return p;
-}
-
-void run(const CrossEntropyParams& p, bool cuda, bool nll) {
-  py::gil_scoped_release release;
-  if (cuda) {
-#ifdef FASTLOSS_WITH_CUDA
-    nll ? cuda::nll_loss(p) : cuda::softmax_cross_entropy(p);
-#else
-    throw_type("fastloss was built without CUDA; CuPy arrays are not supported by this build");
-#endif
-  } else {
-    nll ? cpu::nll_loss(p) : cpu::softmax_cross_entropy(p);
+  TensorView y = nll ? call.indices(labels, "labels") : call.numbers(labels, "labels");
+  p.soft_labels = is_float(y.dtype);
+  if (p.soft_labels) {
+    y = call.converted(y, x.dtype);  // the kernels read probabilities in the logits' dtype
+  } else if (call.cuda() && y.dtype != DType::i32 && y.dtype != DType::i64) {
+    y = call.converted(y, DType::i64);  // the CUDA kernels read int32 or int64 labels
   }
+  const int ax = normalize_axis(int_arg(axis, "axis"), x.ndim, in);
+  p.weight = call.floats_or_none(weight, "weight");
+  if (!is_none(p.weight) && p.weight.dtype == DType::f16) p.weight = call.converted(p.weight, DType::f32);
+  p.ignore_index = int_arg(ignore_index, "ignore_index");
+  if (p.soft_labels && p.ignore_index != -100)
+    throw_value("ignore_index = " + std::to_string(p.ignore_index) +
+                " cannot be used with probability labels (as in PyTorch): leave it at -100 or pass class indices");
+  p.label_smoothing = float_arg(label_smoothing, "label_smoothing");
+  p.z_loss = float_arg(z_loss, "z_loss");
+  const bool want_grad = bool_arg(return_grad, "return_grad") || !grad_out.is_none();
+
+  p.logits = x.axis_moved_last(ax);
+  p.labels = p.soft_labels && y.ndim == x.ndim ? y.axis_moved_last(ax) : y;
+  py::object loss = call.empty(p.reduction == Reduction::none ? shape_of(x, ax) : std::vector<int64_t>{}, x.dtype, &p.loss);
+  py::object grad = py::none();
+  if (want_grad) {
+    TensorView g;
+    grad = call.grad_out(grad_out, x, in, &g);
+    p.grad = g.axis_moved_last(ax);
+  }
+  check_cross_entropy_params(p, nll);
+  if (call.cuda()) {
+    p.stream = call.stream();
+    p.workspace = call.workspace(64 + 8 * static_cast<size_t>(p.logits.drop_last().numel()));
+  }
+  {
+    py::gil_scoped_release release;
+    if (call.cuda()) {
+#ifdef FASTLOSS_WITH_CUDA
+      nll ? cuda::nll_loss(p) : cuda::softmax_cross_entropy(p);
+#endif
+    } else {
+      nll ? cpu::nll_loss(p) : cpu::softmax_cross_entropy(p);
+    }
+  }
+  return loss_and_grad(std::move(loss), std::move(grad));
 }
 
 }  // namespace
 
 void register_cross_entropy(py::module_& m) {
-  m.def(
-      "softmax_cross_entropy",
-      [](py::handle logits, py::handle labels, bool soft, py::handle weight, int64_t ignore_index, double ls, double z,
-         int axis, const std::string& reduction, py::handle loss, py::handle grad, bool cuda, uintptr_t stream,
-         py::handle workspace) {
-        CrossEntropyParams p = make_params(logits, labels, soft, weight, ignore_index, ls, z, axis, reduction, loss, grad, false);
-        p.stream = reinterpret_cast<void*>(stream);
-        p.workspace = is_none(to_view(workspace, "workspace")) ? nullptr : to_view(workspace, "workspace").data;
-        run(p, cuda, false);
-      },
-      py::arg("logits"), py::arg("labels"), py::arg("soft"), py::arg("weight"), py::arg("ignore_index"),
-      py::arg("label_smoothing"), py::arg("z_loss"), py::arg("axis"), py::arg("reduction"), py::arg("loss"),
-      py::arg("grad"), py::arg("cuda") = false, py::arg("stream") = 0, py::arg("workspace") = py::none());
-
-  m.def(
-      "nll_loss",
-      [](py::handle log_probs, py::handle labels, py::handle weight, int64_t ignore_index, int axis,
-         const std::string& reduction, py::handle loss, py::handle grad, bool cuda, uintptr_t stream,
-         py::handle workspace) {
-        CrossEntropyParams p = make_params(log_probs, labels, false, weight, ignore_index, 0.0, 0.0, axis, reduction, loss, grad, true);
-        p.stream = reinterpret_cast<void*>(stream);
-        p.workspace = is_none(to_view(workspace, "workspace")) ? nullptr : to_view(workspace, "workspace").data;
-        run(p, cuda, true);
-      },
-      py::arg("log_probs"), py::arg("labels"), py::arg("weight"), py::arg("ignore_index"), py::arg("axis"),
-      py::arg("reduction"), py::arg("loss"), py::arg("grad"), py::arg("cuda") = false, py::arg("stream") = 0,
-      py::arg("workspace") = py::none());
+  m.def("softmax_cross_entropy",
+        [](py::handle logits, py::handle labels, py::handle weight, py::handle ignore_index, py::handle label_smoothing,
+           py::handle z_loss, py::handle axis, py::handle reduction, py::handle return_grad, py::handle grad_out) {
+          return cross_entropy_call(false, logits, labels, weight, ignore_index, label_smoothing, z_loss, axis,
+                                    reduction, return_grad, grad_out);
+        });
+  m.def("nll_loss", [](py::handle log_probs, py::handle labels, py::handle weight, py::handle ignore_index,
+                       py::handle axis, py::handle reduction, py::handle return_grad) {
+    static const py::handle zero = py::float_(0.0).release();
+    return cross_entropy_call(true, log_probs, labels, weight, ignore_index, zero, zero, axis, reduction, return_grad,
+                              py::none());
+  });
 
   // Test hook: the per-block shared-memory budget of the CUDA row cache (so small rows take
   // every cluster size); 0 restores the default, negative turns it off.
@@ -96,9 +100,6 @@ void register_cross_entropy(py::module_& m) {
     return py::make_tuple(-1, -1, false);
 #endif
   });
-
-  // Bytes of device workspace the CUDA cross-entropy needs (a header plus one double per row).
-  m.def("cross_entropy_workspace_bytes", [](int64_t rows) { return int64_t(64) + 8 * rows; });
 }
 
 }  // namespace fastloss

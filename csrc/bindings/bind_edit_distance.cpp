@@ -1,33 +1,129 @@
-// Python entry points of the edit-distance family. Python sequences cross into C++ once per
-// call: every str is read through PyUnicode_KIND/PyUnicode_DATA (1, 2 or 4 bytes per code
-// point, kept at that width: the kernels are templated on it); sequences of tokens become
-// int64 buffers (ints by value, str tokens by a per-call dictionary, other hashables by
-// hash()), all copied into per-thread blocks that persist between calls and never move (one
-// pass, no fix-up of pointers; the list's objects prefetched a few items ahead), so the GIL
-// can be released for the kernels without any pointer into a Python object (a concurrent
-// mutation of the inputs cannot free memory under the kernel).
+// Python entry points of the edit-distance family: argument checks, conversion and output
+// allocation, one C++ call per Python call. Python sequences cross into C++ once per call:
+// every str is read through PyUnicode_KIND/PyUnicode_DATA (1, 2 or 4 bytes per code point,
+// kept at that width: the kernels are templated on it) and copied into per-thread blocks that
+// persist between calls and never move, so the GIL can be released for the kernels without
+// any pointer into a Python object (a concurrent mutation of the inputs cannot free memory
+// under the kernel). Sequences of tokens become int64 buffers there too (ints by value, str
+// tokens by a per-call dictionary, other hashables by hash()); converting them may run Python
+// code (a token's __hash__ or __eq__), so from the first one on the outer list and each inner
+// list are read through tuples of strong references, never through the caller's lists. A
+// single pair of str runs on the calling thread with none of that (str is immutable and the
+// call holds it).
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "array.h"
 #include "fastloss/edit_distance.h"
 #include "views.h"
 
 namespace fastloss {
 namespace {
 
+[[noreturn]] void bad_weights(const py::handle& w) {
+  throw_type("weights must be a tuple of 3 integers (insertion, deletion, substitution), got " +
+             py::repr(w).cast<std::string>());
+}
+
+bool is_integral(PyObject* o) {
+  if (PyLong_CheckExact(o)) return true;
+  if (PyBool_Check(o) || PyFloat_Check(o)) return false;
+  static PyObject* integral = [] {
+    PyObject* mod = PyImport_ImportModule("numbers");
+    if (!mod) throw py::error_already_set();
+    PyObject* cls = PyObject_GetAttrString(mod, "Integral");
+    Py_DECREF(mod);
+    if (!cls) throw py::error_already_set();
+    return cls;  // kept for the life of the process
+  }();
+  const int r = PyObject_IsInstance(o, integral);
+  if (r < 0) throw py::error_already_set();
+  return r == 1;
+}
+
+// A Python integer as int64; false when it is outside int64 (*out is then INT64_MIN or
+// INT64_MAX, by its sign).
+bool int64_of(PyObject* o, int64_t* out) {
+  PyObject* idx = PyNumber_Index(o);
+  if (!idx) throw py::error_already_set();
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(idx, &overflow);
+  Py_DECREF(idx);
+  if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  *out = overflow < 0 ? INT64_MIN : (overflow > 0 ? INT64_MAX : v);
+  return !overflow;
+}
+
+// (insertion, deletion, substitution): non-negative integers that fit in int64.
 EditWeights to_weights(const py::handle& w) {
-  EditWeights e;
-  const py::tuple t = py::reinterpret_borrow<py::tuple>(w);
-  e.ins = t[0].cast<int64_t>();
-  e.del = t[1].cast<int64_t>();
-  e.sub = t[2].cast<int64_t>();
-  check_edit_weights(e);
+  PyObject* src = w.ptr();
+  py::object keep;
+  if (!PyTuple_CheckExact(src)) {
+    if (PyUnicode_Check(src) || !PySequence_Check(src)) bad_weights(w);
+    src = PySequence_Tuple(src);
+    if (!src) {
+      PyErr_Clear();
+      bad_weights(w);
+    }
+    keep = py::reinterpret_steal<py::object>(src);
+  }
+  if (PyTuple_GET_SIZE(src) != 3) bad_weights(w);
+  int64_t v[3];
+  bool fits = true;
+  for (int i = 0; i < 3; ++i) {
+    PyObject* x = PyTuple_GET_ITEM(src, i);
+    if (!is_integral(x)) bad_weights(w);
+    if (!int64_of(x, &v[i])) fits = false;
+  }
+  EditWeights e{v[0], v[1], v[2]};
+  if (!fits || e.ins < 0 || e.del < 0 || e.sub < 0) {
+    const std::string got = py::repr(py::handle(src)).cast<std::string>();
+    if (e.ins < 0 || e.del < 0 || e.sub < 0)
+      throw_value("weights must be non-negative (insertion, deletion, substitution), got " + got);
+    throw_value("weights must each be below 2**63 (insertion, deletion, substitution), got " + got);
+  }
   return e;
+}
+
+[[noreturn]] void weights_overflow(const EditWeights& w) {
+  throw_value("weights (" + std::to_string(w.ins) + ", " + std::to_string(w.del) + ", " + std::to_string(w.sub) +
+              ") make a distance that does not fit in int64; use smaller weights (or normalize=True)");
+}
+
+bool normalize_arg(const py::handle& x) { return bool_arg(x, "normalize"); }
+
+// score_cutoff: None; with normalize a number in [0, 1]; else a non-negative integer (any
+// bound from 2**63 - 1 up is no bound: no distance that fits in int64 exceeds it).
+EditCutoff cutoff_arg(const py::handle& x, bool normalize) {
+  EditCutoff c;
+  if (x.is_none()) return c;
+  PyObject* o = x.ptr();
+  if (normalize) {
+    if (PyBool_Check(o) || !(PyFloat_Check(o) || is_integral(o) || PyObject_HasAttrString(o, "__float__")))
+      throw_type("score_cutoff must be a float in [0, 1] with normalize=True (or None), got " +
+                 py::repr(x).cast<std::string>());
+    const double v = PyFloat_AsDouble(o);
+    if (v == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+    if (!(v >= 0.0 && v <= 1.0))
+      throw_value("score_cutoff must be in [0, 1] with normalize=True, got " + py::repr(x).cast<std::string>());
+    c.norm = v;
+    return c;
+  }
+  if (PyBool_Check(o) || !is_integral(o))
+    throw_type("score_cutoff must be a non-negative integer (or None), got " + py::repr(x).cast<std::string>());
+  int64_t v;
+  if (!int64_of(o, &v) && v > 0) return c;
+  if (v < 0) throw_value("score_cutoff must be non-negative, got " + py::repr(x).cast<std::string>());
+  c.dist = v == INT64_MAX ? INT64_MAX - 1 : v;  // cutoff + 1 must fit
+  return c;
 }
 
 inline void str_view(PyObject* s, SeqRef* r) {
@@ -157,8 +253,14 @@ int64_t token_value(PyObject* tok, TokenIds& dict, const char* name, int64_t i, 
   return static_cast<int64_t>(h);
 }
 
+// Tokens whose conversion runs no Python code: exact ints, and exact str (looked up in a
+// dictionary that holds only exact str).
+inline bool inert(PyObject* t) { return PyLong_CheckExact(t) || PyUnicode_CheckExact(t); }
+
 void convert(const py::handle& seq, const char* name, SeqBatch& out, TokenIds& dict) {
-  // A list or tuple is read in place; anything else is first turned into a tuple.
+  // A list is read in place while its items are str (copying them runs no Python code); the
+  // first token sequence switches to a tuple of strong references, since a token's __hash__
+  // or __eq__ may change the caller's list.
   PyObject* src = seq.ptr();
   if (!PyList_Check(src) && !PyTuple_Check(src)) {
     PyObject* tup = PySequence_Tuple(src);
@@ -170,7 +272,7 @@ void convert(const py::handle& seq, const char* name, SeqBatch& out, TokenIds& d
     out.items = py::reinterpret_steal<py::tuple>(tup);
     src = tup;
   }
-  const bool is_list = PyList_Check(src);
+  bool is_list = PyList_Check(src);
   PyObject** items = is_list ? reinterpret_cast<PyListObject*>(src)->ob_item : &PyTuple_GET_ITEM(src, 0);
   const int64_t n = is_list ? PyList_GET_SIZE(src) : PyTuple_GET_SIZE(src);
   out.refs.resize(n);
@@ -184,7 +286,7 @@ void convert(const py::handle& seq, const char* name, SeqBatch& out, TokenIds& d
     }
     PyObject* o = items[i];
     SeqRef& r = refs[i];
-    if (PyUnicode_Check(o)) {
+    if (PyUnicode_Check(o)) {  // copied: no pointer into a Python object outlives the GIL
       str_view(o, &r);
       const size_t nb = static_cast<size_t>(r.len) * r.kind;
       char* dst = out.arena.alloc(nb);
@@ -192,17 +294,33 @@ void convert(const py::handle& seq, const char* name, SeqBatch& out, TokenIds& d
       r.data = dst;
       continue;
     }
+    if (is_list) {
+      PyObject* tup = PyList_AsTuple(src);
+      if (!tup) throw py::error_already_set();
+      out.items = py::reinterpret_steal<py::tuple>(tup);
+      src = tup;
+      items = &PyTuple_GET_ITEM(tup, 0);
+      is_list = false;
+    }
     PyObject* fast = PySequence_Fast(o, "");
     if (!fast) {
       PyErr_Clear();
       throw_type(std::string(name) + "[" + std::to_string(i) + "] must be a str or a sequence of integers, got " +
                  Py_TYPE(o)->tp_name);
     }
-    const py::object keep = py::reinterpret_steal<py::object>(fast);
+    py::object keep = py::reinterpret_steal<py::object>(fast);
     const int64_t len = PySequence_Fast_GET_SIZE(fast);
     PyObject** elems = PySequence_Fast_ITEMS(fast);
     char* dst = out.arena.alloc(static_cast<size_t>(len) * 8);
     for (int64_t k = 0; k < len; ++k) {
+      if (!inert(elems[k]) && PyList_Check(fast)) {
+        // Python code may run from here on (and clear the list): read a tuple copy instead.
+        PyObject* tup = PyList_AsTuple(fast);
+        if (!tup) throw py::error_already_set();
+        keep = py::reinterpret_steal<py::object>(tup);
+        fast = tup;
+        elems = &PyTuple_GET_ITEM(tup, 0);
+      }
       const int64_t v = token_value(elems[k], dict, name, i, k);
       std::memcpy(dst + 8 * k, &v, 8);
     }
@@ -246,7 +364,9 @@ struct WordTable {
   int64_t id(const void* data, int64_t len, int kind) {
     uint64_t h = 1469598103934665603ull;
     for (int64_t i = 0; i < len; ++i) h = (h ^ code_point(data, kind, i)) * 1099511628211ull;
-    h ^= h >> 32;
+    h ^= h >> 33;  // FNV's low bits are weak: a murmur-style finaliser before masking
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
     uint64_t s = h & mask;
     while (slots[s]) {
       const Word& w = words[slots[s] - 1];
@@ -322,13 +442,133 @@ void convert_pair(const py::handle& a, const py::handle& b, SeqBatch& sa, SeqBat
   convert(b, "b", sb, dict);
 }
 
+// A flat sequence of integer tokens (one sequence, not a batch): a non-empty list or tuple
+// whose first element is an int. 0: no, 1: yes, -1: undecided here (a NumPy integer first:
+// the Python fallback decides).
+int token_sequence(PyObject* x) {
+  if (!PyList_Check(x) && !PyTuple_Check(x)) return 0;
+  if (PySequence_Fast_GET_SIZE(x) == 0) return 0;
+  PyObject* f = PySequence_Fast_ITEMS(x)[0];
+  if (PyLong_Check(f)) return PyBool_Check(f) ? 0 : 1;
+  if (PyUnicode_Check(f) || PySequence_Check(f) || !PyIndex_Check(f)) return 0;
+  return -1;
+}
+
+inline bool empty_seq(PyObject* x) {
+  return (PyList_Check(x) || PyTuple_Check(x)) && PySequence_Fast_GET_SIZE(x) == 0;
+}
+
+// A Python scalar result of one pair.
+py::object pair_result(const SeqRef& x, const SeqRef& y, const EditWeights& w0, bool normalize, const EditCutoff& cut) {
+  const EditWeights w = normalize ? edit_weights_for_normalize(w0) : w0;
+  int64_t k = cut.dist;
+  if (normalize) {
+    const double kb = std::ceil(edit_distance_maximum_f(x.len, y.len, w) * cut.norm);
+    k = kb < 9.2e18 ? static_cast<int64_t>(kb) : INT64_MAX;
+  }
+  int64_t d;
+  if (x.len * y.len > 16384) {  // worth releasing the GIL (str data is immutable and referenced)
+    py::gil_scoped_release release;
+    d = cpu::edit_distance_pair(x, y, w, k);
+  } else {
+    d = cpu::edit_distance_pair(x, y, w, k);
+  }
+  if (d == -2) weights_overflow(w0);
+  if (!normalize) return py::int_(d >= 0 ? d : cut.dist + 1);
+  if (d < 0) return py::float_(1.0);
+  const double mx = edit_distance_maximum_f(x.len, y.len, w);
+  const double nd = mx > 0 ? static_cast<double>(d) / mx : 0.0;
+  return py::float_(nd <= cut.norm ? nd : 1.0);
+}
+
+// Batches of equal length: an int64 (or float64) array of one distance per pair.
+py::object batch_result(const py::handle& a, const py::handle& b, const EditWeights& w0, bool normalize,
+                        const EditCutoff& cut) {
+  BatchLease la(tl_batch(0)), lb(tl_batch(1));
+  SeqBatch &sa = *la, &sb = *lb;
+  convert_pair(a, b, sa, sb);
+  const int64_t n = static_cast<int64_t>(sa.refs.size());
+  if (static_cast<int64_t>(sb.refs.size()) != n)
+    throw_value("a and b must have the same length (one pair per element), got " + std::to_string(n) + " and " +
+                std::to_string(sb.refs.size()));
+  EditBatchParams p;
+  p.a = sa.refs.data();
+  p.b = sb.refs.data();
+  p.n = n;
+  p.w = normalize ? edit_weights_for_normalize(w0) : w0;
+  p.cutoff = cut;
+  int overflow = 0;
+  p.overflow = &overflow;
+  py::object out;
+  if (normalize) {
+    py::array_t<double> o(n);
+    p.out_norm = o.mutable_data();
+    out = std::move(o);
+  } else {
+    py::array_t<int64_t> o(n);
+    p.out_int = o.mutable_data();
+    out = std::move(o);
+  }
+  {
+    py::gil_scoped_release release;
+    cpu::edit_distance_batch(p);
+  }
+  if (overflow) weights_overflow(w0);
+  return out;
+}
+
+std::string dtype_str(const py::handle& dt) { return py::str(dt).cast<std::string>(); }
+
 }  // namespace
 
 void register_edit_distance(py::module_& m) {
+  // The whole non-padded edit_distance: NotImplemented for arguments it leaves to the Python
+  // fallback (NumPy arrays and other iterables, padded arrays).
+  m.def("edit_distance",
+        [](py::handle a, py::handle b, py::handle weights, py::handle normalize, py::handle score_cutoff) -> py::object {
+          PyObject *x = a.ptr(), *y = b.ptr();
+          const bool sx = PyUnicode_Check(x), sy = PyUnicode_Check(y);
+          if (!(sx && sy) && !((sx || PyList_Check(x) || PyTuple_Check(x)) && (sy || PyList_Check(y) || PyTuple_Check(y))))
+            return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+          const EditWeights w = to_weights(weights);
+          const bool norm = normalize_arg(normalize);
+          const EditCutoff cut = cutoff_arg(score_cutoff, norm);
+          if (sx && sy) {
+            SeqRef r1, r2;
+            str_view(x, &r1);
+            str_view(y, &r2);
+            return pair_result(r1, r2, w, norm, cut);
+          }
+          if (sx || sy)
+            throw_type(std::string(sx ? "a" : "b") +
+                       " is a str but the other argument is not: pass two strings, or two sequences");
+          const int ta = token_sequence(x), tb = token_sequence(y);
+          if (ta < 0 || tb < 0) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+          if ((ta || tb) && (ta || empty_seq(x)) && (tb || empty_seq(y))) {  // one pair of token sequences
+            BatchLease la(tl_batch(0)), lb(tl_batch(1));
+            SeqBatch &sa = *la, &sb = *lb;
+            const py::tuple one_a = py::make_tuple(a), one_b = py::make_tuple(b);
+            convert_pair(one_a, one_b, sa, sb);
+            return pair_result(sa.refs[0], sb.refs[0], w, norm, cut);
+          }
+          return batch_result(a, b, w, norm, cut);
+        },
+        py::arg("a"), py::arg("b"), py::arg("weights"), py::arg("normalize"), py::arg("score_cutoff"));
+
+  // The checked (weights, normalize) of a call the Python fallback handles (padded arrays,
+  // NumPy 1-D arrays, other iterables): the same rules as the paths above.
+  m.def(
+      "edit_args", [](py::handle weights, py::handle normalize) {
+        const EditWeights w = to_weights(weights);
+        return py::make_tuple(py::make_tuple(w.ins, w.del, w.sub), normalize_arg(normalize));
+      },
+      py::arg("weights"), py::arg("normalize"));
+
   m.def(
       "edit_distance_batch",
-      [](py::handle a, py::handle b, py::handle weights, py::handle out_int, py::handle out_norm) {
-        const EditWeights w = to_weights(weights);
+      [](py::handle a, py::handle b, py::handle weights, py::handle out_int, py::handle out_norm,
+         py::handle score_cutoff) {
+        const EditWeights w0 = to_weights(weights);
         BatchLease la(tl_batch(0)), lb(tl_batch(1));
         SeqBatch &sa = *la, &sb = *lb;
         convert_pair(a, b, sa, sb);
@@ -339,21 +579,31 @@ void register_edit_distance(py::module_& m) {
         p.a = sa.refs.data();
         p.b = sb.refs.data();
         p.n = static_cast<int64_t>(sa.refs.size());
-        p.w = w;
         const TensorView oi = to_view(out_int, "out"), on = to_view(out_norm, "out");
         p.out_int = is_none(oi) ? nullptr : oi.ptr<int64_t>();
         p.out_norm = is_none(on) ? nullptr : on.ptr<double>();
+        p.w = p.out_norm && !p.out_int ? edit_weights_for_normalize(w0) : w0;
+        p.cutoff = cutoff_arg(score_cutoff, p.out_norm != nullptr);
+        int overflow = 0;
+        p.overflow = &overflow;
         if ((!is_none(oi) && oi.numel() != p.n) || (!is_none(on) && on.numel() != p.n))
           throw_value("out must have one element per pair");
-        py::gil_scoped_release release;
-        cpu::edit_distance_batch(p);
+        {
+          py::gil_scoped_release release;
+          cpu::edit_distance_batch(p);
+        }
+        if (overflow) weights_overflow(w0);
       },
-      py::arg("a"), py::arg("b"), py::arg("weights"), py::arg("out_int"), py::arg("out_norm"));
+      py::arg("a"), py::arg("b"), py::arg("weights"), py::arg("out_int"), py::arg("out_norm"),
+      py::arg("score_cutoff") = py::none());
 
   m.def(
-      "edit_distance_pairwise",
-      [](py::handle a, py::handle b, py::handle weights, bool normalize, py::handle out) {
-        const EditWeights w = to_weights(weights);
+      "pairwise_edit_distance",
+      [](py::handle a, py::handle b, py::handle weights, py::handle normalize, py::handle score_cutoff,
+         py::handle dtype) -> py::object {
+        const EditWeights w0 = to_weights(weights);
+        const bool norm = normalize_arg(normalize);
+        const EditCutoff cut = cutoff_arg(score_cutoff, norm);
         BatchLease la(tl_batch(0)), lb(tl_batch(1));
         SeqBatch &sa = *la, &sb = *lb;
         convert_pair(a, b, sa, sb);
@@ -362,80 +612,146 @@ void register_edit_distance(py::module_& m) {
         p.na = static_cast<int64_t>(sa.refs.size());
         p.b = sb.refs.data();
         p.nb = static_cast<int64_t>(sb.refs.size());
-        p.w = w;
-        p.normalize = normalize;
-        p.out = to_view(out, "out");
-        if (p.out.ndim != 2 || p.out.shape[0] != p.na || p.out.shape[1] != p.nb)
-          throw_value("out must have shape (len(a), len(b)) = (" + std::to_string(p.na) + ", " + std::to_string(p.nb) + ")");
-        if (normalize ? p.out.dtype != DType::f64 : (p.out.dtype != DType::i32 && p.out.dtype != DType::i64))
-          throw_type(std::string("out must be ") + (normalize ? "float64" : "int32 or int64") + ", got " +
-                     dtype_name(p.out.dtype));
-        py::gil_scoped_release release;
-        cpu::edit_distance_pairwise(p);
+        p.w = norm ? edit_weights_for_normalize(w0) : w0;
+        p.normalize = norm;
+        p.cutoff = cut;
+        int overflow = 0;
+        p.overflow = &overflow;
+        DType dt;
+        if (norm) {
+          if (!dtype.is_none() && dtype_str(py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype))) != "float64")
+            throw_type("dtype must be float64 (or None) with normalize=True, got " +
+                       dtype_str(py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype))));
+          dt = DType::f64;
+        } else {
+          int64_t longest = 0;
+          for (const auto* v : {&sa.refs, &sb.refs})
+            for (const SeqRef& r : *v) longest = r.len > longest ? r.len : longest;
+          const int64_t wmax = std::max(w0.ins, std::max(w0.del, w0.sub));
+          const __int128 bound = __int128(2) * longest * wmax;  // no distance exceeds this
+          const bool fits32 = bound < 2147483647;
+          if (dtype.is_none()) {
+            dt = fits32 ? DType::i32 : DType::i64;
+          } else {
+            const std::string name = dtype_str(py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype)));
+            if (name != "int32" && name != "int64") throw_type("dtype must be int32 or int64, got " + name);
+            dt = name == "int32" ? DType::i32 : DType::i64;
+            if (dt == DType::i32 && !fits32)
+              throw_value("dtype int32 cannot hold distances up to " +
+                          py::str(py::int_(2) * py::int_(longest) * py::int_(wmax)).cast<std::string>() +
+                          " (sequences of length " + std::to_string(longest) + ", weights (" + std::to_string(w0.ins) +
+                          ", " + std::to_string(w0.del) + ", " + std::to_string(w0.sub) + ")); use int64");
+          }
+        }
+        py::array out(dt == DType::f64 ? py::dtype("float64") : (dt == DType::i32 ? py::dtype("int32") : py::dtype("int64")),
+                      std::vector<py::ssize_t>{p.na, p.nb});
+        p.out.data = out.mutable_data();
+        p.out.dtype = dt;
+        p.out.ndim = 2;
+        p.out.shape[0] = p.na;
+        p.out.shape[1] = p.nb;
+        p.out.strides[0] = p.nb;
+        p.out.strides[1] = 1;
+        {
+          py::gil_scoped_release release;
+          cpu::edit_distance_pairwise(p);
+        }
+        if (overflow) weights_overflow(w0);
+        return std::move(out);
       },
-      py::arg("a"), py::arg("b"), py::arg("weights"), py::arg("normalize"), py::arg("out"));
+      py::arg("a"), py::arg("b"), py::arg("weights"), py::arg("normalize"), py::arg("score_cutoff"),
+      py::arg("dtype"));
 
   m.def(
       "edit_distance_padded",
       [](py::handle a, py::handle b, py::handle a_lengths, py::handle b_lengths, py::handle weights, bool normalize,
-         py::handle out, bool cuda, uintptr_t stream, py::handle workspace) {
+         py::handle out, bool cuda, uintptr_t stream, py::handle workspace, py::handle score_cutoff) {
         EditPaddedParams p;
         p.a = to_view(a, "a");
         p.b = to_view(b, "b");
         p.a_lengths = to_view(a_lengths, "a_lengths");
         p.b_lengths = to_view(b_lengths, "b_lengths");
-        p.w = to_weights(weights);
+        const EditWeights w0 = to_weights(weights);
+        p.w = normalize ? edit_weights_for_normalize(w0) : w0;
         p.normalize = normalize;
+        p.cutoff = cutoff_arg(score_cutoff, normalize);
         p.out = to_view(out, "out");
         p.stream = reinterpret_cast<void*>(stream);
         const TensorView ws = to_view(workspace, "workspace");
         p.workspace = is_none(ws) ? nullptr : ws.data;
+        int overflow = 0;
+        p.overflow = &overflow;
         check_edit_padded_params(p);
-        py::gil_scoped_release release;
-        if (cuda) {
+        {
+          py::gil_scoped_release release;
+          if (cuda) {
 #ifdef FASTLOSS_WITH_CUDA
-          cuda::edit_distance_padded(p);
+            cuda::edit_distance_padded(p);
 #else
-          throw_type("fastloss was built without CUDA; CuPy arrays are not supported by this build");
+            throw_type("fastloss was built without CUDA; CuPy arrays are not supported by this build");
 #endif
-        } else {
-          cpu::edit_distance_padded(p);
+          } else {
+            cpu::edit_distance_padded(p);
+          }
         }
+        if (overflow) weights_overflow(w0);
       },
       py::arg("a"), py::arg("b"), py::arg("a_lengths"), py::arg("b_lengths"), py::arg("weights"),
       py::arg("normalize"), py::arg("out"), py::arg("cuda") = false, py::arg("stream") = 0,
-      py::arg("workspace") = py::none());
+      py::arg("workspace") = py::none(), py::arg("score_cutoff") = py::none());
+
+  // Sentences of both sides under jiwer's transforms, then `f(refs, hyps)` without the GIL.
+  auto with_sentences = [](py::handle refs, py::handle hyps, bool words, auto&& f) {
+    WordTable table;
+    std::vector<int64_t> arena, offsets;
+    Sentences r, h;
+    sentences(refs, "references", words, table, arena, offsets, r);
+    sentences(hyps, "hypotheses", words, table, arena, offsets, h);
+    if (r.refs.size() != h.refs.size())
+      throw_value("references and hypotheses must have the same number of sentences, got " +
+                  std::to_string(r.refs.size()) + " and " + std::to_string(h.refs.size()));
+    if (words) {  // token buffers are final now: point into the arena
+      size_t k = 0;
+      for (auto* s : {&r, &h})
+        for (auto& ref : s->refs) ref.data = arena.data() + offsets[k++];
+    }
+    py::gil_scoped_release release;
+    f(r, h);
+  };
 
   // (total edits, total reference units, total hypothesis units) under jiwer's transforms.
   m.def(
       "error_rate_counts",
-      [](py::handle refs, py::handle hyps, bool words) {
-        WordTable table;
-        std::vector<int64_t> arena, offsets;
-        Sentences r, h;
-        sentences(refs, "references", words, table, arena, offsets, r);
-        sentences(hyps, "hypotheses", words, table, arena, offsets, h);
-        if (r.refs.size() != h.refs.size())
-          throw_value("references and hypotheses must have the same number of sentences, got " +
-                      std::to_string(r.refs.size()) + " and " + std::to_string(h.refs.size()));
-        if (words) {  // token buffers are final now: point into the arena
-          size_t k = 0;
-          for (auto* s : {&r, &h})
-            for (auto& ref : s->refs) ref.data = arena.data() + offsets[k++];
-        }
-        std::vector<int64_t> d(r.refs.size());
-        EditBatchParams p;
-        p.a = r.refs.data();
-        p.b = h.refs.data();
-        p.n = static_cast<int64_t>(d.size());
-        p.out_int = d.data();
-        int64_t total = 0;
-        {
-          py::gil_scoped_release release;
+      [with_sentences](py::handle refs, py::handle hyps, bool words) {
+        int64_t total = 0, ru = 0, hu = 0;
+        with_sentences(refs, hyps, words, [&](Sentences& r, Sentences& h) {
+          std::vector<int64_t> d(r.refs.size());
+          EditBatchParams p;
+          p.a = r.refs.data();
+          p.b = h.refs.data();
+          p.n = static_cast<int64_t>(d.size());
+          p.out_int = d.data();
           cpu::edit_distance_batch(p);
           for (int64_t v : d) total += v;
-        }
-        return py::make_tuple(total, r.units, h.units);
+          ru = r.units;
+          hu = h.units;
+        });
+        return py::make_tuple(total, ru, hu);
+      },
+      py::arg("references"), py::arg("hypotheses"), py::arg("words"));
+
+  // (hits, substitutions, deletions, insertions) as jiwer 4's process_words/process_characters.
+  m.def(
+      "error_counts",
+      [with_sentences](py::handle refs, py::handle hyps, bool words) {
+        EditCountsParams p;
+        with_sentences(refs, hyps, words, [&](Sentences& r, Sentences& h) {
+          p.ref = r.refs.data();
+          p.hyp = h.refs.data();
+          p.n = static_cast<int64_t>(r.refs.size());
+          cpu::edit_counts(p);
+        });
+        return py::make_tuple(p.total.hits, p.total.substitutions, p.total.deletions, p.total.insertions);
       },
       py::arg("references"), py::arg("hypotheses"), py::arg("words"));
 }

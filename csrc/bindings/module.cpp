@@ -54,10 +54,10 @@ Reduction to_reduction(const std::string& s) {
   throw_value("reduction must be 'mean', 'sum' or 'none', got '" + s + "'");
 }
 
-int normalize_axis(int axis, int ndim, const char* name) {
+int normalize_axis(int64_t axis, int ndim, const char* name) {
   if (axis < -ndim || axis >= ndim)
     throw_value(std::string("axis ") + std::to_string(axis) + " is out of range for " + name + " with " + std::to_string(ndim) + " dimensions");
-  return axis < 0 ? axis + ndim : axis;
+  return static_cast<int>(axis < 0 ? axis + ndim : axis);
 }
 
 namespace {
@@ -152,4 +152,7 @@ PYBIND11_MODULE(_C, m) {
   register_cross_entropy(m);
   register_edit_distance(m);
   register_ctc(m);
+  register_elementwise(m);
+  register_rowwise(m);
+  register_metric(m);
 }

@@ -14,10 +14,13 @@ namespace py = pybind11;
 
 TensorView to_view(const py::handle& desc, const char* name);
 Reduction to_reduction(const std::string& s);
-int normalize_axis(int axis, int ndim, const char* name);
+int normalize_axis(int64_t axis, int ndim, const char* name);
 
 void register_cross_entropy(py::module_& m);
 void register_edit_distance(py::module_& m);
 void register_ctc(py::module_& m);
+void register_elementwise(py::module_& m);
+void register_rowwise(py::module_& m);
+void register_metric(py::module_& m);
 
 }  // namespace fastloss

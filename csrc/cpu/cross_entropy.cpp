@@ -7,502 +7,63 @@
 // With probability targets t (smoothed t' = (1-eps) t + eps/C):
 //   loss = A' lse - sum_c w_c t'_c x_c,  A' = sum_c w_c t'_c;  dloss/dx_j = p_j (A' + 2 z lse) - w_j t'_j
 // Both gradients are "p times a row constant minus a per-class coefficient", so one pass-2
-// loop serves them. Rows are split across threads; each row is read from memory once.
+// loop serves them: cross-entropy is the row engine's first policy (row_engine.h walks the
+// layouts, threads and writes the gradient; each row is read from memory once).
 #include "fastloss/cpu_kernel.h"
 #include "fastloss/cross_entropy.h"
-#include "fastloss/row_softmax.h"
+#include "fastloss/row_engine.h"
 
 namespace fastloss {
 namespace cpu {
 namespace FASTLOSS_ISA {
 namespace {
 
-// Gradients bigger than this go around the cache (streaming stores).
-constexpr int64_t kStreamBytes = int64_t(8) << 20;
-
-struct Denominator {
-  double value;       // sum of w_y over counted rows (or their count)
-  int64_t counted;    // rows not ignored
-};
-
-// Checks every integer label and sums the weights of the counted rows (the "mean" denominator).
-template <class S>
-Denominator label_denominator(const CrossEntropyParams& p, int64_t rows, int64_t C) {
-  const int rank = p.logits.ndim - 1;
-  if (p.soft_labels) return {static_cast<double>(rows), rows};
-  const int64_t* strides[1] = {p.labels.strides};
-  const bool weighted = !is_none(p.weight);
-  const int nt = num_threads();
-  double total = 0;
-  int64_t counted = 0, first_bad = rows;
-#pragma omp parallel num_threads(nt) reduction(+ : total, counted) reduction(min : first_bad)
-  {
-    int64_t r0, r1;
-    thread_range(rows, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
-    RowWalker<1> walk(p.labels.shape, rank, strides);
-    walk.begin(r0);
-    for (int64_t r = r0; r < r1; ++r, walk.next()) {
-      const int64_t y = load_index(p.labels, walk.offset(0));
-      if (y == p.ignore_index) continue;
-      if (y < 0 || y >= C) {
-        if (r < first_bad) first_bad = r;
-        continue;
-      }
-      total += weighted ? load_as<double>(p.weight, y * p.weight.strides[0]) : 1.0;
-      ++counted;
+// Cross-entropy as a row-engine policy. The loss of a row from its softmax statistics and
+// side sums; hard labels use (m - x_y) + log(sum), not lse - x_y: exact when |x| is huge and
+// the row is flat.
+template <class S> struct CrossEntropyPolicy {
+  bool soft;
+  S eps, eps_c, wsum, z;
+  bool grad_needs_log() const { return z != S(0); }
+  S loss(const row_engine::RowStats<S>& r) const {
+    const S lse = r.m + r.log_s;
+    S loss;
+    if (soft) {
+      loss = r.swt * lse - r.sx;
+    } else {
+      loss = (S(1) - eps) * r.wy * ((r.m - r.xy) + r.log_s);
+      if (eps != S(0)) loss += eps_c * (wsum * lse - r.sx);
     }
+    if (z != S(0)) loss += z * lse * lse;
+    return loss;
   }
-  if (first_bad < rows) {
-    RowWalker<1> walk(p.labels.shape, rank, strides);
-    walk.begin(first_bad);
-    const int64_t y = load_index(p.labels, walk.offset(0));
-    throw_index("labels" + index_string(p.labels.shape, rank, first_bad) + " = " + std::to_string(y) +
-                " is outside [0, " + std::to_string(C) + ") and is not ignore_index (" +
-                std::to_string(p.ignore_index) + ")");
-  }
-  return {total, counted};
-}
-
-// The loss of rows with no classes (all ignored): 0 for each row, or a 0 total.
-void zero_loss(const CrossEntropyParams& p, int rank, int64_t rows) {
-  if (p.reduction != Reduction::none) {
-    store_as<double>(p.loss, 0, 0.0);
-    return;
-  }
-  const int64_t* strides[1] = {p.loss.strides};
-  RowWalker<1> walk(p.loss.shape, rank, strides);
-  walk.begin(0);
-  for (int64_t r = 0; r < rows; ++r, walk.next()) store_as<double>(p.loss, walk.offset(0), 0.0);
-}
-
-// A row of type S, either in place (contiguous, right dtype) or gathered into `buf`.
-template <class S>
-const S* row_source(const TensorView& t, int64_t offset, int64_t C, S* buf) {
-  const int64_t cs = t.strides[t.ndim - 1];
-  if (t.dtype == (sizeof(S) == 4 ? DType::f32 : DType::f64) && cs == 1) return t.ptr<const S>() + offset;
-  for (int64_t c = 0; c < C; ++c) buf[c] = load_as<S>(t, offset + c * cs);
-  return buf;
-}
-
-// The loss of a row and its gradient's row constant A from the row's softmax statistics
-// (max m, sum of exp(x - m)) and the side sums: swt = sum w t', sx = sum w t' x (soft) or
-// sum w x (hard, smoothing). Hard labels use (m - x_y) + log(sum), not lse - x_y: exact when
-// |x| is huge and the row is flat.
-template <class S> struct RowLoss {
-  S loss, A;
-};
-template <class S>
-RowLoss<S> row_loss(bool soft, S m, S sum, S swt, S sx, S xy, S wy, S eps, S eps_c, S wsum, S z) {
-  const S log_s = std::log(sum), lse = m + log_s;
-  RowLoss<S> r;
-  if (soft) {
-    r.loss = swt * lse - sx;
-    r.A = swt;
-  } else {
-    r.loss = (S(1) - eps) * wy * ((m - xy) + log_s);
-    if (eps != S(0)) r.loss += eps_c * (wsum * lse - sx);
-    r.A = (S(1) - eps) * wy + eps_c * wsum;
-  }
-  if (z != S(0)) {
-    r.loss += z * lse * lse;
-    r.A += S(2) * z * lse;
-  }
-  return r;
-}
-
-// Horizontal max and sum as halving trees (log2 W steps; the row path's lane-order loops are
-// fine once per 2 KiB block, too slow once per short row).
-template <class S, int N> struct Lanes {
-  typedef S V __attribute__((vector_size(N * sizeof(S))));
-};
-template <class S, int N, class Op> inline S tree_reduce(typename Lanes<S, N>::V v, Op op) {
-  if constexpr (N == 1) {
-    return v[0];
-  } else {
-    typename Lanes<S, N / 2>::V lo, hi;
-    std::memcpy(&lo, &v, sizeof(lo));
-    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof(lo), sizeof(hi));
-    return tree_reduce<S, N / 2>(op(lo, hi), op);
-  }
-}
-template <class S> inline S hmax_tree(vec_t<S> v) {
-  return tree_reduce<S, Vec<S>::W>(v, [](auto a, auto b) { return a > b ? a : b; });
-}
-template <class S> inline S hsum_tree(vec_t<S> v) {
-  return tree_reduce<S, Vec<S>::W>(v, [](auto a, auto b) { return a + b; });
-}
-
-// Rows of at most kShortVecs vectors (contiguous, native dtype, gradient written in place):
-// the whole row stays in registers, so one load, one exp and one store per element, with no
-// scratch row, no block bookkeeping and only a few horizontal reductions per row.
-constexpr int kShortVecs = 8;
-
-template <class S> struct ShortRowConsts {
-  int64_t C;
-  const S* w;  // contiguous weights (padded by a vector), or null
-  S wsum, eps, eps_c, z, sc;
-  bool soft, want_grad;
-};
-
-// Loss of one row at x (targets t for probability labels, label y otherwise); with a gradient,
-// writes it to g. NV = ceil(C / W).
-template <class S, int NV>
-S short_row(const ShortRowConsts<S>& k, const S* x, const S* t, int64_t y, S* g) {
-  typedef vec_t<S> V;
-  constexpr int W = Vec<S>::W;
-  const S ninf = -std::numeric_limits<S>::infinity();
-  const int64_t tail = k.C - (NV - 1) * W;  // lanes used in the last vector, 1..W
-  auto part = [&](const S* p, int i, S fill) { return i < NV - 1 || tail == W ? load(p + i * W) : load_partial(p + i * W, tail, fill); };
-  V xv[NV], e[NV];
-  for (int i = 0; i < NV; ++i) xv[i] = part(x, i, ninf);
-  V mv = xv[0];
-  for (int i = 1; i < NV; ++i) mv = vmax(mv, xv[i]);
-  const S m = hmax_tree<S>(mv);
-  V sv = V{};
-  for (int i = 0; i < NV; ++i) {
-    e[i] = vexp(xv[i] - m);  // padding lanes: exp(-inf) = 0
-    sv += e[i];
-  }
-  const S sum = hsum_tree<S>(sv);
-  S swt = 0, sx = 0;
-  if (k.soft || k.eps != S(0)) {
-    V a = V{}, b = V{};
-    for (int i = 0; i < NV; ++i) {
-      const bool last = i == NV - 1 && tail < W;
-      const V xz = last ? (first_lanes<S>(tail, S(1)) == S(1) ? xv[i] : V{}) : xv[i];  // padding as 0
-      const V wv = k.w ? part(k.w, i, S(0)) : V{};
-      if (k.soft) {
-        V wt = part(t, i, S(0)) * (S(1) - k.eps) + (last ? first_lanes<S>(tail, k.eps_c) : splat(k.eps_c));
-        if (k.w) wt *= wv;
-        a += wt;
-        b += wt == S(0) ? V{} : wt * xz;  // a zero target never meets a -inf logit
-      } else {
-        b += k.w ? xz * wv : xz;
-      }
-    }
-    swt = hsum_tree<S>(a);
-    sx = hsum_tree<S>(b);
-  }
-  const S wy = !k.soft && k.w ? k.w[y] : S(1);
-  const RowLoss<S> r = row_loss<S>(k.soft, m, sum, swt, sx, k.soft ? S(0) : x[y], wy, k.eps, k.eps_c, k.wsum, k.z);
-  if (k.want_grad) {
-    const V kA = splat(k.sc * r.A / sum);
-    const S kc = k.sc * k.eps_c;
-    const S target_term = k.soft ? S(0) : k.sc * (S(1) - k.eps) * wy;
-    for (int i = 0; i < NV; ++i) {
-      V coef = k.soft ? part(t, i, S(0)) * (k.sc * (S(1) - k.eps)) + kc : splat(kc);
-      if (k.w) coef *= part(k.w, i, S(0));
-      V gv = e[i] * kA - coef;
-      if (!k.soft && y / W == i) gv[y % W] -= target_term;
-      if (i < NV - 1 || tail == W) store(g + i * W, gv);
-      else store_partial(g + i * W, gv, tail);
-    }
-  }
-  return r.loss;
-}
-
-template <class S> using ShortRowFn = S (*)(const ShortRowConsts<S>&, const S*, const S*, int64_t, S*);
-template <class S> ShortRowFn<S> short_row_for(int64_t C) {
-  constexpr int W = Vec<S>::W;
-  switch ((C + W - 1) / W) {
-    case 1: return short_row<S, 1>;
-    case 2: return short_row<S, 2>;
-    case 3: return short_row<S, 3>;
-    case 4: return short_row<S, 4>;
-    case 5: return short_row<S, 5>;
-    case 6: return short_row<S, 6>;
-    case 7: return short_row<S, 7>;
-    case 8: return short_row<S, 8>;
-    default: return nullptr;
-  }
-}
-
-// W rows at once, one per SIMD lane, looping over the classes: for the (N, C, H, W) layout with
-// axis=1 (consecutive rows are consecutive pixels: every load and store is a contiguous
-// vector) and for few classes (C <= kLaneClasses, lanes gathered at the row stride), where a
-// row is too short to fill vectors and per-row overhead would dominate. exp(x - max) is kept
-// in a C x W scratch for pass 2.
-// (Measured on Zen 4, float32: lanes win below 16 classes, short rows in registers from 16.)
-constexpr int64_t kLaneClasses = 15;
-
-template <class S>
-struct SpatialGroup {
-  typedef vec_t<S> V;
-  static constexpr int W = Vec<S>::W;
-  const CrossEntropyParams& p;
-  int64_t C, xcs, tcs, gcs, x_in, t_in, g_in, l_in;  // class strides; strides along the rows' last dim
-  const S* w;
-  S wsum, eps, eps_c, z, sc;
-  bool want_grad, weighted, reduce_none;
-
-  // W values at base[0], base[stride], ...: a vector load when the lanes are contiguous.
-  static V lanes(const S* base, int64_t stride) {
-    if (stride == 1) return load(base);
-    V v;
-    for (int l = 0; l < W; ++l) v[l] = base[l * stride];
-    return v;
-  }
-  static void put_lanes(S* base, int64_t stride, V v) {
-    if (stride == 1) return store(base, v);
-    for (int l = 0; l < W; ++l) base[l * stride] = v[l];
-  }
-
-  // Rows at offsets (xo, to, go, lo) and the next W-1 along the last row dim. Returns the
-  // sum of their losses (0 with reduction "none", where they are stored).
-  double run(int64_t xo, int64_t to, int64_t go, int64_t lo, S* e_buf) const {
-    const S* x = p.logits.ptr<const S>() + xo;
-    const S ninf = -std::numeric_limits<S>::infinity();
-    int64_t y[W];
-    bool live[W];
-    for (int l = 0; l < W; ++l) {
-      y[l] = p.soft_labels ? 0 : load_index(p.labels, to + l * t_in);
-      live[l] = p.soft_labels || y[l] != p.ignore_index;
-    }
-    V m = splat(ninf);
-    for (int64_t c = 0; c < C; ++c) m = vmax(m, lanes(x + c * xcs, x_in));
-    V s = V{}, sx = V{}, swt = V{};
-    const S* t = p.soft_labels ? p.labels.ptr<const S>() + to : nullptr;
-    for (int64_t c = 0; c < C; ++c) {
-      const V xv = lanes(x + c * xcs, x_in);
-      const V e = vexp(xv - m);
-      s += e;
-      if (want_grad) store(e_buf + c * W, e);
-      if (p.soft_labels) {
-        V wt = lanes(t + c * tcs, t_in) * (S(1) - eps) + eps_c;
-        if (weighted) wt *= w[c];
-        swt += wt;
-        sx += wt == S(0) ? V{} : wt * xv;
-      } else if (eps != S(0)) {
-        sx += weighted ? xv * w[c] : xv;
-      }
-    }
-    double total = 0;
-    S kA[W], inv_s[W], target[W];
-    for (int l = 0; l < W; ++l) {
-      S loss = 0;
-      kA[l] = inv_s[l] = target[l] = 0;
-      if (live[l]) {
-        const S wy = !p.soft_labels && weighted ? w[y[l]] : S(1);
-        const S xy = p.soft_labels ? S(0) : x[y[l] * xcs + l * x_in];
-        const RowLoss<S> r = row_loss<S>(p.soft_labels, m[l], s[l], swt[l], sx[l], xy, wy, eps, eps_c, wsum, z);
-        loss = r.loss;
-        if (!p.soft_labels) target[l] = sc * (S(1) - eps) * wy;
-        kA[l] = sc * r.A;
-        inv_s[l] = S(1) / s[l];
-      }
-      if (reduce_none) store_as<S>(p.loss, lo + l * l_in, loss);
-      else total += static_cast<double>(loss);
-    }
-    if (want_grad) {
-      S* g = p.grad.ptr<S>() + go;
-      S kc_lane[W];
-      for (int l = 0; l < W; ++l) kc_lane[l] = live[l] ? sc * eps_c : S(0);
-      const V k = load(kA) * load(inv_s), kc = load(kc_lane);
-      V keep;  // 1 for counted rows, 0 for ignored ones (whose exps may be NaN)
-      for (int l = 0; l < W; ++l) keep[l] = live[l] ? S(1) : S(0);
-      for (int64_t c = 0; c < C; ++c) {
-        const V e = load(e_buf + c * W);
-        V coef = kc;
-        if (p.soft_labels) coef = lanes(t + c * tcs, t_in) * (sc * (S(1) - eps)) + kc;
-        if (weighted) coef *= w[c];
-        const V gv = e * k - coef;
-        put_lanes(g + c * gcs, g_in, keep == S(1) ? gv : V{});
-      }
-      for (int l = 0; l < W; ++l)
-        if (live[l] && !p.soft_labels) g[y[l] * gcs + l * g_in] -= target[l];
-    }
-    return total;
+  row_engine::RowGrad<S> grad(const row_engine::RowStats<S>& r) const {
+    row_engine::RowGrad<S> g;
+    g.A = soft ? r.swt : (S(1) - eps) * r.wy + eps_c * wsum;
+    g.T = soft ? S(0) : (S(1) - eps) * r.wy;
+    if (z != S(0)) g.A += S(2) * z * (r.m + r.log_s);
+    return g;
   }
 };
 
 template <class S>
 void cross_entropy_impl(const CrossEntropyParams& p) {
-  typedef vec_t<S> V;
-  constexpr int W = Vec<S>::W;
-  const int rank = p.logits.ndim - 1;
-  const int64_t C = p.logits.shape[rank];
-  const int64_t rows = p.logits.drop_last().numel();
-  const bool want_grad = !is_none(p.grad);
-  const bool weighted = !is_none(p.weight);
-  const bool reduce_none = p.reduction == Reduction::none;
-  if (rows == 0) {
-    if (!reduce_none) store_as<double>(p.loss, 0, 0.0);
-    return;
-  }
-  const Denominator den = label_denominator<S>(p, rows, C);  // with C == 0 every label must be ignored
-  if (C == 0) {
-    zero_loss(p, rank, rows);
-    return;
-  }
-  // mean over zero counted rows is 0 with a zero gradient, never NaN
-  const double scale = p.reduction == Reduction::mean ? (den.value != 0 ? 1.0 / den.value : 0.0) : 1.0;
-
-  const S eps = static_cast<S>(p.label_smoothing);
-  const S eps_c = eps / static_cast<S>(C);
-  const S z = static_cast<S>(p.z_loss);
-  const S sc = static_cast<S>(scale);
-
-  // Weights as a contiguous S row (read every row when smoothing or soft labels need them).
-  ScratchBuffer wbuf;
-  const S* w = nullptr;
+  const int64_t C = p.logits.ndim > 0 ? p.logits.shape[p.logits.ndim - 1] : 0;
   S wsum = static_cast<S>(C);
-  if (weighted) {
-    S* wb = wbuf.get<S>(C + W);
+  if (!is_none(p.weight)) {  // the same float sum the engine forms for its weight row
     double acc = 0;
-    for (int64_t c = 0; c < C; ++c) {
-      wb[c] = load_as<S>(p.weight, c * p.weight.strides[0]);
-      acc += wb[c];
-    }
-    w = wb;
+    for (int64_t c = 0; c < C; ++c) acc += load_as<S>(p.weight, c * p.weight.strides[0]);
     wsum = static_cast<S>(acc);
   }
-
-  const DType native = sizeof(S) == 4 ? DType::f32 : DType::f64;
-  const int64_t gcs = want_grad ? p.grad.strides[rank] : 1;
-  const bool grad_direct = want_grad && p.grad.dtype == native && gcs == 1;
-  const bool stream = grad_direct && p.grad.numel() * int64_t(sizeof(S)) >= kStreamBytes;
-
-  const int64_t* strides[4] = {p.logits.strides, p.labels.strides, want_grad ? p.grad.strides : nullptr,
-                               reduce_none ? p.loss.strides : nullptr};
-  // Lane-per-row groups: the (N, C, H, W) layout (rows contiguous along their last dim,
-  // classes strided) or few classes (any layout).
-  const bool lane_layout = p.logits.strides[rank] != 1 && rank >= 1 && p.logits.strides[rank - 1] == 1;
-  const bool spatial = rank >= 1 && W > 1 && (lane_layout || C <= kLaneClasses) && p.logits.dtype == native &&
-                       p.logits.shape[rank - 1] >= W && (!want_grad || p.grad.dtype == native) &&
-                       (!p.soft_labels || p.labels.dtype == native);
-  const SpatialGroup<S> group{p, C, p.logits.strides[rank], p.soft_labels ? p.labels.strides[rank] : 0,
-                              want_grad ? p.grad.strides[rank] : 0, rank ? p.logits.strides[rank - 1] : 0,
-                              rank ? p.labels.strides[rank - 1] : 0, want_grad && rank ? p.grad.strides[rank - 1] : 0,
-                              reduce_none && rank ? p.loss.strides[rank - 1] : 0, w, wsum, eps, eps_c, z, sc,
-                              want_grad, weighted, reduce_none};
-  // Short rows: the whole row in registers (strided or converted rows gathered first, so
-  // every layout gives the same bits).
-  const ShortRowFn<S> short_fn = short_row_for<S>(C);
-  const ShortRowConsts<S> short_consts{C, w, wsum, eps, eps_c, z, sc, p.soft_labels, want_grad};
-  const int nt = num_threads();
-  double partial[256] = {0};
-  const int nthreads = nt < 256 ? nt : 256;
-
-#pragma omp parallel num_threads(nthreads)
-  {
-    const int tid = omp_get_thread_num(), ntt = omp_get_num_threads();
-    int64_t r0, r1;
-    thread_range(rows, tid, ntt, &r0, &r1);
-    ScratchBuffer xbuf, tbuf, ebuf, bmbuf, gbuf;
-    double acc = 0;
-    RowWalker<4> walk(p.logits.shape, rank, strides);
-    walk.begin(r0);
-    for (int64_t r = r0; r < r1; ++r, walk.next()) {
-      const int64_t lo = walk.offset(0), to = walk.offset(1), go = walk.offset(2);
-      if (spatial && r + W <= r1 && walk.inner_remaining() >= W) {  // a whole group of rows
-        acc += group.run(lo, to, go, walk.offset(3), ebuf.get<S>(C * W));
-        for (int k = 1; k < W; ++k) walk.next();
-        r += W - 1;
-        continue;
-      }
-      int64_t y = -1;
-      if (!p.soft_labels) {
-        y = load_index(p.labels, to);
-        if (y == p.ignore_index) {  // ignored row: loss 0, gradient 0
-          if (reduce_none) store_as<S>(p.loss, walk.offset(3), S(0));
-          if (want_grad)
-            for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad, go + c * gcs, S(0));
-          continue;
-        }
-      }
-      if (short_fn) {
-        S* g = want_grad ? (grad_direct ? p.grad.ptr<S>() + go : gbuf.get<S>(C + W)) : nullptr;
-        const S loss = short_fn(short_consts, row_source<S>(p.logits, lo, C, xbuf.get<S>(C + W)),
-                                p.soft_labels ? row_source<S>(p.labels, to, C, tbuf.get<S>(C + W)) : nullptr, y, g);
-        if (want_grad && !grad_direct)
-          for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad, go + c * gcs, g[c]);
-        if (reduce_none) store_as<S>(p.loss, walk.offset(3), loss);
-        else acc += static_cast<double>(loss);
-        continue;
-      }
-      const S* x = row_source<S>(p.logits, lo, C, xbuf.get<S>(C + W));
-      S* dst = grad_direct ? p.grad.ptr<S>() + go : nullptr;
-      const RowBlocks<S> rb{C};
-
-      // Side sums for the loss, gathered during pass 1.
-      V sx_v = V{}, swt_v = V{};  // sum w_c x_c (smoothing) / sum w_c t'_c x_c, sum w_c t'_c (soft)
-      const S* t = p.soft_labels ? row_source<S>(p.labels, to, C, tbuf.get<S>(C + W)) : nullptr;
-      auto side = [&](int64_t j, V xv, int64_t n) {
-        if (p.soft_labels) {
-          V tv = n == W ? load(t + j) : load_partial(t + j, n, S(0));
-          V wt = tv * (S(1) - eps) + (n == W ? splat(eps_c) : first_lanes<S>(n, eps_c));
-          if (weighted) wt *= n == W ? load(w + j) : load_partial(w + j, n, S(0));
-          swt_v += wt;
-          sx_v += wt == S(0) ? V{} : wt * xv;  // a zero target never meets a -inf logit
-        } else if (eps != S(0)) {
-          sx_v += weighted ? xv * (n == W ? load(w + j) : load_partial(w + j, n, S(0))) : xv;
-        }
-      };
-
-      SoftmaxStats<S> st;
-      S* exps = nullptr;
-      S* bmax = nullptr;
-      // Plain integer labels need no side sums: NoSide keeps their pass 1 free of branches.
-      const bool plain = !p.soft_labels && eps == S(0);
-      if (want_grad) {
-        exps = ebuf.get<S>(C + W);
-        bmax = bmbuf.get<S>(rb.count() + 1);
-        st = plain ? softmax_stats<S, true>(x, rb, exps, bmax) : softmax_stats<S, true>(x, rb, exps, bmax, side);
-      } else {
-        st = plain ? softmax_stats<S, false>(x, rb, nullptr, nullptr)
-                   : softmax_stats<S, false>(x, rb, nullptr, nullptr, side);
-      }
-      const S swt = p.soft_labels ? hsum<S>(swt_v) : S(0), sx = p.soft_labels || eps != S(0) ? hsum<S>(sx_v) : S(0);
-      const S wy = !p.soft_labels && weighted ? w[y] : S(1);
-      const RowLoss<S> rl = row_loss<S>(p.soft_labels, st.max, st.sum, swt, sx, p.soft_labels ? S(0) : x[y], wy, eps,
-                                        eps_c, wsum, z);
-      const S loss = rl.loss, A = rl.A;
-      if (reduce_none) store_as<S>(p.loss, walk.offset(3), loss);
-      else acc += static_cast<double>(loss);
-
-      if (want_grad) {
-        S* g = dst ? dst : gbuf.get<S>(C + W);
-        const V kA = splat(sc * A);
-        const S kc = sc * eps_c;
-        const bool do_stream = stream && dst;
-        const int64_t first = dst ? misaligned_prefix(dst, C) : 0;
-        // The target's own term, -(1-eps) w_y, goes into its lane before the store: a scalar
-        // store after a streamed vector to the same line would stall on the write-combining.
-        const S target_term = p.soft_labels ? S(0) : sc * (S(1) - eps) * (weighted ? w[y] : S(1));
-        auto put = [&](int64_t j, V v, int64_t n) {
-          if (static_cast<uint64_t>(y - j) < static_cast<uint64_t>(n)) v[y - j] -= target_term;
-          put_vec<S>(g, j, v, n, do_stream);
-        };
-        if (p.soft_labels) {
-          const S one_m = S(1) - eps;
-          for_each_prob<S>(exps, bmax, rb, st, first, [&](int64_t j, V pv, int64_t n) {
-            V tv = n == W ? load(t + j) : load_partial(t + j, n, S(0));
-            V wt = tv * (sc * one_m) + kc;
-            if (weighted) wt *= n == W ? load(w + j) : load_partial(w + j, n, S(0));
-            put(j, pv * kA - wt, n);
-          });
-        } else if (weighted && eps != S(0)) {
-          for_each_prob<S>(exps, bmax, rb, st, first, [&](int64_t j, V pv, int64_t n) {
-            const V wv = n == W ? load(w + j) : load_partial(w + j, n, S(0));
-            put(j, pv * kA - wv * kc, n);
-          });
-        } else {
-          const V kcv = splat(kc);
-          for_each_prob<S>(exps, bmax, rb, st, first, [&](int64_t j, V pv, int64_t n) { put(j, pv * kA - kcv, n); });
-        }
-        if (!dst)
-          for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad, go + c * gcs, g[c]);
-      }
-    }
-    partial[tid] = acc;
-    if (stream) stream_fence();
-  }
-  if (!reduce_none) {
-    double total = 0;
-    for (int i = 0; i < nthreads; ++i) total += partial[i];
-    store_as<double>(p.loss, 0, total * scale);
-  }
+  const S eps = static_cast<S>(p.label_smoothing);
+  const CrossEntropyPolicy<S> pol{p.soft_labels, eps, C ? eps / static_cast<S>(C) : S(0), wsum,
+                                  static_cast<S>(p.z_loss)};
+  row_engine::run<S>(p, pol);
 }
+
+// NLL reads one value per row (and writes C gradient entries), cheaper than a softmax
+// element: threads pay off from about twice the row engine's size per thread (row_engine.h).
+constexpr int64_t kMinNllPerThread = 32768;
 
 template <class S>
 void nll_impl(const CrossEntropyParams& p) {
@@ -516,9 +77,9 @@ void nll_impl(const CrossEntropyParams& p) {
     if (!reduce_none) store_as<double>(p.loss, 0, 0.0);
     return;
   }
-  const Denominator den = label_denominator<S>(p, rows, C);
+  const row_engine::Denominator den = row_engine::label_denominator(p, rows, C);
   if (C == 0) {
-    zero_loss(p, rank, rows);
+    row_engine::zero_loss(p, rank, rows);
     return;
   }
   const double scale = p.reduction == Reduction::mean ? (den.value != 0 ? 1.0 / den.value : 0.0) : 1.0;
@@ -526,9 +87,11 @@ void nll_impl(const CrossEntropyParams& p) {
   const int64_t gcs = want_grad ? p.grad.strides[rank] : 1;
   const int64_t* strides[4] = {p.logits.strides, p.labels.strides, want_grad ? p.grad.strides : nullptr,
                                reduce_none ? p.loss.strides : nullptr};
-  const int nt = num_threads() < 256 ? num_threads() : 256;
+  // a row is a label load and a (usually strided) clear of C gradient entries
+  const int nt0 = threads_for(want_grad ? rows * C : rows, kMinNllPerThread);
+  const int nt = nt0 < 256 ? nt0 : 256;
   double partial[256] = {0};
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) if (nt > 1)
   {
     const int tid = omp_get_thread_num();
     int64_t r0, r1;

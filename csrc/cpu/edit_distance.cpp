@@ -183,6 +183,12 @@ struct Work {
   }
 };
 
+// The calling thread's work space, built once (its tables start, and are left, all-zero).
+inline Work& thread_work() {
+  static thread_local Work w;
+  return w;
+}
+
 // ---------------------------------------------------------------------------------------
 // Unit-cost Levenshtein, pattern P (m >= 1 elements) in the word table, text T.
 template <class TT>
@@ -304,11 +310,11 @@ struct BandSlide {
 };
 
 template <class TT, class Eq>
-int64_t myers_band(Eq& eq, int64_t m, const TT* t, int64_t n) {
+int64_t myers_band(Eq& eq, int64_t m, const TT* t, int64_t n, int64_t k) {
   const int64_t delta = n - m;
   const int64_t kl = (63 - delta) / 2;
   const int64_t dhi = delta + kl;
-  const int64_t bound = delta + 2 * kl;
+  const int64_t bound = delta + 2 * kl < k ? delta + 2 * kl : k;  // stop early past the caller's bound
   eq.start(dhi);
   uint64_t vn = dhi >= 63 ? ~uint64_t(0) : ((uint64_t(1) << (dhi + 1)) - 1);  // rows <= 0
   uint64_t vp = ~vn;
@@ -371,21 +377,30 @@ int64_t lcs_block(Work& w, int64_t m, const TT* t, int64_t n) {
 }
 
 // Generic weights: the plain dynamic program (a along rows: deleting a[i] costs del;
-// b along columns: inserting b[j] costs ins).
-template <class TA, class TB>
+// b along columns: inserting b[j] costs ins). Sat: additions saturate at INT64_MAX (weights so
+// large that a cell could overflow): a path whose true cost fits is still computed exactly,
+// so a result below INT64_MAX is exact.
+inline int64_t sat_add(int64_t x, int64_t y) {
+  int64_t r;
+  return __builtin_add_overflow(x, y, &r) ? INT64_MAX : r;
+}
+
+template <bool Sat, class TA, class TB>
 int64_t generic_dp(Work& w, const TA* a, int64_t m, const TB* b, int64_t n, const EditWeights& c) {
+  auto add = [](int64_t x, int64_t y) { return Sat ? sat_add(x, y) : x + y; };
   int64_t* row = w.row.get<int64_t>(n + 1);
-  for (int64_t j = 0; j <= n; ++j) row[j] = j * c.ins;
+  row[0] = 0;
+  for (int64_t j = 1; j <= n; ++j) row[j] = add(row[j - 1], c.ins);
   for (int64_t i = 1; i <= m; ++i) {
     int64_t diag = row[0];
-    row[0] = i * c.del;
+    row[0] = add(row[0], c.del);
     const uint64_t ai = a[i - 1];
     for (int64_t j = 1; j <= n; ++j) {
       const int64_t up = row[j];
-      int64_t v = up + c.del;
-      const int64_t left = row[j - 1] + c.ins;
+      int64_t v = add(up, c.del);
+      const int64_t left = add(row[j - 1], c.ins);
       v = left < v ? left : v;
-      const int64_t d = diag + (ai == uint64_t(b[j - 1]) ? 0 : c.sub);
+      const int64_t d = add(diag, ai == uint64_t(b[j - 1]) ? 0 : c.sub);
       v = d < v ? d : v;
       diag = up;
       row[j] = v;
@@ -394,9 +409,12 @@ int64_t generic_dp(Work& w, const TA* a, int64_t m, const TB* b, int64_t n, cons
   return row[n];
 }
 
-// Unit-cost Levenshtein of pattern p (shorter, m >= 1) against text t.
+// Unit-cost Levenshtein of pattern p (shorter, m >= 1) against text t: exact when <= k,
+// otherwise some value > k (k: the caller's score_cutoff in units; a small k runs a narrow
+// band, which is what makes bounded searches fast).
 template <class TP, class TT>
-int64_t uniform(Work& w, const TP* p, int64_t m, const TT* t, int64_t n) {
+int64_t uniform(Work& w, const TP* p, int64_t m, const TT* t, int64_t n, int64_t k = INT64_MAX) {
+  if (n - m > k) return k + 1;  // the length difference alone exceeds the bound
   if (m <= 64) {
     w.wt.build(p, m);
     const int64_t d = myers_word(w.wt, m, t, n);
@@ -412,26 +430,32 @@ int64_t uniform(Work& w, const TP* p, int64_t m, const TT* t, int64_t n) {
       for (int64_t i = 0; i < m; ++i) keys |= uint64_t(p[i]);
     if (keys < 256) {
       BandSlide<TP> eq{w.slide, w.slide_base, m, p};
-      d = myers_band(eq, m, t, n);
+      d = myers_band(eq, m, t, n, k);
       w.slide_base += m + 64;
       if (d >= 0) return d;
+      if (k <= 62) return k + 1;  // the band is exact up to 62 >= k
       w.build_block(p, m);
     } else {
       w.build_block(p, m);
       BandBlock eq{w.bt};
-      d = myers_band(eq, m, t, n);
+      d = myers_band(eq, m, t, n, k);
+      if (d < 0 && k <= 62) {
+        w.clear_block(p, m);
+        return k + 1;
+      }
     }
   } else {
     w.build_block(p, m);
   }
   int64_t k0 = (n - m) + (m / 8 > 24 ? m / 8 : 24);
   if (n - m <= 63 && k0 < 124) k0 = 124;
-  for (int64_t k = k0; d < 0; k *= 3) {
-    if (k >= n + m || (2 * k) / 64 + 2 >= w.bt.words) {
+  for (int64_t kb = k0 < k ? k0 : k; d < 0; kb = kb < k / 3 ? kb * 3 : k) {
+    if (kb >= n + m || (2 * kb) / 64 + 2 >= w.bt.words) {
       d = myers_block(w, m, t, n, n + m);
     } else {
-      const int64_t r = myers_block(w, m, t, n, k);
-      if (r <= k) d = r;
+      const int64_t r = myers_block(w, m, t, n, kb);
+      if (r <= kb) d = r;
+      else if (kb >= k) d = k + 1;  // the distance exceeds the caller's bound
     }
   }
   w.clear_block(p, m);
@@ -452,22 +476,49 @@ int64_t lcs(Work& w, const TP* p, int64_t m, const TT* t, int64_t n) {
   return l;
 }
 
+// Sentinels of pair_distance: the distance exceeds the bound; it does not fit in int64.
+constexpr int64_t kOver = -1, kOverflow = -2;
+
+// Over the bound k, or (no bound) beyond int64.
+inline int64_t over(int64_t k) { return k == INT64_MAX ? kOverflow : kOver; }
+
+// units * cost, checked against the bound k (k == INT64_MAX: no bound, so a product that
+// does not fit is an overflow; otherwise it is merely over k).
+inline int64_t bounded(int64_t units, int64_t cost, int64_t k) {
+  int64_t r;
+  if (__builtin_mul_overflow(units, cost, &r)) return over(k);
+  return r <= k ? r : kOver;
+}
+
+// The distance if it is <= k, else kOver; kOverflow when it does not fit in int64.
 template <class TA, class TB>
-int64_t pair_distance(Work& w, const TA* a, int64_t m, const TB* b, int64_t n, const EditWeights& c) {
+int64_t pair_distance(Work& w, const TA* a, int64_t m, const TB* b, int64_t n, const EditWeights& c,
+                      int64_t k = INT64_MAX) {
   if (c.ins == 0 && c.del == 0) return 0;
   // Common prefix and suffix cost nothing for any weights.
   while (m && n && uint64_t(a[0]) == uint64_t(b[0])) ++a, ++b, --m, --n;
   while (m && n && uint64_t(a[m - 1]) == uint64_t(b[n - 1])) --m, --n;
-  if (m == 0) return n * c.ins;
-  if (n == 0) return m * c.del;
+  if (m == 0) return bounded(n, c.ins, k);
+  if (n == 0) return bounded(m, c.del, k);
+  // Lower bound: the length difference must be inserted or deleted.
+  if (bounded(m > n ? m - n : n - m, m > n ? c.del : c.ins, k) < 0) return over(k);
   if (c.ins == c.del) {
-    if (c.sub == c.ins) return c.ins * (m <= n ? uniform(w, a, m, b, n) : uniform(w, b, n, a, m));
-    if (c.sub >= 2 * c.ins) {
+    const int64_t ku = k / c.ins;  // the bound in units of the common cost
+    if (c.sub == c.ins) {
+      const int64_t u = m <= n ? uniform(w, a, m, b, n, ku) : uniform(w, b, n, a, m, ku);
+      return u > ku ? over(k) : bounded(u, c.ins, k);
+    }
+    if (c.sub / 2 >= c.ins) {  // sub >= ins + del: no substitutions, InDel distance
       const int64_t l = m <= n ? lcs(w, a, m, b, n) : lcs(w, b, n, a, m);
-      return c.ins * (m + n - 2 * l);
+      return bounded(m + n - 2 * l, c.ins, k);
     }
   }
-  return generic_dp(w, a, m, b, n, c);
+  // Every cell is at most i * del + j * ins: saturate only when that could overflow.
+  const int64_t wmax = c.ins > c.del ? (c.ins > c.sub ? c.ins : c.sub) : (c.del > c.sub ? c.del : c.sub);
+  const bool sat = __int128(m + n) * wmax >= __int128(INT64_MAX);
+  const int64_t d = sat ? generic_dp<true>(w, a, m, b, n, c) : generic_dp<false>(w, a, m, b, n, c);
+  if (d == INT64_MAX) return over(k);
+  return d <= k ? d : kOver;
 }
 
 // Calls f with a typed null pointer for the element width of `kind`.
@@ -481,35 +532,64 @@ inline auto with_kind(int kind, F&& f) {
   }
 }
 
-inline int64_t distance(Work& w, const SeqRef& a, const SeqRef& b, const EditWeights& c) {
+inline int64_t distance(Work& w, const SeqRef& a, const SeqRef& b, const EditWeights& c, int64_t k = INT64_MAX) {
   return with_kind(a.kind, [&](auto ta) {
     typedef std::remove_cv_t<std::remove_pointer_t<decltype(ta)>> TA;
     return with_kind(b.kind, [&](auto tb) {
       typedef std::remove_cv_t<std::remove_pointer_t<decltype(tb)>> TB;
-      return pair_distance(w, static_cast<const TA*>(a.data), a.len, static_cast<const TB*>(b.data), b.len, c);
+      return pair_distance(w, static_cast<const TA*>(a.data), a.len, static_cast<const TB*>(b.data), b.len, c, k);
     });
   });
 }
 
-inline double normalized(int64_t d, int64_t la, int64_t lb, const EditWeights& c) {
-  const int64_t mx = edit_distance_maximum(la, lb, c);
-  return mx ? static_cast<double>(d) / static_cast<double>(mx) : 0.0;
+// The integer bound of a pair under the cutoff (rapidfuzz: ceil(maximum * norm) when
+// normalized), and the value stored for a result d of pair_distance under that bound.
+inline int64_t pair_bound(const EditCutoff& cut, bool normalize, int64_t la, int64_t lb, const EditWeights& c) {
+  if (!normalize) return cut.dist;
+  const double k = std::ceil(edit_distance_maximum_f(la, lb, c) * cut.norm);
+  return k < 9.2e18 ? static_cast<int64_t>(k) : INT64_MAX;
 }
 
-int threads_for(int64_t work_units) {
-  const int nt = num_threads();
-  // About 64 short pairs per thread before a second thread pays for its start-up.
-  const int64_t cap = work_units / 64 + 1;
-  return static_cast<int>(cap < nt ? cap : nt);
+inline int64_t final_int(int64_t d, const EditCutoff& cut, int* overflow) {
+  if (d >= 0) return d;
+  if (d == kOver) return cut.dist + 1;
+  if (overflow) __atomic_store_n(overflow, 1, __ATOMIC_RELAXED);
+  return 0;
 }
+
+inline double final_norm(int64_t d, const EditCutoff& cut, int64_t la, int64_t lb, const EditWeights& c,
+                         int* overflow) {
+  if (d == kOver) return 1.0;
+  if (d == kOverflow) {
+    if (overflow) __atomic_store_n(overflow, 1, __ATOMIC_RELAXED);
+    return 0.0;
+  }
+  const double mx = edit_distance_maximum_f(la, lb, c);
+  const double nd = mx > 0 ? static_cast<double>(d) / mx : 0.0;
+  return nd <= cut.norm ? nd : 1.0;
+}
+
+// Thread budget, measured on the 2-core dev machine: the batched kernel runs ~1 ns per
+// sequence element (200000 pairs x 30 + 30 chars in ~11.5 ms on one thread, bench/RESULTS.md)
+// and an empty 2-thread OpenMP region costs a few us on an idle machine (libgomp; measured
+// 230-770 us while the machine was shared by a load of ~450), so a thread pays off from
+// ~4096 elements (a + b lengths summed) of work at the least; below that a call (one pair,
+// 10 pairs, a 10 x 10 matrix) stays on the calling thread.
+constexpr long long kMinElementsPerThread = 4096;
 
 // ---------------------------------------------------------------------------------------
 // Pairwise: a row's pattern table built once, every column scanned.
 
-inline void store_out(const TensorView& out, int64_t i, int64_t j, int64_t d, int64_t la, int64_t lb,
-                      const EditWeights& c, bool normalize) {
+// d: a result of pair_distance (or a sentinel) under the pair's bound.
+inline void store_out(const EditPairwiseParams& p, int64_t i, int64_t j, int64_t d, int64_t la, int64_t lb) {
+  const TensorView& out = p.out;
   const int64_t off = i * out.strides[0] + j * out.strides[1];
-  if (normalize) out.ptr<double>()[off] = normalized(d, la, lb, c);
+  if (p.normalize) {
+    out.ptr<double>()[off] = final_norm(d, p.cutoff, la, lb, p.w, p.overflow);
+    return;
+  }
+  d = final_int(d, p.cutoff, p.overflow);
+  if (out.dtype == DType::i32) out.ptr<int32_t>()[off] = static_cast<int32_t>(d);
   else if (out.dtype == DType::i32) out.ptr<int32_t>()[off] = static_cast<int32_t>(d);
   else out.ptr<int64_t>()[off] = d;
 }
@@ -659,9 +739,14 @@ inline void trim_bytes(const uint8_t*& a, int64_t& m, const uint8_t*& b, int64_t
   m -= s, n -= s;
 }
 
+inline int64_t batch_bound(const EditBatchParams& p, int64_t i) {
+  return pair_bound(p.cutoff, p.out_norm != nullptr, p.a[i].len, p.b[i].len, p.w);
+}
+
+// d: a result of pair_distance (or a sentinel) under batch_bound(p, i).
 inline void emit(const EditBatchParams& p, int64_t i, int64_t d) {
-  if (p.out_int) p.out_int[i] = d;
-  if (p.out_norm) p.out_norm[i] = normalized(d, p.a[i].len, p.b[i].len, p.w);
+  if (p.out_int) p.out_int[i] = final_int(d, p.cutoff, p.overflow);
+  if (p.out_norm) p.out_norm[i] = final_norm(d, p.cutoff, p.a[i].len, p.b[i].len, p.w, p.overflow);
 }
 
 // Sorts items by text length (counting sort into `sorted`) and runs them L at a time.
@@ -682,7 +767,10 @@ void run_lanes(BatchLanes<U>& bl, const LaneItem* items, int64_t count, LaneItem
   for (int64_t g = 0; g < count; g += L) {
     const int cnt = static_cast<int>(count - g < L ? count - g : L);
     bl.run(sorted + g, cnt, res);
-    for (int r = 0; r < cnt; ++r) emit(p, sorted[g + r].idx, p.w.ins * res[r]);
+    for (int r = 0; r < cnt; ++r) {
+      const int64_t i = sorted[g + r].idx;
+      emit(p, i, bounded(res[r], p.w.ins, batch_bound(p, i)));
+    }
   }
 }
 
@@ -782,7 +870,10 @@ void pairwise_lanes(const EditPairwiseParams& p, const int64_t* rows, int64_t nr
   constexpr int L = Lanes<U>::L;
   const int64_t groups = (nrows_sel + L - 1) / L;
   // Tiles: (group, column block); columns split when there are few groups.
-  const int nt = threads_for(groups * p.nb);
+  long long work = 0;
+  for (int64_t r = 0; r < nrows_sel; ++r) work += p.a[rows[r]].len;
+  for (int64_t j = 0; j < p.nb; ++j) work += p.b[j].len * groups;
+  const int nt = threads_for(work, kMinElementsPerThread);
   int64_t col_block = p.nb;
   if (groups < 4 * nt) {
     const int64_t want = (4 * nt + groups - 1) / groups;
@@ -791,10 +882,10 @@ void pairwise_lanes(const EditPairwiseParams& p, const int64_t* rows, int64_t nr
   }
   const int64_t cblocks = (p.nb + col_block - 1) / col_block;
   const int64_t tiles = groups * cblocks;
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    LaneGroup<U> lg;
-    ScratchBuffer refs_buf;
+    static thread_local LaneGroup<U> lg;
+    static thread_local ScratchBuffer refs_buf;
     SeqRef* refs = refs_buf.get<SeqRef>(L);
     int64_t cur_group = -1;
     int count = 0;
@@ -818,7 +909,9 @@ void pairwise_lanes(const EditPairwiseParams& p, const int64_t* rows, int64_t nr
           return 0;
         });
         for (int r = 0; r < count; ++r)
-          store_out(p.out, rows[g * L + r], j, p.w.ins * res[r], refs[r].len, b.len, p.w, p.normalize);
+          store_out(p, rows[g * L + r], j,
+                    bounded(res[r], p.w.ins, pair_bound(p.cutoff, p.normalize, refs[r].len, b.len, p.w)), refs[r].len,
+                    b.len);
       }
     }
     if (cur_group >= 0) lg.clear(refs, count);
@@ -827,22 +920,29 @@ void pairwise_lanes(const EditPairwiseParams& p, const int64_t* rows, int64_t nr
 
 }  // namespace
 
+int64_t edit_distance_pair(const SeqRef& a, const SeqRef& b, const EditWeights& w, int64_t k) {
+  return distance(thread_work(), a, b, w, k);
+}
+
 void edit_distance_batch(const EditBatchParams& p) {
   const EditWeights& c = p.w;
   // A handful of pairs (a single pair from Python) is not worth the lanes' fixed costs.
   const bool lanes = c.ins == c.del && c.ins == c.sub && c.ins > 0 && p.n >= 32;
-  const int nt = threads_for(p.n);
+  long long work = 0;
+  for (int64_t i = 0; i < p.n; ++i) work += p.a[i].len + p.b[i].len;
+  const int nt = threads_for(work, kMinElementsPerThread);
   // Chunks of pairs: large enough to sort into full lane groups, several per thread (pairs
   // outside the lanes may differ widely in cost).
   int64_t chunk = p.n / (8 * nt);
   chunk = chunk > 1024 ? 1024 : (chunk < 64 ? 64 : chunk);
   const int64_t chunks = (p.n + chunk - 1) / chunk;
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    Work w;
-    BatchLanes<uint32_t> l32;
-    BatchLanes<uint64_t> l64;
-    ScratchBuffer items_buf, sorted_buf, pos_buf;
+    // Per-thread scratch kept between calls (a small call allocates and clears nothing).
+    Work& w = thread_work();
+    static thread_local BatchLanes<uint32_t> l32;
+    static thread_local BatchLanes<uint64_t> l64;
+    static thread_local ScratchBuffer items_buf, sorted_buf, pos_buf;
     // items [0, chunk): patterns of <= 32 elements, [chunk, 2 chunk): 33..64
     LaneItem* items = lanes ? items_buf.get<LaneItem>(2 * chunk) : nullptr;
     LaneItem* sorted = lanes ? sorted_buf.get<LaneItem>(chunk) : nullptr;
@@ -854,7 +954,7 @@ void edit_distance_batch(const EditBatchParams& p) {
       for (int64_t i = i0; i < i1; ++i) {
         const SeqRef &a = p.a[i], &b = p.b[i];
         if (!lanes || a.kind != 1 || b.kind != 1) {
-          emit(p, i, distance(w, a, b, c));
+          emit(p, i, distance(w, a, b, c, batch_bound(p, i)));
           continue;
         }
         const uint8_t* x = static_cast<const uint8_t*>(a.data);
@@ -867,7 +967,7 @@ void edit_distance_batch(const EditBatchParams& p) {
           m = n, n = l;
         }
         if (m == 0) {
-          emit(p, i, c.ins * n);
+          emit(p, i, bounded(n, c.ins, batch_bound(p, i)));
         } else if (m <= 64 && n < 256) {
           LaneItem& it = m <= 32 ? items[n32++] : items[chunk + n64++];
           it.p = x, it.t = y, it.m = static_cast<int32_t>(m), it.n = static_cast<int32_t>(n), it.idx = i;
@@ -879,7 +979,9 @@ void edit_distance_batch(const EditBatchParams& p) {
             const int64_t l = m;
             m = n, n = l;
           }
-          emit(p, i, c.ins * (m ? uniform(w, x, m, y, n) : n));
+          const int64_t k = batch_bound(p, i), ku = k / c.ins;
+          const int64_t u = m ? uniform(w, x, m, y, n, ku) : n;
+          emit(p, i, u > ku ? over(k) : bounded(u, c.ins, k));
         }
       }
       if (n32) run_lanes(l32, items, n32, sorted, pos, p);
@@ -893,7 +995,7 @@ void edit_distance_pairwise(const EditPairwiseParams& p) {
   const EditWeights& c = p.w;
   const bool unit = c.ins == c.del && c.ins == c.sub && c.ins > 0;
   // Rows handled in SIMD lanes (unit costs, 1..32 or 33..64 elements), the rest per pair.
-  ScratchBuffer sel32_buf, sel64_buf, rest_buf;
+  static thread_local ScratchBuffer sel32_buf, sel64_buf, rest_buf;
   int64_t* sel32 = sel32_buf.get<int64_t>(p.na);
   int64_t* sel64 = sel64_buf.get<int64_t>(p.na);
   int64_t* rest = rest_buf.get<int64_t>(p.na);
@@ -908,15 +1010,18 @@ void edit_distance_pairwise(const EditPairwiseParams& p) {
   if (n64) pairwise_lanes<uint64_t>(p, sel64, n64);
   if (!nrest) return;
   const int64_t tiles = nrest * p.nb;
-  const int nt = threads_for(tiles);
-#pragma omp parallel num_threads(nt)
+  long long work = 0;
+  for (int64_t r = 0; r < nrest; ++r) work += p.a[rest[r]].len * p.nb;
+  for (int64_t j = 0; j < p.nb; ++j) work += p.b[j].len * nrest;
+  const int nt = threads_for(work, kMinElementsPerThread);
+#pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    Work w;
+    Work& w = thread_work();
 #pragma omp for schedule(dynamic, 16)
     for (int64_t t = 0; t < tiles; ++t) {
       const int64_t i = rest[t / p.nb], j = t % p.nb;
-      const int64_t d = distance(w, p.a[i], p.b[j], c);
-      store_out(p.out, i, j, d, p.a[i].len, p.b[j].len, c, p.normalize);
+      const int64_t d = distance(w, p.a[i], p.b[j], c, pair_bound(p.cutoff, p.normalize, p.a[i].len, p.b[j].len, c));
+      store_out(p, i, j, d, p.a[i].len, p.b[j].len);
     }
   }
 }

@@ -12,6 +12,13 @@ void check_edit_weights(const EditWeights& w) {
                 ", " + std::to_string(w.del) + ", " + std::to_string(w.sub) + ")");
 }
 
+EditWeights edit_weights_for_normalize(const EditWeights& w) {
+  if (w.ins != w.del || w.ins == 0) return w;
+  if (w.sub == w.ins) return EditWeights{1, 1, 1};
+  if (w.sub / 2 >= w.ins) return EditWeights{1, 1, 2};
+  return w;
+}
+
 namespace {
 
 void check_lengths(const TensorView& lengths, const char* name, int64_t n, const char* arr) {
@@ -51,6 +58,9 @@ namespace cpu {
 
 void edit_distance_batch(const EditBatchParams& p) { FASTLOSS_CPU_DISPATCH(edit_distance_batch, p); }
 void edit_distance_pairwise(const EditPairwiseParams& p) { FASTLOSS_CPU_DISPATCH(edit_distance_pairwise, p); }
+int64_t edit_distance_pair(const SeqRef& a, const SeqRef& b, const EditWeights& w, int64_t k) {
+  FASTLOSS_CPU_DISPATCH(edit_distance_pair, a, b, w, k);
+}
 
 void edit_distance_padded(const EditPaddedParams& p) {
   check_edit_padded_params(p);
@@ -61,7 +71,7 @@ void edit_distance_padded(const EditPaddedParams& p) {
     const bool is_a = t == &p.a;
     const TensorView& len = is_a ? p.a_lengths : p.b_lengths;
     const int64_t width = t->shape[1];
-    if (width > 1 && t->strides[1] != 1)
+    if (n > 0 && width > 1 && t->strides[1] != 1)  // size 0: NumPy may report any strides
       throw_value(std::string(is_a ? "a" : "b") + " must be contiguous along its length axis");
     std::vector<SeqRef>& out = is_a ? a : b;
     for (int64_t i = 0; i < n; ++i) {
@@ -80,6 +90,8 @@ void edit_distance_padded(const EditPaddedParams& p) {
   bp.b = b.data();
   bp.n = n;
   bp.w = p.w;
+  bp.cutoff = p.cutoff;
+  bp.overflow = p.overflow;
   if (p.normalize) bp.out_norm = p.out.ptr<double>();
   else bp.out_int = p.out.ptr<int64_t>();
   edit_distance_batch(bp);

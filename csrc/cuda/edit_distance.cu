@@ -12,6 +12,9 @@
 #include "fastloss/myers.h"
 #include "fastloss/edit_distance.h"
 
+#include <algorithm>
+#include <string>
+
 namespace fastloss {
 namespace cuda {
 namespace {
@@ -25,6 +28,8 @@ struct DevParams {
   int64_t alen_s, blen_s;
   int64_t ins, del, sub;
   bool normalize;
+  int64_t cutoff;      // score_cutoff (INT64_MAX: none)
+  double norm_cutoff;  // with normalize (1.0: none)
   int64_t* out_int;
   double* out_norm;
   int64_t* scratch;  // n x scratch_stride, or null
@@ -94,9 +99,10 @@ __global__ void edit_kernel(DevParams p) {
   }
   if (p.normalize) {
     const int64_t mx = edit_distance_maximum(la0, lb0, EditWeights{p.ins, p.del, p.sub});
-    p.out_norm[i] = mx ? static_cast<double>(d) / static_cast<double>(mx) : 0.0;
+    const double nd = mx ? static_cast<double>(d) / static_cast<double>(mx) : 0.0;
+    p.out_norm[i] = nd <= p.norm_cutoff ? nd : 1.0;
   } else {
-    p.out_int[i] = d;
+    p.out_int[i] = d <= p.cutoff ? d : p.cutoff + 1;
   }
 }
 
@@ -113,7 +119,7 @@ void edit_distance_padded(const EditPaddedParams& p) {
   d.wb = p.b.shape[1];
   d.sa = p.a.strides[0];
   d.sb = p.b.strides[0];
-  if ((d.wa > 1 && p.a.strides[1] != 1) || (d.wb > 1 && p.b.strides[1] != 1))
+  if (d.n > 0 && ((d.wa > 1 && p.a.strides[1] != 1) || (d.wb > 1 && p.b.strides[1] != 1)))
     throw_value("a and b must be contiguous along their length axis");
   if (!is_none(p.a_lengths)) {
     if (p.a_lengths.dtype != DType::i64) throw_type("a_lengths must be int64 on the GPU");
@@ -129,6 +135,15 @@ void edit_distance_padded(const EditPaddedParams& p) {
   d.del = p.w.del;
   d.sub = p.w.sub;
   d.normalize = p.normalize;
+  d.cutoff = p.cutoff.dist;
+  d.norm_cutoff = p.cutoff.norm;
+  // The kernel computes in int64: refuse weights whose largest possible cell could overflow.
+  {
+    const int64_t wmax = std::max(p.w.ins, std::max(p.w.del, p.w.sub));
+    if (__int128(d.wa + d.wb) * wmax >= __int128(INT64_MAX))
+      throw_value("weights (" + std::to_string(p.w.ins) + ", " + std::to_string(p.w.del) + ", " +
+                  std::to_string(p.w.sub) + ") make a distance that may not fit in int64 on the GPU; use smaller weights");
+  }
   d.out_int = p.normalize ? nullptr : p.out.ptr<int64_t>();
   d.out_norm = p.normalize ? p.out.ptr<double>() : nullptr;
   d.flag = static_cast<unsigned long long*>(p.workspace);

@@ -1,14 +1,22 @@
 """fastloss: fast loss functions and their gradients for NumPy (CPU) and CuPy (CUDA).
 
 Every loss takes ``return_grad=False``; with ``True`` it returns ``(loss, grad)`` computed in
-the same fused pass. See ``CONTRACT.md`` for the full surface.
+the same fused pass. Each function's docstring has its formula and an example; the API
+reference, with the rules every function follows (dtypes, strides, reductions, errors,
+threads), is the ``docs/`` folder of the repository: ``docs/README.md`` is its index.
 """
 from __future__ import annotations
 
 from . import _C
 from .cross_entropy import nll_loss, softmax_cross_entropy
-from .edit_distance import edit_distance, error_rate, pairwise_edit_distance
+from .edit_distance import ErrorCounts, edit_distance, error_counts, error_rate, pairwise_edit_distance
 from .ctc import ctc_loss
+from .elementwise import (balanced_sigmoid_cross_entropy, huber_loss, hinge_loss, kl_div, l1_loss, log_cosh_loss,
+                          mse_loss, sigmoid_cross_entropy, sigmoid_focal_loss, smooth_l1_loss,
+                          truncated_sigmoid_cross_entropy)
+from .rowwise import (entropy, js_divergence, kl_divergence, multiclass_hinge_loss, softmax_focal_loss,
+                      truncated_cross_entropy)
+from .metric import center_loss, large_margin_softmax_loss, update_centers
 
 __version__ = "0.1.0"
 
@@ -22,8 +30,14 @@ for _message in _C.environment_warnings():
 __all__ = [
     "__version__", "build_info", "cuda_available", "get_num_threads", "set_num_threads", "max_num_threads",
     "softmax_cross_entropy", "nll_loss",
-    "edit_distance", "pairwise_edit_distance", "error_rate",
+    "edit_distance", "pairwise_edit_distance", "error_rate", "error_counts", "ErrorCounts",
     "ctc_loss",
+    "sigmoid_cross_entropy", "balanced_sigmoid_cross_entropy", "sigmoid_focal_loss",
+    "truncated_sigmoid_cross_entropy", "hinge_loss", "kl_div",
+    "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "log_cosh_loss",
+    "softmax_focal_loss", "truncated_cross_entropy", "entropy", "kl_divergence", "js_divergence",
+    "multiclass_hinge_loss",
+    "large_margin_softmax_loss", "center_loss", "update_centers",
 ]
 
 

@@ -1,0 +1,506 @@
+#!/usr/bin/env python3
+"""fastloss's headline comparison: every loss family against the peers installed, in one run.
+
+    python3 -m pip install ".[bench]"      # fastloss and the peers it is compared with
+    python3 bench/main.py                   # ~1-2 minutes on 2 cores; writes fastloss-speedups.png
+
+From a source checkout with a development build (no ``pip install``), run it as
+``PYTHONPATH=python python3 bench/main.py``. Options: ``--family cross-entropy`` (repeatable)
+runs one table, ``--repeats N`` sets the calls per measurement, ``--chart PATH`` / ``--no-chart``.
+
+What it measures: CPU, float32, all cores on both sides (``torch.set_num_threads``, rapidfuzz
+``workers=-1``; JAX uses its own pool). Every row is the fastest of several calls; fastloss, the
+peers and the floor are called in turn within one loop, so a busy machine slows all of them
+alike and the ratios hold. Speed-up = peer time / fastloss time. Where a kernel is bound by
+memory, "vs floor" is its time over that of a NumPy copy moving the same bytes on the same
+number of threads (timed in the same loop): 1.00x is as fast as memory allows. Each peer's
+result is checked against fastloss's before its row is printed.
+
+Adding a family: write a ``setup`` function that builds the inputs and returns a ``Case``
+(the fastloss call, the peer calls, optionally a floor), and append a ``Workload`` to
+``WORKLOADS`` with a family name; a family gets its own table (title in ``FAMILIES``) and its
+own colour in the chart. A peer is named by its import name in ``PEERS``; a missing one is
+listed at the top with the command that installs it, and its rows are skipped.
+
+GPU comparisons (CuPy against PyTorch CUDA) are in the per-family scripts:
+``python3 bench/compare_cross_entropy.py --gpu``, ``bench/compare_ctc.py --gpu``,
+``bench/compare_edit_distance.py --gpu``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+import fastloss
+
+INSTALL_PEERS = 'python3 -m pip install ".[bench]"'
+
+# import name -> (label, pip requirement). The order is the order of the rows.
+PEERS = {
+    "torch": ("PyTorch", "torch==2.13.0"),
+    "jax": ("JAX", "jax[cpu]"),
+    "rapidfuzz": ("rapidfuzz", "rapidfuzz"),
+    "jiwer": ("jiwer", "jiwer"),
+}
+
+FAMILIES = {
+    "cross-entropy": "Softmax cross-entropy (softmax_cross_entropy)",
+    "ctc": "CTC loss (ctc_loss)",
+    "edit-distance": "Edit distance (edit_distance, pairwise_edit_distance)",
+    "error-rate": "Corpus error rate (error_rate)",
+}
+
+
+@dataclass
+class Case:
+    """One workload, ready to time: each callable runs one complete call and returns its result."""
+    fastloss: Callable
+    peers: dict = field(default_factory=dict)  # row label -> callable
+    floor: Optional[Callable] = None           # moves the bytes the kernel must move
+    rtol: float = 1e-4                         # for checking the peers' values against fastloss
+
+
+@dataclass
+class Workload:
+    family: str
+    name: str
+    setup: Callable[["Env"], Case]
+
+
+class Env:
+    """What a setup function needs: the thread count, the installed peers and a thread pool."""
+
+    def __init__(self, threads: int, wanted: set):
+        self.threads = threads
+        self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
+        self.available = {name for name in PEERS if importlib.util.find_spec(name) is not None}
+        self.missing = [name for name in PEERS if name in wanted and name not in self.available]
+        self._modules = {}
+
+    def peer(self, name: str):
+        """The peer's module, or None when it is not installed."""
+        if name not in self.available:
+            return None
+        if name not in self._modules:
+            mod = importlib.import_module(name)
+            if name == "torch":
+                mod.set_num_threads(self.threads)
+            self._modules[name] = mod
+        return self._modules[name]
+
+    def _split(self, fn, *arrays) -> Callable:
+        """fn over `threads` contiguous parts of the flattened arrays, one part per thread
+        (NumPy releases the GIL in copies and reductions)."""
+        parts = list(zip(*(np.array_split(a, self.threads) for a in arrays)))
+        if self.pool is None:
+            return lambda: fn(*arrays)
+        return lambda: list(self.pool.map(lambda p: fn(*p), parts))
+
+    def copy_floor(self, src: np.ndarray) -> Callable:
+        """Read `src` and write as many bytes: the floor of a kernel that reads its input and
+        writes a gradient of the same size."""
+        flat = np.ascontiguousarray(src).reshape(-1)
+        return self._split(np.copyto, np.empty_like(flat), flat)
+
+    def read_floor(self, src: np.ndarray) -> Callable:
+        """Read `src` once (a sum: memory-bound, it writes nothing): the floor of a kernel that
+        only reads its input."""
+        return self._split(np.add.reduce, np.ascontiguousarray(src).reshape(-1))
+
+
+# --------------------------------------------------------------------------- cross-entropy
+
+def numpy_cross_entropy(x, y):
+    """What a pipeline would write in NumPy: mean loss and its gradient."""
+    m = x.max(axis=1, keepdims=True)
+    e = np.exp(x - m)
+    s = e.sum(axis=1, keepdims=True)
+    loss = np.mean((m + np.log(s))[:, 0] - x[np.arange(len(y)), y])
+    g = e / s
+    g[np.arange(len(y)), y] -= 1
+    g /= len(y)
+    return loss, g
+
+
+def cross_entropy_case(env: Env, shape, axis=-1, grad=True, floor=False, numpy_peer=False) -> Case:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    C = shape[axis]
+    y = rng.integers(0, C, shape[:axis % len(shape)] + shape[axis % len(shape) + 1:])
+    g = np.empty_like(x)
+    if grad:
+        case = Case(lambda: fastloss.softmax_cross_entropy(x, y, axis=axis, grad_out=g)[0])
+    else:
+        case = Case(lambda: fastloss.softmax_cross_entropy(x, y, axis=axis))
+    if floor:  # loss + grad: read the logits, write the gradient; loss only: read the logits
+        case.floor = env.copy_floor(x) if grad else env.read_floor(x)
+    torch = env.peer("torch")
+    if torch is not None:
+        F = torch.nn.functional
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        dim = axis % len(shape)
+        # torch puts the class axis at dim 1
+        xt = xt if dim == 1 else xt.movedim(dim, 1)
+
+        def torch_fwd_bwd():
+            xg = xt.detach().requires_grad_()
+            loss = F.cross_entropy(xg, yt)
+            loss.backward()
+            return loss
+
+        def torch_fwd():
+            with torch.no_grad():
+                return F.cross_entropy(xt, yt)
+
+        case.peers["PyTorch fwd+bwd" if grad else "PyTorch fwd"] = torch_fwd_bwd if grad else torch_fwd
+    jax = env.peer("jax")
+    if jax is not None:
+        jnp = jax.numpy
+
+        def jax_loss(xj, yj):
+            lse = jax.nn.logsumexp(xj, axis=axis)
+            picked = jnp.take_along_axis(xj, jnp.expand_dims(yj, axis), axis=axis).squeeze(axis)
+            return jnp.mean(lse - picked)
+
+        fn = jax.jit(jax.value_and_grad(jax_loss) if grad else jax_loss)
+        xj, yj = jax.device_put(x), jax.device_put(y.astype(np.int32))
+        case.peers["JAX jit value_and_grad" if grad else "JAX jit"] = \
+            (lambda: jax.block_until_ready(fn(xj, yj))[0]) if grad else (lambda: jax.block_until_ready(fn(xj, yj)))
+    if numpy_peer and grad and x.ndim == 2:
+        case.peers["NumPy (max, exp, sum, divide)"] = lambda: numpy_cross_entropy(x, y)[0]
+    return case
+
+
+# --------------------------------------------------------------------------- CTC
+
+def ctc_case(env: Env, T, N, C, S, from_logits) -> Case:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, N, C)).astype(np.float32)
+    if not from_logits:
+        x = (x - np.log(np.exp(x.astype(np.float64)).sum(-1, keepdims=True))).astype(np.float32)
+    labels = rng.integers(1, C, (N, S))
+    il = rng.integers(int(T * 0.8), T + 1, N)
+    ll = rng.integers(max(1, S // 2), S + 1, N)
+    case = Case(lambda: fastloss.ctc_loss(x, labels, il, ll, from_logits=from_logits, return_grad=True)[0],
+                rtol=1e-3)
+    torch = env.peer("torch")
+    if torch is not None:
+        F = torch.nn.functional
+        xt = torch.from_numpy(x)
+        lt, ilt, llt = torch.from_numpy(labels), torch.from_numpy(il), torch.from_numpy(ll)
+
+        def torch_fwd_bwd():
+            xg = xt.detach().requires_grad_()
+            loss = F.ctc_loss(xg.log_softmax(-1) if from_logits else xg, lt, ilt, llt)
+            loss.backward()
+            return loss
+
+        case.peers["PyTorch fwd+bwd" + (" (log_softmax)" if from_logits else "")] = torch_fwd_bwd
+    return case
+
+
+# --------------------------------------------------------------------------- edit distance
+
+ALPHABET = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz ", np.uint8)
+
+
+def random_strings(rng, n, length):
+    text = ALPHABET[rng.integers(0, len(ALPHABET), n * length)].tobytes().decode("ascii")
+    return [text[i * length:(i + 1) * length] for i in range(n)]
+
+
+def mutate(rng, strings, fraction=0.1):
+    """Each string with ~`fraction` of its characters edited (substituted, deleted, inserted)."""
+    out = []
+    for s in strings:
+        k = max(1, int(len(s) * fraction))
+        pos = rng.integers(0, len(s), k)
+        ops = rng.integers(0, 3, k)
+        chars = ALPHABET[rng.integers(0, len(ALPHABET), k)].tobytes().decode("ascii")
+        t = list(s)
+        for p, op, c in sorted(zip(pos.tolist(), ops.tolist(), chars), reverse=True):
+            if op == 2:
+                t.insert(p, c)
+            elif p < len(t):  # a deletion at the same position may have shortened t
+                if op == 0:
+                    t[p] = c
+                else:
+                    del t[p]
+        out.append("".join(t))
+    return out
+
+
+def edit_distance_case(env: Env, n, length) -> Case:
+    rng = np.random.default_rng(0)
+    a = random_strings(rng, n, length)
+    b = mutate(rng, a)
+    case = Case(lambda: fastloss.edit_distance(a, b), rtol=0)
+    rf = env.peer("rapidfuzz")
+    if rf is not None:
+        from rapidfuzz.distance import Levenshtein
+        from rapidfuzz.process import cpdist
+        case.peers["rapidfuzz cpdist"] = lambda: cpdist(a, b, scorer=Levenshtein.distance, workers=-1)
+    return case
+
+
+def pairwise_case(env: Env, n, length) -> Case:
+    rng = np.random.default_rng(1)
+    a, b = random_strings(rng, n, length), random_strings(rng, n, length)
+    case = Case(lambda: fastloss.pairwise_edit_distance(a, b), rtol=0)
+    if env.peer("rapidfuzz") is not None:
+        from rapidfuzz.distance import Levenshtein
+        from rapidfuzz.process import cdist
+        case.peers["rapidfuzz cdist"] = lambda: cdist(a, b, scorer=Levenshtein.distance, workers=-1,
+                                                      dtype=np.int32)
+    return case
+
+
+# --------------------------------------------------------------------------- error rate
+
+def random_sentences(n, seed=0):
+    """n (reference, hypothesis) pairs of 5-24 words from a 5000-word vocabulary, ~10% edited."""
+    rng = np.random.default_rng(seed)
+    vocab = [w for w in random_strings(rng, 5000, 8)]
+    vocab = [w.replace(" ", "")[: rng.integers(2, 9)] or "a" for w in vocab]
+    refs, hyps = [], []
+    for _ in range(n):
+        words = [vocab[i] for i in rng.integers(0, len(vocab), rng.integers(5, 25))]
+        hyp = list(words)
+        for _ in range(max(1, len(words) // 10)):
+            p, op = int(rng.integers(0, len(hyp))), int(rng.integers(0, 3))
+            if op == 0:
+                hyp[p] = vocab[int(rng.integers(0, len(vocab)))]
+            elif op == 1 and len(hyp) > 1:
+                del hyp[p]
+            else:
+                hyp.insert(p, vocab[int(rng.integers(0, len(vocab)))])
+        refs.append(" ".join(words))
+        hyps.append(" ".join(hyp))
+    return refs, hyps
+
+
+_SENTENCES = {}
+
+
+def error_rate_case(env: Env, n, unit) -> Case:
+    if n not in _SENTENCES:
+        _SENTENCES[n] = random_sentences(n)
+    refs, hyps = _SENTENCES[n]
+    case = Case(lambda: fastloss.error_rate(refs, hyps, unit=unit), rtol=1e-12)
+    jiwer = env.peer("jiwer")
+    if jiwer is not None:
+        fn = jiwer.wer if unit == "word" else jiwer.cer
+        case.peers[f"jiwer.{fn.__name__}"] = lambda: fn(refs, hyps)
+    return case
+
+
+# --------------------------------------------------------------------------- the table of workloads
+
+WORKLOADS = [
+    Workload("cross-entropy", "N=4096 C=32000, loss + grad (grad_out=)",
+             lambda env: cross_entropy_case(env, (4096, 32000), floor=True, numpy_peer=True)),
+    Workload("cross-entropy", "N=4096 C=32000, loss only",
+             lambda env: cross_entropy_case(env, (4096, 32000), grad=False, floor=True)),
+    Workload("cross-entropy", "(8, 21, 256, 256) axis=1, loss + grad",
+             lambda env: cross_entropy_case(env, (8, 21, 256, 256), axis=1, floor=True)),
+    Workload("cross-entropy", "N=16384 C=100, loss + grad",
+             lambda env: cross_entropy_case(env, (16384, 100))),
+    Workload("ctc", "T=200 N=32 C=40 S=60, loss + grad",
+             lambda env: ctc_case(env, 200, 32, 40, 60, False)),
+    Workload("ctc", "T=150 N=64 C=5000 S=20, from_logits, loss + grad",
+             lambda env: ctc_case(env, 150, 64, 5000, 20, True)),
+    Workload("edit-distance", "edit_distance, 200000 pairs x 30 chars",
+             lambda env: edit_distance_case(env, 200000, 30)),
+    Workload("edit-distance", "edit_distance, 20000 pairs x 200 chars",
+             lambda env: edit_distance_case(env, 20000, 200)),
+    Workload("edit-distance", "pairwise_edit_distance, 2000 x 2000 x 30 chars",
+             lambda env: pairwise_case(env, 2000, 30)),
+    Workload("error-rate", "WER (unit='word'), 20000 sentences",
+             lambda env: error_rate_case(env, 20000, "word")),
+    Workload("error-rate", "CER (unit='char'), 20000 sentences",
+             lambda env: error_rate_case(env, 20000, "char")),
+]
+
+# Which peers each family is compared with (for the "missing" line).
+FAMILY_PEERS = {"cross-entropy": ("torch", "jax"), "ctc": ("torch",), "edit-distance": ("rapidfuzz",),
+                "error-rate": ("jiwer",)}
+
+
+# --------------------------------------------------------------------------- measuring and printing
+
+def measure(fns: dict, repeats: int, budget_s: float):
+    """Fastest call of each callable, calling them in turn (one round = one call each) so that
+    load from elsewhere hits all of them alike. A callable slower than `budget_s` in total stops
+    after 3 calls. Returns the times and the result of each callable's untimed first call
+    (the warm-up: first-touch page faults, JIT compilation, thread start)."""
+    first = {k: fn() for k, fn in fns.items()}
+    best = {k: float("inf") for k in fns}
+    spent = {k: 0.0 for k in fns}
+    calls = {k: 0 for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            if calls[k] >= 3 and spent[k] > budget_s:
+                continue
+            t0 = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            best[k] = min(best[k], dt)
+            spent[k] += dt
+            calls[k] += 1
+    return best, first
+
+
+def to_numpy(r):
+    if hasattr(r, "detach"):
+        r = r.detach().numpy()
+    return np.asarray(r, dtype=np.float64)
+
+
+def ms(t: float) -> str:
+    v = t * 1e3
+    return f"{v:.0f} ms" if v >= 100 else f"{v:.1f} ms" if v >= 10 else f"{v:.2f} ms"
+
+
+COLUMNS = [("workload", 50, "<"), ("fastloss", 9, ">"), ("vs floor", 9, ">"), ("peer", 30, "<"),
+           ("peer time", 10, ">"), ("speed-up", 9, ">")]
+
+
+def row(*cells) -> str:
+    return "  ".join(f"{c:{align}{w}}" for c, (_, w, align) in zip(cells, COLUMNS)).rstrip()
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def chart(results, path, threads):
+    """Horizontal bars of the speed-ups (log scale), one per (workload, peer), grouped by family."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    bars = [(fam, f"{name}\nvs {peer}", s) for fam, name, peer, s in results]
+    fams = list(dict.fromkeys(b[0] for b in bars))
+    colours = dict(zip(fams, plt.get_cmap("tab10").colors))
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(bars) + 1.6))
+    ys = np.arange(len(bars))[::-1]
+    ax.barh(ys, [b[2] for b in bars], color=[colours[b[0]] for b in bars], height=0.7)
+    ax.set_yticks(ys, [b[1] for b in bars], fontsize=8)
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    for y, (_, _, s) in zip(ys, bars):
+        ax.text(s * 1.04, y, f"{s:.0f}x" if s >= 100 else f"{s:.1f}x", va="center", fontsize=8)
+    ax.set_xlim(min(0.5, min(b[2] for b in bars) / 1.5), max(b[2] for b in bars) * 2.5)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
+    ax.set_xlabel("speed-up: peer time / fastloss time (log scale; right of the line = fastloss faster)")
+    ax.set_title(f"fastloss {fastloss.__version__} against its peers, CPU float32, {threads} threads, "
+                 f"{cpu_name()}", fontsize=10, pad=28)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[f]) for f in fams]
+    ax.legend(handles, [FAMILIES.get(f, f).split(" (")[0] for f in fams], fontsize=8, frameon=False,
+              loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(fams))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--family", action="append", choices=list(FAMILIES), help="only this table (repeatable)")
+    ap.add_argument("--repeats", type=int, default=9, help="calls per measurement (default 9)")
+    ap.add_argument("--budget", type=float, default=1.5,
+                    help="seconds a slow peer may take per row before it stops at 3 calls (default 1.5)")
+    ap.add_argument("--chart", default="fastloss-speedups.png", help="PNG chart of the speed-ups")
+    ap.add_argument("--no-chart", action="store_true")
+    args = ap.parse_args(argv)
+
+    families = args.family or list(FAMILIES)
+    workloads = [w for w in WORKLOADS if w.family in families]
+    threads = fastloss.get_num_threads()
+    wanted = {p for f in families for p in FAMILY_PEERS.get(f, ())}
+    env = Env(threads, wanted)
+    tty = sys.stdout.isatty()
+    info = fastloss.build_info()
+    versions = ", ".join(f"{PEERS[p][0]} {importlib.metadata.version(p)}" for p in PEERS
+                         if p in wanted and p in env.available)
+    print(f"fastloss {fastloss.__version__} (SIMD {info['simd']}, {threads} threads) on {cpu_name()}, "
+          f"{os.cpu_count()} logical CPUs; NumPy {np.__version__}", flush=True)
+    print(f"peers: {versions or 'none'}", flush=True)
+    no_chart = not args.no_chart and importlib.util.find_spec("matplotlib") is None
+    if env.missing or no_chart:
+        names = [f"{PEERS[p][0]} (its rows are skipped)" for p in env.missing] + (["matplotlib (no chart)"] if no_chart else [])
+        reqs = [PEERS[p][1] for p in env.missing] + (["matplotlib"] if no_chart else [])
+        reqs = " ".join(f'"{r}"' if any(c in r for c in "[]=<>") else r for r in reqs)
+        print(f"missing: {', '.join(names)}; add them with {INSTALL_PEERS} (or: python3 -m pip install {reqs})",
+              flush=True)
+    print(f"float32 on the CPU; times are the fastest of up to {args.repeats} calls, fastloss and the "
+          f"peers called in turn; speed-up = peer time / fastloss time. {len(workloads)} workloads, "
+          f"each row printed when measured.", flush=True)
+
+    results = []  # (family, workload, peer, speed-up)
+    family = None
+    start = time.perf_counter()
+    for i, w in enumerate(workloads, 1):
+        if w.family != family:
+            family = w.family
+            print(f"\n{FAMILIES.get(family, family)}", flush=True)
+            print(row(*(name for name, _, _ in COLUMNS)))
+            print(row(*("-" * width for _, width, _ in COLUMNS)), flush=True)
+        if tty:
+            print(f"  [{i}/{len(workloads)}] preparing {w.name} ...", end="\r", flush=True)
+        case = w.setup(env)
+        fns = {"fastloss": case.fastloss, **case.peers}
+        if case.floor is not None:
+            fns["floor"] = case.floor
+        if tty:
+            print(f"  [{i}/{len(workloads)}] measuring {w.name} ...   ", end="\r", flush=True)
+        best, first = measure(fns, args.repeats, args.budget)
+        want = to_numpy(first["fastloss"])
+        bad = [p for p in case.peers
+               if not np.allclose(to_numpy(first[p]), want, rtol=case.rtol, atol=case.rtol * 1e-2)]
+        if tty:
+            print(" " * 100, end="\r")
+        tf = best["fastloss"]
+        floor = f"{tf / best['floor']:.2f}x" if case.floor is not None else ""
+        if not case.peers:
+            print(row(w.name, ms(tf), floor, "(no peer installed)", "", ""), flush=True)
+        for k, peer in enumerate(case.peers):
+            tp = best[peer]
+            results.append((w.family, w.name, peer, tp / tf))
+            note = "  VALUES DIFFER" if peer in bad else ""
+            print(row(w.name if k == 0 else "", ms(tf) if k == 0 else "", floor if k == 0 else "",
+                      peer, ms(tp), f"{tp / tf:.1f}x") + note, flush=True)
+        del case, fns
+    print(f"\nmeasured in {time.perf_counter() - start:.0f} s.")
+    if "cross-entropy" in families:
+        print(f"\"vs floor\": fastloss time over NumPy moving the bytes the kernel must move, on {threads} threads "
+              f"(loss + grad: np.copyto reading the logits and writing as many bytes; loss only: np.add.reduce "
+              f"reading them); 1.00x is as fast as memory allows.")
+
+    if args.no_chart or no_chart or not results:
+        return
+    chart(results, args.chart, threads)
+    print(f"chart of the speed-ups: {os.path.abspath(args.chart)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+// The array layer: the one place that turns a public call's Python arguments into kernel
+// arguments. A public Python function passes the user's objects straight here; a binding
+// builds a Call from its array arguments, reads each one as a TensorView, allocates its
+// outputs through the Call, validates with the loss's C++ check, and runs the kernel with
+// the GIL released.
+//
+//   NumPy arrays are read in place (any strides, no copy); only what a kernel cannot read is
+//   converted: big-endian or misaligned data (copied once, native and aligned), Python lists
+//   and scalars (np.asarray). CuPy arrays are read through their attributes and outputs are
+//   made with cupy.empty on the arrays' device; the Call enters that device for its lifetime.
+//   Every temporary stays alive until the Call is destroyed, after the kernel returns.
+#pragma once
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <utility>
+#include <vector>
+
+#include "fastloss/runtime.h"
+#include "fastloss/tensor.h"
+
+namespace fastloss {
+namespace py = pybind11;
+
+// Hidden like the pybind11 types it holds (the module exports only its init function).
+class __attribute__((visibility("hidden"))) Call {
+ public:
+  // Every array argument of the call by name (None entries ignored): picks NumPy or CuPy.
+  // Mixing them is a TypeError naming both sides; an object that is neither an array nor
+  // something np.asarray reads (a GPU array of another library) is a TypeError naming it.
+  Call(std::initializer_list<std::pair<const char*, py::handle>> arrays);
+  ~Call();
+  Call(const Call&) = delete;
+  Call& operator=(const Call&) = delete;
+
+  bool cuda() const { return cuda_; }
+  void* stream() const { return stream_; }
+
+  // A float16/32/64 array. Python numbers and lists of ints become float64; an integer,
+  // bool or other array is a TypeError naming `name`.
+  TensorView floats(py::handle x, const char* name);
+  TensorView floats_or_none(py::handle x, const char* name);
+  // An integer array of any width and sign (bool, float: TypeError naming `name`).
+  TensorView indices(py::handle x, const char* name);
+  TensorView indices_or_none(py::handle x, const char* name);
+  // Either kind: the dtype tells the caller which it got (bool and others: TypeError).
+  TensorView numbers(py::handle x, const char* name);
+
+  // The same array converted to `dtype` (a copy kept alive by the Call); the view itself when
+  // it already has it. For kernels that read only some dtypes (the CUDA label readers).
+  TensorView converted(const TensorView& v, DType dtype);
+
+  // A new uninitialised array of the call's library, returned to the user.
+  py::object empty(const std::vector<int64_t>& shape, DType dtype, TensorView* view);
+  // The gradient array: None gives a new array shaped like `like`; a user array must be of
+  // the call's library with that shape and dtype, writable, free of zero strides, and either
+  // `like` itself (an in-place gradient) or overlapping none of the inputs read so far (so
+  // read every input first). A misaligned grad_out is computed into an aligned temporary and
+  // copied into it when the call succeeds.
+  py::object grad_out(py::handle user, const TensorView& like, const char* like_name, TensorView* view);
+  // Device scratch of `bytes` bytes on CUDA (kept alive by the Call); nullptr on the CPU.
+  void* workspace(size_t bytes);
+
+ private:
+  TensorView read(py::handle x, const char* name, int want);  // want: 0 float, 1 index, 2 either
+  bool cuda_ = false;
+  void* stream_ = nullptr;
+  py::object device_;                 // CuPy Device entered by the Call (CUDA only)
+  std::vector<py::object> keep_;      // converted inputs and scratch, alive until the call returns
+  struct Input { const char* name; TensorView view; py::object object; };
+  std::vector<Input> inputs_;         // every array read, for grad_out's overlap check
+  std::vector<std::pair<py::object, py::object>> copy_back_;  // (user grad_out, aligned temp)
+};
+
+// reduction="mean" | "sum" | "none" ("batchmean" where allowed): ValueError naming it.
+Reduction reduction_arg(py::handle r, bool allow_batchmean = false, bool* batchmean = nullptr);
+// A Python int (or NumPy integer): TypeError otherwise (bool included); ValueError outside int64.
+int64_t int_arg(py::handle x, const char* name);
+// A real number (int, float or NumPy scalar): TypeError otherwise.
+double float_arg(py::handle x, const char* name);
+// A bool (or NumPy bool): TypeError otherwise.
+bool bool_arg(py::handle x, const char* name);
+// A str: TypeError otherwise.
+std::string str_arg(py::handle x, const char* name);
+// `loss`, or `(loss, grad)` when grad is not None: what every loss returns.
+py::object loss_and_grad(py::object loss, py::object grad);
+// True for a CuPy array (checked without importing CuPy).
+bool is_cupy_array(py::handle x);
+// The numpy module (imported once).
+py::module_& numpy_module();
+// The shape of a view as a vector (for outputs shaped like an input or its rows).
+std::vector<int64_t> shape_of(const TensorView& v, int skip_axis = -1);
+
+}  // namespace fastloss

@@ -1,0 +1,157 @@
+// Python entry points of the row-wise losses: softmax_focal_loss, truncated_cross_entropy,
+// multiclass_hinge_loss and the divergences (entropy, kl_divergence, js_divergence). The
+// user's objects arrive as passed (python/fastloss/rowwise.py only names the keywords) and are
+// read, checked and allocated here through the array layer.
+#include <pybind11/pybind11.h>
+
+#include "array.h"
+#include "fastloss/rowwise.h"
+#include "views.h"
+
+namespace fastloss {
+namespace {
+
+// These losses have CPU kernels only so far.
+void cpu_only(const Call& call, const char* name) {
+  if (call.cuda()) throw_type(std::string(name) + ": CuPy arrays are not supported yet (no CUDA kernel); pass NumPy arrays");
+}
+
+// A scalar argument (Python or NumPy number, or a 0-d array) rather than an array.
+bool is_scalar(py::handle x) {
+  if (py::isinstance<py::float_>(x) || py::isinstance<py::int_>(x)) return true;
+  if (py::isinstance(x, numpy_module().attr("generic"))) return true;
+  return py::hasattr(x, "ndim") && !is_cupy_array(x) && x.attr("ndim").cast<int>() == 0;
+}
+
+// logits (class axis moved last), integer labels and the outputs, as cross-entropy reads them.
+struct LabelRows {
+  CrossEntropyParams p;
+  py::object loss, grad = py::none();
+};
+LabelRows label_rows(Call& call, py::handle logits, py::handle labels, py::handle ignore_index, py::handle axis,
+                     py::handle reduction, py::handle return_grad) {
+  LabelRows r;
+  r.p.reduction = reduction_arg(reduction);
+  const TensorView x = call.floats(logits, "logits");
+  if (x.ndim < 1) throw_value("logits must have at least one dimension (the class axis)");
+  r.p.labels = call.indices(labels, "labels");
+  const int ax = normalize_axis(int_arg(axis, "axis"), x.ndim, "logits");
+  r.p.ignore_index = int_arg(ignore_index, "ignore_index");
+  r.p.logits = x.axis_moved_last(ax);
+  r.loss = call.empty(r.p.reduction == Reduction::none ? shape_of(x, ax) : std::vector<int64_t>{}, x.dtype, &r.p.loss);
+  if (bool_arg(return_grad, "return_grad")) {
+    TensorView g;
+    r.grad = call.grad_out(py::none(), x, "logits", &g);
+    r.p.grad = g.axis_moved_last(ax);
+  }
+  return r;
+}
+
+py::object divergence_call(Divergence kind, const char* name, py::handle p_arr, py::handle q_arr, py::handle axis) {
+  Call call({{"p", p_arr}, {"q", q_arr}});
+  DivergenceParams p;
+  p.kind = kind;
+  const TensorView pv = call.floats(p_arr, "p");
+  if (pv.ndim < 1) throw_value("p must have at least one dimension (the axis summed over)");
+  const TensorView qv = kind == Divergence::entropy ? none_view() : call.floats(q_arr, "q");
+  const int ax = normalize_axis(int_arg(axis, "axis"), pv.ndim, "p");
+  p.p = pv.axis_moved_last(ax);
+  p.q = is_none(qv) || qv.ndim != pv.ndim ? qv : qv.axis_moved_last(ax);
+  py::object out = call.empty(shape_of(pv, ax), pv.dtype, &p.out);
+  check_divergence_params(p);
+  cpu_only(call, name);
+  {
+    py::gil_scoped_release release;
+    cpu::divergence(p);
+  }
+  return out;
+}
+
+}  // namespace
+
+void register_rowwise(py::module_& m) {
+  m.def("softmax_focal_loss", [](py::handle logits, py::handle labels, py::handle alpha, py::handle gamma,
+                                 py::handle ignore_index, py::handle axis, py::handle reduction, py::handle return_grad) {
+    const bool scalar_alpha = alpha.is_none() || is_scalar(alpha);
+    Call call({{"logits", logits}, {"labels", labels}, {"alpha", scalar_alpha ? py::handle(py::none()) : alpha}});
+    SoftmaxFocalParams p;
+    LabelRows r = label_rows(call, logits, labels, ignore_index, axis, reduction, return_grad);
+    p.rows = r.p;
+    if (alpha.is_none()) p.alpha_scalar = 1.0;
+    else if (scalar_alpha) p.alpha_scalar = float_arg(py::hasattr(alpha, "item") ? alpha.attr("item")() : alpha, "alpha");
+    else p.alpha = call.floats(alpha, "alpha");
+    p.gamma = float_arg(gamma, "gamma");
+    check_softmax_focal_params(p);
+    cpu_only(call, "softmax_focal_loss");
+    {
+      py::gil_scoped_release release;
+      cpu::softmax_focal_loss(p);
+    }
+    return loss_and_grad(std::move(r.loss), std::move(r.grad));
+  });
+
+  m.def("truncated_cross_entropy", [](py::handle logits, py::handle labels, py::handle margin, py::handle softness,
+                                      py::handle axis, py::handle ignore_index, py::handle reduction,
+                                      py::handle return_grad) {
+    Call call({{"logits", logits}, {"labels", labels}});
+    TruncatedCrossEntropyParams p;
+    LabelRows r = label_rows(call, logits, labels, ignore_index, axis, reduction, return_grad);
+    p.rows = r.p;
+    p.margin = float_arg(margin, "margin");
+    p.soft = !softness.is_none();
+    p.softness = p.soft ? float_arg(softness, "softness") : 0.0;
+    check_truncated_cross_entropy_params(p);
+    cpu_only(call, "truncated_cross_entropy");
+    {
+      py::gil_scoped_release release;
+      cpu::truncated_cross_entropy(p);
+    }
+    return loss_and_grad(std::move(r.loss), std::move(r.grad));
+  });
+
+  m.def("multiclass_hinge_loss", [](py::handle scores, py::handle labels, py::handle margin, py::handle power,
+                                    py::handle weight, py::handle kind, py::handle axis, py::handle reduction,
+                                    py::handle return_grad) {
+    Call call({{"scores", scores}, {"labels", labels}, {"weight", weight}});
+    MulticlassHingeParams p;
+    p.reduction = reduction_arg(reduction);
+    const TensorView x = call.floats(scores, "scores");
+    if (x.ndim < 1) throw_value("scores must have at least one dimension (the class axis)");
+    p.labels = call.indices(labels, "labels");
+    p.weight = call.floats_or_none(weight, "weight");
+    const int ax = normalize_axis(int_arg(axis, "axis"), x.ndim, "scores");
+    p.margin = float_arg(margin, "margin");
+    p.p = float_arg(power, "p");
+    const std::string k = str_arg(kind, "kind");
+    if (k != "weston_watkins" && k != "crammer_singer")
+      throw_value("kind must be 'weston_watkins' or 'crammer_singer', got '" + k + "'");
+    p.crammer_singer = k == "crammer_singer";
+    p.scores = x.axis_moved_last(ax);
+    py::object loss = call.empty(p.reduction == Reduction::none ? shape_of(x, ax) : std::vector<int64_t>{}, x.dtype, &p.loss);
+    py::object grad = py::none();
+    if (bool_arg(return_grad, "return_grad")) {
+      TensorView g;
+      grad = call.grad_out(py::none(), x, "scores", &g);
+      p.grad = g.axis_moved_last(ax);
+    }
+    check_multiclass_hinge_params(p);
+    cpu_only(call, "multiclass_hinge_loss");
+    {
+      py::gil_scoped_release release;
+      cpu::multiclass_hinge_loss(p);
+    }
+    return loss_and_grad(std::move(loss), std::move(grad));
+  });
+
+  m.def("entropy", [](py::handle p, py::handle axis) {
+    return divergence_call(Divergence::entropy, "entropy", p, py::none(), axis);
+  });
+  m.def("kl_divergence", [](py::handle p, py::handle q, py::handle axis) {
+    return divergence_call(Divergence::kl, "kl_divergence", p, q, axis);
+  });
+  m.def("js_divergence", [](py::handle p, py::handle q, py::handle axis) {
+    return divergence_call(Divergence::js, "js_divergence", p, q, axis);
+  });
+}
+
+}  // namespace fastloss

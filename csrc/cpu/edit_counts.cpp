@@ -1,0 +1,234 @@
+// jiwer 4's error counts: hits, substitutions, deletions and insertions of each
+// reference/hypothesis pair under the alignment jiwer takes from rapidfuzz's
+// Levenshtein.opcodes. Among equally short alignments that one is fixed by rapidfuzz's
+// procedure, reproduced here step by step:
+//   1. the common prefix and suffix are matches;
+//   2. a pair whose bit matrix would be large (2 * min(len(ref), 2 * bound + 1) * len(hyp) / 8
+//      bytes >= 1 MiB, len(ref) >= 65, len(hyp) >= 10) is split Hirschberg-style at the middle
+//      of the hypothesis and the first reference position of least total cost, and each half
+//      goes back to step 1 (with its own cost as the bound);
+//   3. otherwise Myers/Hyyrö's bit-parallel matrix (vertical deltas VP/VN per hypothesis
+//      element, the reference as the pattern) is walked back from the end, preferring at each
+//      cell a deletion (VP set), then an insertion (VN set one row up), then the diagonal.
+// rapidfuzz restricts steps 2 and 3 to a diagonal band; every cell the walk or the split reads
+// with a value that matters lies on an optimal path, where the band's values are exact, so the
+// full matrix computed here takes the same decisions.
+#include <omp.h>
+
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "fastloss/edit_distance.h"
+
+namespace fastloss {
+namespace cpu {
+namespace {
+
+inline uint64_t mix(uint64_t k) { return (k * 0x9E3779B97F4A7C15ull) ^ (k >> 29); }
+
+// Pattern-match vectors of the reference: key -> `words` 64-bit masks (all-zero for a key
+// the reference does not hold).
+struct Pattern {
+  std::vector<uint64_t> keys;   // open addressing; slot used iff ids[h] != 0
+  std::vector<int32_t> ids;     // 1-based row in masks
+  std::vector<uint64_t> masks;  // row 0: zeros
+  int64_t words = 0;
+  uint64_t cap = 0;
+
+  template <class T> void build(const T* p, int64_t m) {
+    words = (m + 63) / 64;
+    cap = 16;
+    while (cap < static_cast<uint64_t>(2 * m + 2)) cap *= 2;
+    keys.assign(cap, 0);
+    ids.assign(cap, 0);
+    masks.assign(static_cast<size_t>(words), 0);
+    int32_t next = 1;
+    for (int64_t i = 0; i < m; ++i) {
+      const uint64_t k = p[i];
+      uint64_t h = mix(k) & (cap - 1);
+      while (ids[h] && keys[h] != k) h = (h + 1) & (cap - 1);
+      if (!ids[h]) {
+        keys[h] = k;
+        ids[h] = next++;
+        masks.resize(static_cast<size_t>(next) * words, 0);
+      }
+      masks[static_cast<size_t>(ids[h]) * words + i / 64] |= uint64_t(1) << (i % 64);
+    }
+  }
+  const uint64_t* get(uint64_t k) const {
+    uint64_t h = mix(k) & (cap - 1);
+    while (ids[h]) {
+      if (keys[h] == k) return masks.data() + static_cast<size_t>(ids[h]) * words;
+      h = (h + 1) & (cap - 1);
+    }
+    return masks.data();
+  }
+};
+
+struct Scratch {
+  Pattern pm;
+  std::vector<uint64_t> pv, mv, vp_m, vn_m;
+  std::vector<int64_t> left, right;
+};
+
+// Myers' block recurrence over text t (n elements) against the pattern in pm (m elements).
+// Keeps every column's VP/VN (n x words) when `store`, else only the last column's.
+template <class TT>
+void columns(Scratch& s, int64_t m, const TT* t, int64_t n, bool store, bool reversed) {
+  const int64_t words = s.pm.words;
+  s.pv.assign(static_cast<size_t>(words), ~uint64_t(0));
+  s.mv.assign(static_cast<size_t>(words), 0);
+  if (store) {
+    s.vp_m.resize(static_cast<size_t>(n * words));
+    s.vn_m.resize(static_cast<size_t>(n * words));
+  }
+  (void)m;
+  for (int64_t j = 0; j < n; ++j) {
+    const uint64_t* eqs = s.pm.get(uint64_t(t[reversed ? n - 1 - j : j]));
+    uint64_t hp_c = 1, hn_c = 0;
+    for (int64_t b = 0; b < words; ++b) {
+      const uint64_t pvb = s.pv[b], mvb = s.mv[b], eq0 = eqs[b];
+      const uint64_t xv = eq0 | mvb;
+      const uint64_t eq = eq0 | hn_c;
+      const uint64_t xh = (((eq & pvb) + pvb) ^ pvb) | eq;
+      const uint64_t ph0 = mvb | ~(xh | pvb);
+      const uint64_t mh0 = pvb & xh;
+      const uint64_t ph = (ph0 << 1) | hp_c;
+      const uint64_t mh = (mh0 << 1) | hn_c;
+      hp_c = ph0 >> 63;
+      hn_c = mh0 >> 63;
+      s.pv[b] = mh | ~(xv | ph);
+      s.mv[b] = ph & xv;
+    }
+    if (store) {
+      std::memcpy(&s.vp_m[static_cast<size_t>(j * words)], s.pv.data(), words * 8);
+      std::memcpy(&s.vn_m[static_cast<size_t>(j * words)], s.mv.data(), words * 8);
+    }
+  }
+}
+
+// D[i][n] for i = 0..m from the last column's deltas (D[0][n] = n).
+void scores(const Scratch& s, int64_t m, int64_t n, std::vector<int64_t>& out) {
+  out.resize(static_cast<size_t>(m + 1));
+  out[0] = n;
+  for (int64_t i = 0; i < m; ++i)
+    out[i + 1] = out[i] + int64_t((s.pv[i / 64] >> (i % 64)) & 1) - int64_t((s.mv[i / 64] >> (i % 64)) & 1);
+}
+
+template <class TA, class TB>
+struct Aligner {
+  Scratch& s;
+  EditCounts& c;
+
+  // rapidfuzz's recover_alignment over the full bit matrix (a = reference, b = hypothesis).
+  void align(const TA* a, int64_t m, const TB* b, int64_t n) {
+    if (m == 0 || n == 0) {
+      c.deletions += m;
+      c.insertions += n;
+      return;
+    }
+    s.pm.build(a, m);
+    columns(s, m, b, n, true, false);
+    const int64_t words = s.pm.words;
+    auto bit = [&](const std::vector<uint64_t>& v, int64_t row, int64_t col) {
+      return (v[static_cast<size_t>(row * words + col / 64)] >> (col % 64)) & 1;
+    };
+    int64_t col = m, row = n;
+    while (row && col) {
+      if (bit(s.vp_m, row - 1, col - 1)) {  // deletion
+        ++c.deletions;
+        --col;
+      } else {
+        --row;
+        if (row && bit(s.vn_m, row - 1, col - 1)) {  // insertion
+          ++c.insertions;
+        } else {  // match or substitution
+          --col;
+          if (uint64_t(a[col]) != uint64_t(b[row])) ++c.substitutions;
+          else ++c.hits;
+        }
+      }
+    }
+    c.deletions += col;
+    c.insertions += row;
+  }
+
+  // rapidfuzz's levenshtein_align_hirschberg with bound `max`.
+  void run(const TA* a, int64_t m, const TB* b, int64_t n, int64_t max) {
+    while (m && n && uint64_t(a[0]) == uint64_t(b[0])) ++a, ++b, --m, --n, ++c.hits;
+    while (m && n && uint64_t(a[m - 1]) == uint64_t(b[n - 1])) --m, --n, ++c.hits;
+    const int64_t longest = m > n ? m : n;
+    if (max > longest) max = longest;
+    const int64_t band = m < 2 * max + 1 ? m : 2 * max + 1;
+    if (2 * band * n / 8 < 1024 * 1024 || m < 65 || n < 10) return align(a, m, b, n);
+    // Split at the hypothesis' middle and the first reference position of least cost.
+    const int64_t left_n = n / 2, right_n = n - left_n;
+    s.pm.build(a, m);
+    columns(s, m, b, left_n, false, false);
+    scores(s, m, left_n, s.left);
+    // The right half: reversed reference against the reversed hypothesis tail.
+    std::vector<TA> ra(a, a + m);
+    for (int64_t i = 0; i < m / 2; ++i) std::swap(ra[i], ra[m - 1 - i]);
+    s.pm.build(ra.data(), m);
+    columns(s, m, b + left_n, right_n, false, true);
+    scores(s, m, right_n, s.right);
+    int64_t best = INT64_MAX, mid = 0, ls = 0, rs = 0;
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t l = s.left[i + 1], r = s.right[m - i - 1];
+      if (l + r < best) best = l + r, mid = i + 1, ls = l, rs = r;
+    }
+    run(a, mid, b, left_n, ls);
+    run(a + mid, m - mid, b + left_n, right_n, rs);
+  }
+};
+
+template <class F>
+inline void with_kind(int kind, F&& f) {
+  switch (kind) {
+    case 1: return f(static_cast<const uint8_t*>(nullptr));
+    case 2: return f(static_cast<const uint16_t*>(nullptr));
+    case 4: return f(static_cast<const uint32_t*>(nullptr));
+    default: return f(static_cast<const uint64_t*>(nullptr));
+  }
+}
+
+void pair_counts(Scratch& s, const SeqRef& a, const SeqRef& b, EditCounts& c) {
+  with_kind(a.kind, [&](auto ta) {
+    typedef std::remove_cv_t<std::remove_pointer_t<decltype(ta)>> TA;
+    with_kind(b.kind, [&](auto tb) {
+      typedef std::remove_cv_t<std::remove_pointer_t<decltype(tb)>> TB;
+      Aligner<TA, TB> al{s, c};
+      // rapidfuzz's editops without a score hint: the bound is the longer length.
+      al.run(static_cast<const TA*>(a.data), a.len, static_cast<const TB*>(b.data), b.len,
+             a.len > b.len ? a.len : b.len);
+    });
+  });
+}
+
+// Alignment costs a few times a distance per element: the same thread budget is ample.
+constexpr long long kMinElementsPerThread = 4096;
+
+}  // namespace
+
+void edit_counts(EditCountsParams& p) {
+  long long work = 0;
+  for (int64_t i = 0; i < p.n; ++i) work += p.ref[i].len + p.hyp[i].len;
+  const int nt = threads_for(work, kMinElementsPerThread);
+  int64_t h = 0, su = 0, de = 0, in = 0;
+#pragma omp parallel num_threads(nt) if (nt > 1) reduction(+ : h, su, de, in)
+  {
+    static thread_local Scratch s;
+#pragma omp for schedule(dynamic, 64)
+    for (int64_t i = 0; i < p.n; ++i) {
+      EditCounts c;
+      pair_counts(s, p.ref[i], p.hyp[i], c);
+      if (p.out) p.out[i] = c;
+      h += c.hits, su += c.substitutions, de += c.deletions, in += c.insertions;
+    }
+  }
+  p.total = EditCounts{h, su, de, in};
+}
+
+}  // namespace cpu
+}  // namespace fastloss

@@ -1,0 +1,313 @@
+// Row-wise losses on the CPU (compiled once per SIMD level). Softmax focal loss and truncated
+// cross-entropy are two policies of the row engine. Both are functions of l = log p_y, so a row's gradient is
+// A (p - onehot(y)) with A = -dloss/dl, and the engine's three row paths, layouts, threads and
+// fused gradient serve them as they serve cross-entropy. The divergences (entropy, KL, JS) of
+// probability rows follow: two passes over each row while it sits in L1, vector logs.
+#include "fastloss/cpu_kernel.h"
+#include "fastloss/row_engine.h"
+#include "fastloss/rowwise.h"
+
+namespace fastloss {
+namespace cpu {
+namespace FASTLOSS_ISA {
+namespace {
+
+using row_engine::RowGrad;
+using row_engine::RowStats;
+
+// loss = -a (1-p)^g l,  q = 1 - p = -expm1(l) (exact near p = 1), f = q^g:
+//   -dloss/dl = a f (1 - g p l/q)   (l/q -> -1 as q -> 0, so finite for every g >= 0).
+// With g = 0 and a = 1 this is bit-for-bit cross-entropy: loss -l = (m - x_y) + log_s, A = T = 1.
+template <class S> struct FocalPolicy {
+  S gamma, alpha;
+  const S* alpha_c;  // per-class alpha (contiguous), or null for the scalar
+  bool grad_needs_log() const { return true; }
+  S a(int64_t y) const { return alpha_c ? alpha_c[y] : alpha; }
+  S loss(const RowStats<S>& r) const {
+    const S l = r.log_py();
+    if (gamma == S(0)) return a(r.y) * -l;
+    return a(r.y) * std::pow(-std::expm1(l), gamma) * -l;
+  }
+  RowGrad<S> grad(const RowStats<S>& r) const {
+    S A = a(r.y);
+    if (gamma != S(0)) {
+      const S l = r.log_py(), q = -std::expm1(l);
+      const S l_over_q = q > S(0) ? l / q : S(-1);
+      A *= std::pow(q, gamma) * (S(1) - gamma * std::exp(l) * l_over_q);
+    }
+    return {A, A};
+  }
+};
+
+// loss = -f l. Hard: f = [p < margin], constant. Soft: f = sigmoid(K (margin - p)),
+//   -dloss/dl = f - f (1 - f) K p l.
+template <class S> struct TruncatedPolicy {
+  S margin, K;
+  bool soft;
+  bool grad_needs_log() const { return true; }
+  static S sigmoid(S z) {
+    if (z >= S(0)) return S(1) / (S(1) + std::exp(-z));
+    const S e = std::exp(z);
+    return e / (S(1) + e);
+  }
+  S factor(S p) const {
+    if (soft) return sigmoid(K * (margin - p));
+    return p < margin ? S(1) : S(0);
+  }
+  S loss(const RowStats<S>& r) const {
+    const S l = r.log_py();
+    return factor(std::exp(l)) * -l;
+  }
+  RowGrad<S> grad(const RowStats<S>& r) const {
+    const S l = r.log_py(), p = std::exp(l), f = factor(p);
+    const S A = soft ? f - f * (S(1) - f) * K * p * l : f;
+    return {A, A};
+  }
+};
+
+template <class S>
+void focal_impl(const SoftmaxFocalParams& p) {
+  const TensorView& x = p.rows.logits;
+  const int64_t C = x.ndim > 0 ? x.shape[x.ndim - 1] : 0;
+  ScratchBuffer abuf;
+  const S* alpha_c = nullptr;
+  if (!is_none(p.alpha)) {
+    S* a = abuf.get<S>(C + 1);
+    for (int64_t c = 0; c < C; ++c) a[c] = load_as<S>(p.alpha, c * p.alpha.strides[0]);
+    alpha_c = a;
+  }
+  const FocalPolicy<S> pol{static_cast<S>(p.gamma), static_cast<S>(p.alpha_scalar), alpha_c};
+  row_engine::run<S>(p.rows, pol);
+}
+
+template <class S>
+void truncated_impl(const TruncatedCrossEntropyParams& p) {
+  const TruncatedPolicy<S> pol{static_cast<S>(p.margin), static_cast<S>(p.softness), p.soft};
+  row_engine::run<S>(p.rows, pol);
+}
+
+// --- divergences ---------------------------------------------------------------------------
+// scipy's elementwise terms, lane-wise (NaN stays NaN):
+//   entr(x) = -x log x for x > 0, 0 at x = 0, -inf for x < 0;
+//   rel_entr(x, y) = x log(x / y) for x, y > 0, 0 for x = 0 <= y, +inf otherwise.
+template <class V> inline V entr(V x) {
+  typedef decltype(x[0] + 0) S;
+  V r = -x * vlog(x);
+  r = x == S(0) ? V{} : r;
+  return x < S(0) ? V{} - std::numeric_limits<S>::infinity() : r;
+}
+template <class V> inline V rel_entr(V x, V y) {
+  typedef decltype(x[0] + 0) S;
+  V r = x * vlog(x / y);  // y = 0 < x gives log(inf) = inf
+  r = x == S(0) && y >= S(0) ? V{} : r;
+  return x < S(0) || y < S(0) ? V{} + std::numeric_limits<S>::infinity() : r;
+}
+
+// Threads pay off from this many elements per thread (an element costs one or two vector
+// logs, more than a softmax element; the same size as the row engine's, see row_engine.h).
+constexpr int64_t kMinDivergencePerThread = 16384;
+
+template <class S>
+void divergence_impl(const DivergenceParams& p) {
+  typedef vec_t<S> V;
+  constexpr int W = Vec<S>::W;
+  const int rank = p.p.ndim - 1;
+  const int64_t C = p.p.shape[rank];
+  const int64_t rows = p.p.drop_last().numel();
+  if (rows == 0) return;
+  const bool two = p.kind != Divergence::entropy;
+  const int64_t* strides[3] = {p.p.strides, two ? p.q.strides : nullptr, p.out.strides};
+  const int nt = threads_for(rows * C, kMinDivergencePerThread);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    int64_t r0, r1;
+    thread_range(rows, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
+    ScratchBuffer pbuf, qbuf;
+    RowWalker<3> walk(p.p.shape, rank, strides);
+    walk.begin(r0);
+    for (int64_t r = r0; r < r1; ++r, walk.next()) {
+      // rows in place when contiguous and native, else gathered (same bits either way)
+      const S* x = row_engine::row_source<S>(p.p, walk.offset(0), C, pbuf.get<S>(C + W));
+      const S* y = two ? row_engine::row_source<S>(p.q, walk.offset(1), C, qbuf.get<S>(C + W)) : nullptr;
+      auto at = [C](const S* a, int64_t j) { return j + W <= C ? load(a + j) : load_partial(a + j, C - j, S(0)); };
+      // pass 1: the sums that normalise the rows (padding lanes load as 0 and add 0 below)
+      V sp = V{}, sq = V{};
+      for (int64_t j = 0; j < C; j += W) {
+        sp += at(x, j);
+        if (two) sq += at(y, j);
+      }
+      const S Sp = hsum<S>(sp), Sq = two ? hsum<S>(sq) : S(1);
+      // pass 2: the terms, on the row while it is in L1. Entropy and KL take the raw values and
+      // normalise once per row (no divide per element):
+      //   H = T / Sp + log Sp,            T = sum entr(p)
+      //   KL = R / Sp + log(Sq / Sp),     R = sum rel_entr(p, q)
+      // JS needs the normalised mixture m = (p/Sp + q/Sq) / 2 element by element.
+      const V inv_p = splat(S(1) / Sp), inv_q = splat(S(1) / Sq);
+      V acc = V{};
+      for (int64_t j = 0; j < C; j += W) {
+        if (p.kind == Divergence::entropy) {
+          acc += entr(at(x, j));
+        } else if (p.kind == Divergence::kl) {
+          acc += rel_entr(at(x, j), at(y, j));
+        } else {
+          const V pk = at(x, j) * inv_p, qk = at(y, j) * inv_q;
+          const V m = (pk + qk) * S(0.5);
+          acc += rel_entr(pk, m) + rel_entr(qk, m);
+        }
+      }
+      const S t = hsum<S>(acc);
+      const S v = p.kind == Divergence::entropy ? t / Sp + std::log(Sp)
+                  : p.kind == Divergence::kl    ? t / Sp + std::log(Sq / Sp)
+                                                : t * S(0.5);
+      store_as<S>(p.out, walk.offset(2), v);
+    }
+  }
+}
+
+// --- multiclass hinge ------------------------------------------------------------------------
+// One pass over each row: the margins z_j = margin - s_y + s_j, the loss and the gradient
+// (w_y/C p h^(p-1) for Weston-Watkins at every active j; at the best rival only for
+// Crammer-Singer), then the label's entry as minus the sum of the others.
+// Elements per thread before threads pay off (a margin term costs less than a softmax element;
+// the same size as the row engine's, see row_engine.h).
+constexpr int64_t kMinHingePerThread = 16384;
+
+template <class S>
+void hinge_impl(const MulticlassHingeParams& p) {
+  typedef vec_t<S> V;
+  constexpr int W = Vec<S>::W;
+  const int rank = p.scores.ndim - 1;
+  const int64_t C = p.scores.shape[rank];
+  const int64_t rows = p.scores.drop_last().numel();
+  const bool want_grad = !is_none(p.grad), reduce_none = p.reduction == Reduction::none;
+  if (rows == 0) {
+    if (!reduce_none) store_as<double>(p.loss, 0, 0.0);
+    return;
+  }
+  {  // every label is checked before anything is written
+    const int64_t* ls[1] = {p.labels.strides};
+    RowWalker<1> walk(p.labels.shape, rank, ls);
+    walk.begin(0);
+    for (int64_t r = 0; r < rows; ++r, walk.next()) {
+      const int64_t y = load_index(p.labels, walk.offset(0));
+      if (y < 0 || y >= C)
+        throw_index("labels" + index_string(p.labels.shape, rank, r) + " = " + std::to_string(y) + " is outside [0, " +
+                    std::to_string(C) + ")");
+    }
+  }
+  ScratchBuffer wbuf;
+  const S* w = nullptr;
+  if (!is_none(p.weight)) {
+    S* wb = wbuf.get<S>(C + 1);
+    for (int64_t c = 0; c < C; ++c) wb[c] = load_as<S>(p.weight, c * p.weight.strides[0]);
+    w = wb;
+  }
+  const double scale = p.reduction == Reduction::mean ? 1.0 / static_cast<double>(rows) : 1.0;
+  const S sc = static_cast<S>(scale), margin = static_cast<S>(p.margin);
+  const S inv_c = p.crammer_singer ? S(1) : S(1) / static_cast<S>(C);
+  const bool sq = p.p == 2.0;
+  const DType native = sizeof(S) == 4 ? DType::f32 : DType::f64;
+  const int64_t gcs = want_grad ? p.grad.strides[rank] : 1;
+  const bool grad_direct = want_grad && p.grad.dtype == native && gcs == 1;
+  const int64_t* strides[4] = {p.scores.strides, p.labels.strides, want_grad ? p.grad.strides : nullptr,
+                               reduce_none ? p.loss.strides : nullptr};
+  const S ninf = -std::numeric_limits<S>::infinity();
+  const int nt0 = threads_for(rows * C, kMinHingePerThread);
+  const int nt = nt0 < 256 ? nt0 : 256;
+  double partial[256] = {0};
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const int tid = omp_get_thread_num();
+    int64_t r0, r1;
+    thread_range(rows, tid, omp_get_num_threads(), &r0, &r1);
+    ScratchBuffer xbuf, gbuf;
+    RowWalker<4> walk(p.scores.shape, rank, strides);
+    walk.begin(r0);
+    double acc = 0;
+    for (int64_t r = r0; r < r1; ++r, walk.next()) {
+      const int64_t y = load_index(p.labels, walk.offset(1)), go = walk.offset(2);
+      const S* x = row_engine::row_source<S>(p.scores, walk.offset(0), C, xbuf.get<S>(C + W));
+      const S wy = w ? w[y] : S(1);
+      S* g = want_grad ? (grad_direct ? p.grad.ptr<S>() + go : gbuf.get<S>(C + W)) : nullptr;
+      // x_j for j != y (the label's lane and the padding read as -inf)
+      auto rival = [&](int64_t j, int64_t n) {
+        V v = n == W ? load(x + j) : load_partial(x + j, n, ninf);
+        if (static_cast<uint64_t>(y - j) < static_cast<uint64_t>(n)) v[y - j] = ninf;
+        return v;
+      };
+      S loss;
+      if (!p.crammer_singer) {
+        const V base = splat(margin - x[y]);
+        const S gk = sc * wy * inv_c * (sq ? S(2) : S(1));
+        V lacc = V{}, gacc = V{};
+        for (int64_t j = 0; j < C; j += W) {
+          const int64_t n = C - j < W ? C - j : W;
+          const V z = base + rival(j, n);
+          const V h = z > S(0) ? z : V{};  // a NaN margin counts 0, as in torch
+          lacc += sq ? h * h : h;
+          if (g) {
+            const V gv = sq ? h * gk : (z > S(0) ? splat(gk) : V{});
+            gacc += gv;
+            if (n == W) store(g + j, gv);
+            else store_partial(g + j, gv, n);
+          }
+        }
+        loss = wy * inv_c * hsum<S>(lacc);
+        if (g) g[y] = -hsum<S>(gacc);
+      } else {
+        V mv = splat(ninf);
+        for (int64_t j = 0; j < C; j += W) mv = vmax(mv, rival(j, C - j < W ? C - j : W));
+        const S m = hmax<S>(mv), z = margin - x[y] + m;
+        const S h = z > S(0) ? z : S(0);
+        loss = wy * (sq ? h * h : h);
+        if (g) {
+          std::memset(g, 0, C * sizeof(S));
+          if (h > S(0)) {  // the first best rival takes the gradient (a subgradient at ties)
+            int64_t jstar = 0;
+            while (jstar < C && (jstar == y || x[jstar] != m)) ++jstar;
+            const S gv = sc * wy * (sq ? S(2) * h : S(1));
+            g[jstar] = gv;
+            g[y] = -gv;
+          }
+        }
+      }
+      if (want_grad && !grad_direct)
+        for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad, go + c * gcs, g[c]);
+      if (reduce_none) store_as<S>(p.loss, walk.offset(3), loss);
+      else acc += static_cast<double>(loss);
+    }
+    partial[tid] = acc;
+  }
+  if (!reduce_none) {
+    double total = 0;
+    for (int i = 0; i < nt; ++i) total += partial[i];
+    store_as<double>(p.loss, 0, total * scale);
+  }
+}
+
+}  // namespace
+
+void multiclass_hinge_loss(const MulticlassHingeParams& p) {
+  if (p.scores.dtype == DType::f64) hinge_impl<double>(p);
+  else hinge_impl<float>(p);
+}
+
+// float16 and float32 compute in float; float64 in double.
+void divergence(const DivergenceParams& p) {
+  if (p.p.dtype == DType::f64) divergence_impl<double>(p);
+  else divergence_impl<float>(p);
+}
+
+void softmax_focal_loss(const SoftmaxFocalParams& p) {
+  if (p.rows.logits.dtype == DType::f64) focal_impl<double>(p);
+  else focal_impl<float>(p);
+}
+
+void truncated_cross_entropy(const TruncatedCrossEntropyParams& p) {
+  if (p.rows.logits.dtype == DType::f64) truncated_impl<double>(p);
+  else truncated_impl<float>(p);
+}
+
+}  // namespace FASTLOSS_ISA
+}  // namespace cpu
+}  // namespace fastloss

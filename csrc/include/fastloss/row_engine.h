@@ -1,0 +1,599 @@
+// The row engine: one fused pass for every softmax row loss (per-ISA; include after
+// cpu_kernel.h, like row_softmax.h).
+//
+// A softmax row loss sees each row of C logits x (class axis moved last) through its softmax
+// statistics: the max m, sum = sum_c exp(x_c - m), log_s = log(sum), the logit x_y of the
+// row's integer label y and (for cross-entropy's smoothing and probability labels) the side
+// sums swt = sum_c w_c t'_c and sx = sum_c w_c t'_c x_c (or sum_c w_c x_c). From them the loss
+// (a Policy) gives the row's loss and its gradient as
+//     dloss/dx_j = A p_j - coef_j - T [j == y],   p = softmax(x),
+// where coef_j is cross-entropy's per-class term (eps/C w_j, or w_j t'_j for probability
+// labels; 0 for every other loss). The engine owns everything else: label checks and the
+// "mean" denominator, the three row paths, any layout and class axis, threads, the reduction
+// and the gradient written in the same pass.
+//
+// Row paths (picked per call; every layout of the same values gives the same path):
+//  - lanes: W rows at once, one per SIMD lane, looping over the classes, for the (N, C, H, W)
+//    layout with axis=1 and for fewer than 16 classes;
+//  - short rows (at most kShortVecs vectors): the row lives in registers, one load, exp and
+//    store per element; the row's log(sum) is taken W rows at a time with one vector log;
+//  - long rows: 2 KiB blocks (row_softmax.h), one exp per element, the exponentials kept in a
+//    scratch row so the gradient needs no second exp.
+//
+// A Policy provides (S is float or double):
+//   bool grad_needs_log() const;   // its A or T use log_s (otherwise short rows defer the log)
+//   S loss(const RowStats<S>&) const;
+//   RowGrad<S> grad(const RowStats<S>&) const;   // log_s is set when grad_needs_log()
+#pragma once
+#include "fastloss/cpu_kernel.h"
+#include "fastloss/cross_entropy.h"
+#include "fastloss/row_softmax.h"
+
+namespace fastloss {
+namespace cpu {
+namespace FASTLOSS_ISA {
+namespace row_engine {
+
+template <class S> struct RowStats {
+  S m, sum, log_s;  // softmax statistics of the row
+  S swt, sx;        // side sums (cross-entropy's smoothing and probability labels; else 0)
+  S xy, wy;         // logit and class weight of the label (0 and 1 for probability labels)
+  int64_t y;        // the label (-1 for probability labels)
+  // log p_y, written as (x_y - m) - log_s so that its negation is bit-for-bit (m - x_y) + log_s.
+  S log_py() const { return (xy - m) - log_s; }
+};
+template <class S> struct RowGrad {
+  S A, T;
+};
+
+// Gradients bigger than this go around the cache (streaming stores).
+constexpr int64_t kStreamBytes = int64_t(8) << 20;
+
+// Parallel regions pay off only above these sizes. Single-thread kernel costs from
+// bench_fastloss (CrossEntropySmall, avx512, this session's loaded 2-core VM): ~2.4 ns per
+// label checked, ~1.2 ns per logit of a 32-class row (loss only). 16384 per thread is 20-40 us
+// of work, several times the 2-5 us fork/join of two threads on an idle 2-core VM; below it a
+// call stays on the calling thread and never wakes the pool (under load a woken pool cost
+// 0.1-20 ms per call).
+constexpr int64_t kMinLabelsPerThread = 16384;     // labels checked per thread
+constexpr int64_t kMinElementsPerThread = 16384;   // logits per thread in the row loop
+
+struct Denominator {
+  double value;       // sum of w_y over counted rows (or their count)
+  int64_t counted;    // rows not ignored
+};
+
+// Checks every integer label and sums the weights of the counted rows (the "mean" denominator).
+inline Denominator label_denominator(const CrossEntropyParams& p, int64_t rows, int64_t C) {
+  const int rank = p.logits.ndim - 1;
+  if (p.soft_labels) return {static_cast<double>(rows), rows};
+  const int64_t* strides[1] = {p.labels.strides};
+  const bool weighted = !is_none(p.weight);
+  const int nt = threads_for(rows, kMinLabelsPerThread);
+  double total = 0;
+  int64_t counted = 0, first_bad = rows;
+#pragma omp parallel num_threads(nt) if (nt > 1) reduction(+ : total, counted) reduction(min : first_bad)
+  {
+    int64_t r0, r1;
+    thread_range(rows, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
+    RowWalker<1> walk(p.labels.shape, rank, strides);
+    walk.begin(r0);
+    for (int64_t r = r0; r < r1; ++r, walk.next()) {
+      const int64_t y = load_index(p.labels, walk.offset(0));
+      if (y == p.ignore_index) continue;
+      if (y < 0 || y >= C) {
+        if (r < first_bad) first_bad = r;
+        continue;
+      }
+      total += weighted ? load_as<double>(p.weight, y * p.weight.strides[0]) : 1.0;
+      ++counted;
+    }
+  }
+  if (first_bad < rows) {
+    RowWalker<1> walk(p.labels.shape, rank, strides);
+    walk.begin(first_bad);
+    const int64_t y = load_index(p.labels, walk.offset(0));
+    throw_index("labels" + index_string(p.labels.shape, rank, first_bad) + " = " + std::to_string(y) +
+                " is outside [0, " + std::to_string(C) + ") and is not ignore_index (" +
+                std::to_string(p.ignore_index) + ")");
+  }
+  return {total, counted};
+}
+
+// The loss of rows with no classes (all ignored): 0 for each row, or a 0 total.
+inline void zero_loss(const CrossEntropyParams& p, int rank, int64_t rows) {
+  if (p.reduction != Reduction::none) {
+    store_as<double>(p.loss, 0, 0.0);
+    return;
+  }
+  const int64_t* strides[1] = {p.loss.strides};
+  RowWalker<1> walk(p.loss.shape, rank, strides);
+  walk.begin(0);
+  for (int64_t r = 0; r < rows; ++r, walk.next()) store_as<double>(p.loss, walk.offset(0), 0.0);
+}
+
+// A row of type S, either in place (contiguous, right dtype) or gathered into `buf`.
+template <class S>
+inline const S* row_source(const TensorView& t, int64_t offset, int64_t C, S* buf) {
+  const int64_t cs = t.strides[t.ndim - 1];
+  if (t.dtype == (sizeof(S) == 4 ? DType::f32 : DType::f64) && cs == 1) return t.ptr<const S>() + offset;
+  for (int64_t c = 0; c < C; ++c) buf[c] = load_as<S>(t, offset + c * cs);
+  return buf;
+}
+
+// Horizontal max and sum as halving trees (log2 W steps; the row path's lane-order loops are
+// fine once per 2 KiB block, too slow once per short row).
+template <class S, int N> struct Lanes {
+  typedef S V __attribute__((vector_size(N * sizeof(S))));
+};
+template <class S, int N, class Op> inline S tree_reduce(typename Lanes<S, N>::V v, Op op) {
+  if constexpr (N == 1) {
+    return v[0];
+  } else {
+    typename Lanes<S, N / 2>::V lo, hi;
+    std::memcpy(&lo, &v, sizeof(lo));
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof(lo), sizeof(hi));
+    return tree_reduce<S, N / 2>(op(lo, hi), op);
+  }
+}
+template <class S> inline S hmax_tree(vec_t<S> v) {
+  return tree_reduce<S, Vec<S>::W>(v, [](auto a, auto b) { return a > b ? a : b; });
+}
+template <class S> inline S hsum_tree(vec_t<S> v) {
+  return tree_reduce<S, Vec<S>::W>(v, [](auto a, auto b) { return a + b; });
+}
+
+// Everything a row needs that does not change from row to row.
+template <class S> struct RowConsts {
+  int64_t C;
+  const S* w;  // contiguous class weights (padded by a vector), or null
+  S wsum, eps, eps_c, sc;  // sum of weights, smoothing, smoothing per class, reduction scale
+  bool soft, want_grad;
+};
+
+// Rows of at most kShortVecs vectors (contiguous, native dtype, gradient written in place):
+// the whole row stays in registers, so one load, one exp and one store per element, with no
+// scratch row, no block bookkeeping and only a few horizontal reductions per row.
+constexpr int kShortVecs = 8;
+
+// Statistics of one row at x (targets t for probability labels, label y otherwise); with a
+// gradient, writes it to g. log_s is filled only when the gradient needs it (the caller takes
+// the others' logs W rows at a time). NV = ceil(C / W).
+template <class S, int NV, class Policy>
+RowStats<S> short_row(const RowConsts<S>& k, const Policy& pol, const S* x, const S* t, int64_t y, S* g) {
+  typedef vec_t<S> V;
+  constexpr int W = Vec<S>::W;
+  const S ninf = -std::numeric_limits<S>::infinity();
+  const int64_t tail = k.C - (NV - 1) * W;  // lanes used in the last vector, 1..W
+  auto part = [&](const S* p, int i, S fill) { return i < NV - 1 || tail == W ? load(p + i * W) : load_partial(p + i * W, tail, fill); };
+  V xv[NV], e[NV];
+  for (int i = 0; i < NV; ++i) xv[i] = part(x, i, ninf);
+  V mv = xv[0];
+  for (int i = 1; i < NV; ++i) mv = vmax(mv, xv[i]);
+  RowStats<S> st;
+  st.m = hmax_tree<S>(mv);
+  V sv = V{};
+  for (int i = 0; i < NV; ++i) {
+    e[i] = vexp(xv[i] - st.m);  // padding lanes: exp(-inf) = 0
+    sv += e[i];
+  }
+  st.sum = hsum_tree<S>(sv);
+  st.swt = st.sx = 0;
+  if (k.soft || k.eps != S(0)) {
+    V a = V{}, b = V{};
+    for (int i = 0; i < NV; ++i) {
+      const bool last = i == NV - 1 && tail < W;
+      const V xz = last ? (first_lanes<S>(tail, S(1)) == S(1) ? xv[i] : V{}) : xv[i];  // padding as 0
+      const V wv = k.w ? part(k.w, i, S(0)) : V{};
+      if (k.soft) {
+        V wt = part(t, i, S(0)) * (S(1) - k.eps) + (last ? first_lanes<S>(tail, k.eps_c) : splat(k.eps_c));
+        if (k.w) wt *= wv;
+        a += wt;
+        b += wt == S(0) ? V{} : wt * xz;  // a zero target never meets a -inf logit
+      } else {
+        b += k.w ? xz * wv : xz;
+      }
+    }
+    st.swt = hsum_tree<S>(a);
+    st.sx = hsum_tree<S>(b);
+  }
+  st.y = k.soft ? -1 : y;
+  st.xy = k.soft ? S(0) : x[y];
+  st.wy = !k.soft && k.w ? k.w[y] : S(1);
+  st.log_s = 0;
+  if (k.want_grad) {
+    if (pol.grad_needs_log()) st.log_s = vlog(splat(st.sum))[0];  // the log the loss will use
+    const RowGrad<S> rg = pol.grad(st);
+    const V kA = splat(k.sc * rg.A / st.sum);
+    const S kc = k.sc * k.eps_c;
+    const S target_term = k.sc * rg.T;
+    for (int i = 0; i < NV; ++i) {
+      V coef = k.soft ? part(t, i, S(0)) * (k.sc * (S(1) - k.eps)) + kc : splat(kc);
+      if (k.w) coef *= part(k.w, i, S(0));
+      V gv = e[i] * kA - coef;
+      if (!k.soft && y / W == i) gv[y % W] -= target_term;
+      if (i < NV - 1 || tail == W) store(g + i * W, gv);
+      else store_partial(g + i * W, gv, tail);
+    }
+  }
+  return st;
+}
+
+template <class S, class Policy>
+using ShortRowFn = RowStats<S> (*)(const RowConsts<S>&, const Policy&, const S*, const S*, int64_t, S*);
+template <class S, class Policy> ShortRowFn<S, Policy> short_row_for(int64_t C) {
+  constexpr int W = Vec<S>::W;
+  switch ((C + W - 1) / W) {
+    case 1: return short_row<S, 1, Policy>;
+    case 2: return short_row<S, 2, Policy>;
+    case 3: return short_row<S, 3, Policy>;
+    case 4: return short_row<S, 4, Policy>;
+    case 5: return short_row<S, 5, Policy>;
+    case 6: return short_row<S, 6, Policy>;
+    case 7: return short_row<S, 7, Policy>;
+    case 8: return short_row<S, 8, Policy>;
+    default: return nullptr;
+  }
+}
+
+// Short rows whose loss waits for its log: W rows' sums go through one vector log (a scalar
+// log call per row cost as much as the rest of a 32-class row).
+template <class S> struct PendingLosses {
+  static constexpr int W = Vec<S>::W;
+  RowStats<S> st[W];
+  int64_t loss_offset[W];
+  int n = 0;
+  bool logs_known = false;  // the gradient already took each row's log (the same vector log)
+  template <class Policy> void flush(const Policy& pol, bool reduce_none, const TensorView& loss, double* acc) {
+    if (n == 0) return;
+    if (!logs_known) {
+      vec_t<S> s = splat(S(1));
+      for (int i = 0; i < n; ++i) s[i] = st[i].sum;
+      const vec_t<S> ls = vlog(s);
+      for (int i = 0; i < n; ++i) st[i].log_s = ls[i];
+    }
+    for (int i = 0; i < n; ++i) {
+      const S l = pol.loss(st[i]);
+      if (reduce_none) store_as<S>(loss, loss_offset[i], l);
+      else *acc += static_cast<double>(l);
+    }
+    n = 0;
+  }
+};
+
+// W rows at once, one per SIMD lane, looping over the classes: for the (N, C, H, W) layout with
+// axis=1 (consecutive rows are consecutive pixels: every load and store is a contiguous
+// vector) and for few classes (C <= kLaneClasses, lanes gathered at the row stride), where a
+// row is too short to fill vectors and per-row overhead would dominate. exp(x - max) is kept
+// in a C x W scratch for pass 2.
+// (Measured on Zen 4, float32: lanes win below 16 classes, short rows in registers from 16.)
+constexpr int64_t kLaneClasses = 15;
+
+template <class S, class Policy>
+struct LaneGroup {
+  typedef vec_t<S> V;
+  static constexpr int W = Vec<S>::W;
+  const CrossEntropyParams& p;
+  const Policy& pol;
+  const RowConsts<S>& k;
+  int64_t xcs, tcs, gcs, x_in, t_in, g_in, l_in;  // class strides; strides along the rows' last dim
+  bool weighted, reduce_none;
+
+  // W values at base[0], base[stride], ...: a vector load when the lanes are contiguous.
+  static V lanes(const S* base, int64_t stride) {
+    if (stride == 1) return load(base);
+    V v;
+    for (int l = 0; l < W; ++l) v[l] = base[l * stride];
+    return v;
+  }
+  static void put_lanes(S* base, int64_t stride, V v) {
+    if (stride == 1) return store(base, v);
+    for (int l = 0; l < W; ++l) base[l * stride] = v[l];
+  }
+
+  // Rows at offsets (xo, to, go, lo) and the next W-1 along the last row dim. Adds their
+  // losses to *acc in row order (or stores them, with reduction "none").
+  void run(int64_t xo, int64_t to, int64_t go, int64_t lo, S* e_buf, double* acc) const {
+    const int64_t C = k.C;
+    const S eps = k.eps, eps_c = k.eps_c, sc = k.sc;
+    const S* w = k.w;
+    const S* x = p.logits.ptr<const S>() + xo;
+    const S ninf = -std::numeric_limits<S>::infinity();
+    int64_t y[W];
+    bool live[W];
+    for (int l = 0; l < W; ++l) {
+      y[l] = p.soft_labels ? 0 : load_index(p.labels, to + l * t_in);
+      live[l] = p.soft_labels || y[l] != p.ignore_index;
+    }
+    V m = splat(ninf);
+    for (int64_t c = 0; c < C; ++c) m = vmax(m, lanes(x + c * xcs, x_in));
+    // Sums in the short-row path's order (class c into partial c % W, then a halving tree over
+    // the W partials), so a row gives the same bits whichever path its layout takes.
+    V ps[W], pswt[W], psx[W];
+    for (int i = 0; i < W; ++i) ps[i] = pswt[i] = psx[i] = V{};
+    const bool side = p.soft_labels || eps != S(0);
+    const S* t = p.soft_labels ? p.labels.ptr<const S>() + to : nullptr;
+    for (int64_t c = 0; c < C; ++c) {
+      const int j = static_cast<int>(c % W);
+      const V xv = lanes(x + c * xcs, x_in);
+      const V e = vexp(xv - m);
+      ps[j] += e;
+      if (k.want_grad) store(e_buf + c * W, e);
+      if (p.soft_labels) {
+        V wt = lanes(t + c * tcs, t_in) * (S(1) - eps) + eps_c;
+        if (weighted) wt *= w[c];
+        pswt[j] += wt;
+        psx[j] += wt == S(0) ? V{} : wt * xv;
+      } else if (eps != S(0)) {
+        psx[j] += weighted ? xv * w[c] : xv;
+      }
+    }
+    for (int h = W / 2; h >= 1; h /= 2)
+      for (int i = 0; i < h; ++i) {
+        ps[i] += ps[i + h];
+        if (side) {
+          pswt[i] += pswt[i + h];
+          psx[i] += psx[i + h];
+        }
+      }
+    const V s = ps[0], swt = pswt[0], sx = psx[0];
+    const V log_s = vlog(s);  // one vector log for the W rows
+    S kA[W], target[W];
+    for (int l = 0; l < W; ++l) {
+      S loss = 0;
+      kA[l] = target[l] = 0;
+      if (live[l]) {
+        RowStats<S> st;
+        st.m = m[l];
+        st.sum = s[l];
+        st.log_s = log_s[l];
+        st.swt = swt[l];
+        st.sx = sx[l];
+        st.y = p.soft_labels ? -1 : y[l];
+        st.wy = !p.soft_labels && weighted ? w[y[l]] : S(1);
+        st.xy = p.soft_labels ? S(0) : x[y[l] * xcs + l * x_in];
+        loss = pol.loss(st);
+        if (k.want_grad) {
+          const RowGrad<S> rg = pol.grad(st);
+          if (!p.soft_labels) target[l] = sc * rg.T;
+          kA[l] = sc * rg.A / s[l];
+        }
+      }
+      if (reduce_none) store_as<S>(p.loss, lo + l * l_in, loss);
+      else *acc += static_cast<double>(loss);
+    }
+    if (k.want_grad) {
+      S* g = p.grad.ptr<S>() + go;
+      S kc_lane[W];
+      for (int l = 0; l < W; ++l) kc_lane[l] = live[l] ? sc * eps_c : S(0);
+      const V kv = load(kA), kc = load(kc_lane);
+      V keep;  // 1 for counted rows, 0 for ignored ones (whose exps may be NaN)
+      for (int l = 0; l < W; ++l) keep[l] = live[l] ? S(1) : S(0);
+      for (int64_t c = 0; c < C; ++c) {
+        const V e = load(e_buf + c * W);
+        V coef = kc;
+        if (p.soft_labels) coef = lanes(t + c * tcs, t_in) * (sc * (S(1) - eps)) + kc;
+        if (weighted) coef *= w[c];
+        const V gv = e * kv - coef;
+        put_lanes(g + c * gcs, g_in, keep == S(1) ? gv : V{});
+      }
+      for (int l = 0; l < W; ++l)
+        if (live[l] && !p.soft_labels) g[y[l] * gcs + l * g_in] -= target[l];
+    }
+  }
+};
+
+// The engine. p: logits (rows..., C), labels, weight (cross-entropy's class weights: they
+// scale coef and the "mean" denominator), smoothing, reduction, loss, grad. p.z_loss is the
+// policy's business.
+template <class S, class Policy>
+void run(const CrossEntropyParams& p, const Policy& pol) {
+  typedef vec_t<S> V;
+  constexpr int W = Vec<S>::W;
+  const int rank = p.logits.ndim - 1;
+  const int64_t C = p.logits.shape[rank];
+  const int64_t rows = p.logits.drop_last().numel();
+  const bool want_grad = !is_none(p.grad);
+  const bool weighted = !is_none(p.weight);
+  const bool reduce_none = p.reduction == Reduction::none;
+  if (rows == 0) {
+    if (!reduce_none) store_as<double>(p.loss, 0, 0.0);
+    return;
+  }
+  const Denominator den = label_denominator(p, rows, C);  // with C == 0 every label must be ignored
+  if (C == 0) {
+    zero_loss(p, rank, rows);
+    return;
+  }
+  // mean over zero counted rows is 0 with a zero gradient, never NaN
+  const double scale = p.reduction == Reduction::mean ? (den.value != 0 ? 1.0 / den.value : 0.0) : 1.0;
+
+  const S eps = static_cast<S>(p.label_smoothing);
+  const S eps_c = eps / static_cast<S>(C);
+  const S sc = static_cast<S>(scale);
+
+  // Weights as a contiguous S row (read every row when smoothing or soft labels need them).
+  ScratchBuffer wbuf;
+  const S* w = nullptr;
+  S wsum = static_cast<S>(C);
+  if (weighted) {
+    S* wb = wbuf.get<S>(C + W);
+    double acc = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      wb[c] = load_as<S>(p.weight, c * p.weight.strides[0]);
+      acc += wb[c];
+    }
+    w = wb;
+    wsum = static_cast<S>(acc);
+  }
+  const RowConsts<S> k{C, w, wsum, eps, eps_c, sc, p.soft_labels, want_grad};
+
+  const DType native = sizeof(S) == 4 ? DType::f32 : DType::f64;
+  const int64_t gcs = want_grad ? p.grad.strides[rank] : 1;
+  const bool grad_direct = want_grad && p.grad.dtype == native && gcs == 1;
+  const bool stream = grad_direct && p.grad.numel() * int64_t(sizeof(S)) >= kStreamBytes;
+
+  const int64_t* strides[4] = {p.logits.strides, p.labels.strides, want_grad ? p.grad.strides : nullptr,
+                               reduce_none ? p.loss.strides : nullptr};
+  // Lane-per-row groups: the (N, C, H, W) layout (rows contiguous along their last dim,
+  // classes strided) or few classes (any layout).
+  const bool lane_layout = p.logits.strides[rank] != 1 && rank >= 1 && p.logits.strides[rank - 1] == 1;
+  const bool spatial = rank >= 1 && W > 1 && (lane_layout || C <= kLaneClasses) && p.logits.dtype == native &&
+                       p.logits.shape[rank - 1] >= W && (!want_grad || p.grad.dtype == native) &&
+                       (!p.soft_labels || p.labels.dtype == native);
+  const LaneGroup<S, Policy> group{p,
+                                   pol,
+                                   k,
+                                   p.logits.strides[rank],
+                                   p.soft_labels ? p.labels.strides[rank] : 0,
+                                   want_grad ? p.grad.strides[rank] : 0,
+                                   rank ? p.logits.strides[rank - 1] : 0,
+                                   rank ? p.labels.strides[rank - 1] : 0,
+                                   want_grad && rank ? p.grad.strides[rank - 1] : 0,
+                                   reduce_none && rank ? p.loss.strides[rank - 1] : 0,
+                                   weighted,
+                                   reduce_none};
+  // Short rows: the whole row in registers (strided or converted rows gathered first, so
+  // every layout gives the same bits).
+  const ShortRowFn<S, Policy> short_fn = short_row_for<S, Policy>(C);
+  const int nt = threads_for(rows * C, kMinElementsPerThread);
+  const int nthreads = nt < 256 ? nt : 256;
+  double partial[256] = {0};
+
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+  {
+    const int tid = omp_get_thread_num(), ntt = omp_get_num_threads();
+    int64_t r0, r1;
+    thread_range(rows, tid, ntt, &r0, &r1);
+    ScratchBuffer xbuf, tbuf, ebuf, bmbuf, gbuf;
+    PendingLosses<S> pending;
+    pending.logs_known = want_grad && pol.grad_needs_log();
+    double acc = 0;
+    RowWalker<4> walk(p.logits.shape, rank, strides);
+    walk.begin(r0);
+    for (int64_t r = r0; r < r1; ++r, walk.next()) {
+      const int64_t lo = walk.offset(0), to = walk.offset(1), go = walk.offset(2);
+      if (spatial && r + W <= r1 && walk.inner_remaining() >= W) {  // a whole group of rows
+        pending.flush(pol, reduce_none, p.loss, &acc);  // losses are summed in row order
+        group.run(lo, to, go, walk.offset(3), ebuf.get<S>(C * W), &acc);
+        for (int i = 1; i < W; ++i) walk.next();
+        r += W - 1;
+        continue;
+      }
+      int64_t y = -1;
+      if (!p.soft_labels) {
+        y = load_index(p.labels, to);
+        if (y == p.ignore_index) {  // ignored row: loss 0, gradient 0
+          if (reduce_none) store_as<S>(p.loss, walk.offset(3), S(0));
+          if (want_grad)
+            for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad, go + c * gcs, S(0));
+          continue;
+        }
+      }
+      if (short_fn) {
+        S* g = want_grad ? (grad_direct ? p.grad.ptr<S>() + go : gbuf.get<S>(C + W)) : nullptr;
+        const RowStats<S> st = short_fn(k, pol, row_source<S>(p.logits, lo, C, xbuf.get<S>(C + W)),
+                                        p.soft_labels ? row_source<S>(p.labels, to, C, tbuf.get<S>(C + W)) : nullptr,
+                                        y, g);
+        if (want_grad && !grad_direct)
+          for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad, go + c * gcs, g[c]);
+        pending.st[pending.n] = st;
+        pending.loss_offset[pending.n] = walk.offset(3);
+        if (++pending.n == W) pending.flush(pol, reduce_none, p.loss, &acc);
+        continue;
+      }
+      const S* x = row_source<S>(p.logits, lo, C, xbuf.get<S>(C + W));
+      S* dst = grad_direct ? p.grad.ptr<S>() + go : nullptr;
+      const RowBlocks<S> rb{C};
+
+      // Side sums for the loss, gathered during pass 1.
+      V sx_v = V{}, swt_v = V{};  // sum w_c x_c (smoothing) / sum w_c t'_c x_c, sum w_c t'_c (soft)
+      const S* t = p.soft_labels ? row_source<S>(p.labels, to, C, tbuf.get<S>(C + W)) : nullptr;
+      auto side = [&](int64_t j, V xv, int64_t n) {
+        if (p.soft_labels) {
+          V tv = n == W ? load(t + j) : load_partial(t + j, n, S(0));
+          V wt = tv * (S(1) - eps) + (n == W ? splat(eps_c) : first_lanes<S>(n, eps_c));
+          if (weighted) wt *= n == W ? load(w + j) : load_partial(w + j, n, S(0));
+          swt_v += wt;
+          sx_v += wt == S(0) ? V{} : wt * xv;  // a zero target never meets a -inf logit
+        } else if (eps != S(0)) {
+          sx_v += weighted ? xv * (n == W ? load(w + j) : load_partial(w + j, n, S(0))) : xv;
+        }
+      };
+
+      SoftmaxStats<S> ss;
+      S* exps = nullptr;
+      S* bmax = nullptr;
+      // Plain integer labels need no side sums: NoSide keeps their pass 1 free of branches.
+      const bool plain = !p.soft_labels && eps == S(0);
+      if (want_grad) {
+        exps = ebuf.get<S>(C + W);
+        bmax = bmbuf.get<S>(rb.count() + 1);
+        ss = plain ? softmax_stats<S, true>(x, rb, exps, bmax) : softmax_stats<S, true>(x, rb, exps, bmax, side);
+      } else {
+        ss = plain ? softmax_stats<S, false>(x, rb, nullptr, nullptr)
+                   : softmax_stats<S, false>(x, rb, nullptr, nullptr, side);
+      }
+      RowStats<S> st;
+      st.m = ss.max;
+      st.sum = ss.sum;
+      st.log_s = std::log(ss.sum);
+      st.swt = p.soft_labels ? hsum<S>(swt_v) : S(0);
+      st.sx = p.soft_labels || eps != S(0) ? hsum<S>(sx_v) : S(0);
+      st.y = y;
+      st.xy = p.soft_labels ? S(0) : x[y];
+      st.wy = !p.soft_labels && weighted ? w[y] : S(1);
+      const S loss = pol.loss(st);
+      if (reduce_none) store_as<S>(p.loss, walk.offset(3), loss);
+      else acc += static_cast<double>(loss);
+
+      if (want_grad) {
+        const RowGrad<S> rg = pol.grad(st);
+        S* g = dst ? dst : gbuf.get<S>(C + W);
+        const V kA = splat(sc * rg.A);
+        const S kc = sc * eps_c;
+        const bool do_stream = stream && dst;
+        const int64_t first = dst ? misaligned_prefix(dst, C) : 0;
+        // The target's own term goes into its lane before the store: a scalar store after a
+        // streamed vector to the same line would stall on the write-combining.
+        const S target_term = p.soft_labels ? S(0) : sc * rg.T;
+        auto put = [&](int64_t j, V v, int64_t n) {
+          if (static_cast<uint64_t>(y - j) < static_cast<uint64_t>(n)) v[y - j] -= target_term;
+          put_vec<S>(g, j, v, n, do_stream);
+        };
+        if (p.soft_labels) {
+          const S one_m = S(1) - eps;
+          for_each_prob<S>(exps, bmax, rb, ss, first, [&](int64_t j, V pv, int64_t n) {
+            V tv = n == W ? load(t + j) : load_partial(t + j, n, S(0));
+            V wt = tv * (sc * one_m) + kc;
+            if (weighted) wt *= n == W ? load(w + j) : load_partial(w + j, n, S(0));
+            put(j, pv * kA - wt, n);
+          });
+        } else if (weighted && eps != S(0)) {
+          for_each_prob<S>(exps, bmax, rb, ss, first, [&](int64_t j, V pv, int64_t n) {
+            const V wv = n == W ? load(w + j) : load_partial(w + j, n, S(0));
+            put(j, pv * kA - wv * kc, n);
+          });
+        } else {
+          const V kcv = splat(kc);
+          for_each_prob<S>(exps, bmax, rb, ss, first, [&](int64_t j, V pv, int64_t n) { put(j, pv * kA - kcv, n); });
+        }
+        if (!dst)
+          for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad, go + c * gcs, g[c]);
+      }
+    }
+    pending.flush(pol, reduce_none, p.loss, &acc);
+    partial[tid] = acc;
+    if (stream) stream_fence();
+  }
+  if (!reduce_none) {
+    double total = 0;
+    for (int i = 0; i < nthreads; ++i) total += partial[i];
+    store_as<double>(p.loss, 0, total * scale);
+  }
+}
+
+}  // namespace row_engine
+}  // namespace FASTLOSS_ISA
+}  // namespace cpu
+}  // namespace fastloss
