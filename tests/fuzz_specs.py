@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from fuzz_kinds import (
-    FLAG, INF, NAN, Choice, Floats, FloatOption, GradOut, IntOption, Labels, Lengths, Option, Text, Texts, Tokens,
-    WEIGHTS, distance_result, drop_axis, loss_result, pairwise_result, rate_result, returns,
+    FLAG, Choice, Floats, FloatOption, GradOut, IntOption, Labels, Lengths, Option, Text, Texts, Tokens, WEIGHTS,
+    distance_result, drop_axis, loss_result, pairwise_result, rate_result, returns,
 )
 
 
@@ -72,16 +72,6 @@ def ctc_none_shape(args):
     return (np.shape(lp)[1 if args.get("layout", "TNC") == "TNC" else 0],)
 
 
-def elementwise_forms(x, t, values):
-    """The elementwise losses: prediction and target of one shape (2-d with a class axis for
-    the broadcast weights, 1-d, 3-d)."""
-    return [{x: Floats(shape), t: Floats(shape, values=values)} for shape in ("N C", "N", "N D C")]
-
-
-def same_shape(name):
-    return lambda args: np.shape(args[name])
-
-
 SPECS = {
     "softmax_cross_entropy": Spec(
         forms=CE_FORMS,
@@ -133,41 +123,6 @@ SPECS = {
     "error_counts": Spec(
         forms=[dict(references=Texts("N"), hypotheses=Texts("N")), dict(references=Text(), hypotheses=Text())],
         options=dict(unit=Choice(["char", "word"], bad=["chars", "WORD"])),
-        returns=lambda out, args: None),
-    **{name: Spec(
-        forms=elementwise_forms("logits", "targets", "probs"),
-        options=dict(extra, reduction=REDUCTION, return_grad=FLAG, grad_out=GradOut("logits")),
-        returns=loss_result("logits", same_shape("logits")))
-       for name, extra in [
-           ("sigmoid_cross_entropy", dict(weight=Floats("C", values="positive", optional=True),
-                                          pos_weight=Floats("C", values="positive", optional=True))),
-           ("balanced_sigmoid_cross_entropy", dict(beta=Option([None, 0.0, 0.3, 1.0], bad=[1.5, -0.1, "x", NAN]))),
-           ("sigmoid_focal_loss", dict(alpha=FloatOption(-1.0, 1.0), gamma=FloatOption(0.0, 5.0, bad=[-0.5]))),
-           ("truncated_sigmoid_cross_entropy", dict(margin=FloatOption(0.0, 1.0, bad=[1.5, -0.1]),
-                                                    softness=Option([None, 1.0, 8.0], bad=[0.0, -1.0, INF, "x"]))),
-       ]},
-    "hinge_loss": Spec(
-        forms=[dict(scores=Floats("N C"), labels=Labels("N C", high=2)),
-               dict(scores=Floats("N"), labels=Labels("N", high=2)),
-               dict(scores=Floats("N C"), labels=Floats("N C", values="positive"))],
-        options=dict(margin=FloatOption(0.0, 2.0), squared=FLAG, reduction=REDUCTION, return_grad=FLAG,
-                     grad_out=GradOut("scores")),
-        returns=loss_result("scores", same_shape("scores"))),
-    "kl_div": Spec(
-        forms=elementwise_forms("input", "target", "probs"),
-        options=dict(log_target=FLAG, reduction=Choice(["mean", "sum", "none", "batchmean"], bad=["avg", "MEAN"]),
-                     return_grad=FLAG, grad_out=GradOut("input")),
-        returns=loss_result("input", same_shape("input"))),
-    **{name: Spec(
-        forms=elementwise_forms("pred", "target", "normal"),
-        options=dict(extra, weight=Floats("C", values="positive", optional=True), reduction=REDUCTION,
-                     return_grad=FLAG, grad_out=GradOut("pred")),
-        returns=loss_result("pred", same_shape("pred")))
-       for name, extra in [
-           ("mse_loss", {}), ("l1_loss", {}), ("log_cosh_loss", {}),
-           ("huber_loss", dict(delta=FloatOption(0.1, 3.0, bad=[0.0, -1.0]))),
-           ("smooth_l1_loss", dict(beta=FloatOption(0.0, 2.0, bad=[-0.1]))),
-       ]},
         returns=lambda out, args: _assert(min(out.hits, out.substitutions, out.deletions, out.insertions) >= 0,
                                           f"negative count in {out!r}")),
     **{name: Spec(
