@@ -229,40 +229,5 @@ def _detail(failure, *words):
     return failure is not None and all(w in failure["detail"] for w in words)
 
 
-KNOWN = [
-    # item 6 (array layer): unaligned arrays reach the kernels; UBSan halts on the misaligned
-    # loads (cpu_kernel.h, edit_distance.cpp, ...), so the sanitizer run leaves them out
-    Known("10.6 unaligned arrays reach the kernels (UBSan)",
-          lambda f, args, fail: any(not a.flags.aligned for a in _arrays(args)), skip="sanitizer"),
-    # item 5 (array layer): big-endian floats are a TypeError
-    Known("10.5 big-endian floats refused",
-          lambda f, args, fail: any(a.dtype.kind == "f" and a.dtype.byteorder == ">" for a in _arrays(args))),
-    # item 5 (array layer): size-0 arrays, whose strides NumPy reports as 0, called broadcast views
-    Known("10.5 size-0 arrays",
-          lambda f, args, fail: any(a.size == 0 for a in _arrays(args)) and fail is not None and any(
-              w in fail["detail"] for w in ("broadcast", "contiguous", "zero stride", "integer array, got float64"))),
-    # item 5 (array layer): an empty list of labels is float64 to NumPy
-    Known("10.5 empty list labels", lambda f, args, fail: _detail(fail, "integer array, got float64")),
-    # item 7 (array layer): out-of-range Python ints reach pybind11's int conversion
-    Known("10.7 out-of-range int option: pybind11 TypeError",
-          lambda f, args, fail: _detail(fail, "incompatible function arguments")),
-    # item 8 (array layer): a grad_out that overlaps an input is accepted
-    Known("10.8 grad_out overlapping an input",
-          lambda f, args, fail: args.get("grad_out") is not None and any(
-              a is not args["grad_out"] and np.shares_memory(a, args["grad_out"]) for a in _arrays(args))),
-    # items 4/7 (edit distance): weights beyond int64 are pybind11's RuntimeError
-    Known("10.4/10.7 edit weights >= 2**63: RuntimeError",
-          lambda f, args, fail: "edit" in f and _detail(fail, "RuntimeError", "Unable to cast")),
-    # not in issue 10 (edit distance): dtype='bogus' gets NumPy's message
-    Known("edit distance: dtype='bogus' -> NumPy's TypeError",
-          lambda f, args, fail: "edit" in f and _detail(fail, "not understood")),
-    # not in issue 10 (ctc.py, moving to the C++ layer): unbatched (T, C) input with lengths of
-    # more than one entry gets NumPy's reshape message
-    Known("ctc unbatched: lengths of the wrong size -> NumPy's reshape ValueError",
-          lambda f, args, fail: f == "ctc_loss" and _detail(fail, "cannot reshape")),
-    # not in issue 10 (array layer): a ragged list gets NumPy's message, naming no argument
-    Known("array layer: ragged list -> NumPy's ValueError", lambda f, args, fail: _detail(fail, "inhomogeneous")),
-    # not in issue 10 (edit distance): a None sentence is a TypeError from len()
-    Known("edit distance: None in a batch -> 'has no len()'",
-          lambda f, args, fail: "edit" in f and _detail(fail, "has no len()")),
-]
+# Failures the harness tolerates while they are open: Known(name, predicate, skip=None).
+KNOWN = []

@@ -519,6 +519,16 @@ py::object batch_result(const py::handle& a, const py::handle& b, const EditWeig
 
 std::string dtype_str(const py::handle& dt) { return py::str(dt).cast<std::string>(); }
 
+// The NumPy name of the `dtype` argument ("int32"); anything NumPy cannot read as a dtype is a
+// TypeError naming the argument.
+std::string dtype_name_arg(const py::handle& dtype) {
+  try {
+    return dtype_str(py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype)));
+  } catch (py::error_already_set&) {
+    throw_type("dtype must be int32, int64 or float64 (or None), got " + py::repr(dtype).cast<std::string>());
+  }
+}
+
 }  // namespace
 
 void register_edit_distance(py::module_& m) {
@@ -586,9 +596,8 @@ void register_edit_distance(py::module_& m) {
         p.overflow = &overflow;
         DType dt;
         if (norm) {
-          if (!dtype.is_none() && dtype_str(py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype))) != "float64")
-            throw_type("dtype must be float64 (or None) with normalize=True, got " +
-                       dtype_str(py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype))));
+          if (!dtype.is_none() && dtype_name_arg(dtype) != "float64")
+            throw_type("dtype must be float64 (or None) with normalize=True, got " + dtype_name_arg(dtype));
           dt = DType::f64;
         } else {
           int64_t longest = 0;
@@ -600,7 +609,7 @@ void register_edit_distance(py::module_& m) {
           if (dtype.is_none()) {
             dt = fits32 ? DType::i32 : DType::i64;
           } else {
-            const std::string name = dtype_str(py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype)));
+            const std::string name = dtype_name_arg(dtype);
             if (name != "int32" && name != "int64") throw_type("dtype must be int32 or int64, got " + name);
             dt = name == "int32" ? DType::i32 : DType::i64;
             if (dt == DType::i32 && !fits32)
