@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 import fastloss
+from benchutil import cpu_name
 
 
 def per_call(fn, budget):
@@ -48,17 +49,6 @@ def paired(fns, rounds, budget):
 
 def fmt(t):
     return f"{t * 1e6:9.2f} us" if t < 1e-3 else f"{t * 1e3:9.3f} ms"
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def rows(missing):

@@ -19,13 +19,13 @@ rows are skipped when it is missing).
 """
 import argparse
 import os
-import platform
 import time
 import tracemalloc
 
 import numpy as np
 
 import fastloss
+from benchutil import cpu_name
 
 
 def best_time(fn, repeat, warmup=1):
@@ -50,17 +50,6 @@ def numpy_ce(x, y):
     g[np.arange(len(y)), y] -= 1
     g /= len(y)
     return loss, g
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def run_cpu(args):

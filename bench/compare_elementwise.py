@@ -18,21 +18,11 @@ import time
 import numpy as np
 
 import fastloss
+from benchutil import cpu_name
 
 LOG2 = float(np.log(2.0))
 REGRESSION = ("mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "log_cosh_loss")
 SIGMOID = ("sigmoid_cross_entropy", "sigmoid_focal_loss")
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def timed(fn):

@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 import fastloss
+from benchutil import cpu_name
 
 
 def timed(fns, repeat):
@@ -42,17 +43,6 @@ def timed(fns, repeat):
                     break
             best[i] = min(best[i], dt / n)
     return best
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def us(t):

@@ -43,6 +43,7 @@ from typing import Callable, Optional
 import numpy as np
 
 import fastloss
+from benchutil import cpu_name
 
 INSTALL_PEERS = 'python3 -m pip install ".[bench]"'
 
@@ -378,17 +379,6 @@ COLUMNS = [("workload", 50, "<"), ("fastloss", 9, ">"), ("vs floor", 9, ">"), ("
 
 def row(*cells) -> str:
     return "  ".join(f"{c:{align}{w}}" for c, (_, w, align) in zip(cells, COLUMNS)).rstrip()
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def chart(results, path, threads):
