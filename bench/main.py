@@ -33,7 +33,6 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
-import platform
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +59,9 @@ FAMILIES = {
     "ctc": "CTC loss (ctc_loss)",
     "edit-distance": "Edit distance (edit_distance, pairwise_edit_distance)",
     "error-rate": "Corpus error rate (error_rate)",
+    "elementwise": "Elementwise losses (mse_loss, sigmoid_focal_loss, ...)",
+    "row-wise": "Row-wise losses (multiclass_hinge_loss, softmax_focal_loss, ...)",
+    "metric": "Metric learning (center_loss, update_centers)",
 }
 
 
@@ -113,6 +115,12 @@ class Env:
         writes a gradient of the same size."""
         flat = np.ascontiguousarray(src).reshape(-1)
         return self._split(np.copyto, np.empty_like(flat), flat)
+
+    def binary_floor(self, a: np.ndarray, b: np.ndarray) -> Callable:
+        """Read `a` and `b` and write as many bytes as `a`: the floor of an elementwise loss
+        that reads its prediction and target and writes a gradient."""
+        a, b = np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1)
+        return self._split(lambda x, y, out: np.subtract(x, y, out=out), a, b, np.empty_like(a))
 
     def read_floor(self, src: np.ndarray) -> Callable:
         """Read `src` once (a sum: memory-bound, it writes nothing): the floor of a kernel that
@@ -306,6 +314,124 @@ def error_rate_case(env: Env, n, unit) -> Case:
     return case
 
 
+# --------------------------------------------------------------------------- elementwise
+
+def mse_case(env: Env, n) -> Case:
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
+    case = Case(lambda: fastloss.mse_loss(x, t, return_grad=True)[0], floor=env.binary_floor(x, t), rtol=1e-3)
+    torch = env.peer("torch")
+    if torch is not None:
+        xt, tt = torch.from_numpy(x), torch.from_numpy(t)
+
+        def torch_fwd_bwd():
+            xg = xt.detach().requires_grad_()
+            loss = torch.nn.functional.mse_loss(xg, tt)
+            loss.backward()
+            return loss
+        case.peers["PyTorch fwd+bwd"] = torch_fwd_bwd
+    jax = env.peer("jax")
+    if jax is not None:
+        fn = jax.jit(jax.value_and_grad(lambda a, b: jax.numpy.mean((a - b) ** 2)))
+        xj, tj = jax.device_put(x), jax.device_put(t)
+        case.peers["JAX jit value_and_grad"] = lambda: jax.block_until_ready(fn(xj, tj))[0]
+    return case
+
+
+def focal_case(env: Env, shape) -> Case:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    t = (rng.random(shape) < 0.1).astype(np.float32)
+    case = Case(lambda: fastloss.sigmoid_focal_loss(x, t, return_grad=True)[0], floor=env.binary_floor(x, t),
+                rtol=1e-3)
+    torch = env.peer("torch")
+    if torch is not None:
+        F = torch.nn.functional
+        xt, tt = torch.from_numpy(x), torch.from_numpy(t)
+
+        def torch_fwd_bwd():  # torchvision's sigmoid_focal_loss, mean reduction
+            xg = xt.detach().requires_grad_()
+            p = torch.sigmoid(xg)
+            ce = F.binary_cross_entropy_with_logits(xg, tt, reduction="none")
+            p_t = p * tt + (1 - p) * (1 - tt)
+            loss = (ce * (1 - p_t) ** 2 * (0.25 * tt + 0.75 * (1 - tt))).mean()
+            loss.backward()
+            return loss
+        case.peers["PyTorch fwd+bwd (torchvision)"] = torch_fwd_bwd
+    return case
+
+
+# --------------------------------------------------------------------------- row-wise
+
+def hinge_case(env: Env, shape) -> Case:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    y = rng.integers(0, shape[1], shape[0])
+    case = Case(lambda: fastloss.multiclass_hinge_loss(x, y, return_grad=True)[0], rtol=1e-3)
+    torch = env.peer("torch")
+    if torch is not None:
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+        def torch_fwd_bwd():
+            xg = xt.detach().requires_grad_()
+            loss = torch.nn.functional.multi_margin_loss(xg, yt)
+            loss.backward()
+            return loss
+        case.peers["PyTorch multi_margin_loss"] = torch_fwd_bwd
+    return case
+
+
+def softmax_focal_case(env: Env, shape) -> Case:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    y = rng.integers(0, shape[1], shape[0])
+    case = Case(lambda: fastloss.softmax_focal_loss(x, y, gamma=2.0, return_grad=True)[0], floor=env.copy_floor(x),
+                rtol=1e-3)
+    torch = env.peer("torch")
+    if torch is not None:
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+        def torch_fwd_bwd():
+            xg = xt.detach().requires_grad_()
+            logp = torch.log_softmax(xg, -1).gather(1, yt[:, None])[:, 0]
+            loss = (-(1 - logp.exp()) ** 2 * logp).mean()
+            loss.backward()
+            return loss
+        case.peers["PyTorch autograd fwd+bwd"] = torch_fwd_bwd
+    return case
+
+
+# --------------------------------------------------------------------------- metric learning
+
+def center_case(env: Env, N, D, K) -> Case:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, D), dtype=np.float32)
+    c = rng.standard_normal((K, D), dtype=np.float32)
+    y = rng.integers(0, K, N)
+
+    def fl():
+        loss, _ = fastloss.center_loss(x, y, c, return_grad=True)
+        fastloss.update_centers(c, x, y, alpha=0.5)
+        return loss
+    case = Case(fl, rtol=1e-3)
+    torch = env.peer("torch")
+    if torch is not None:
+        xt, ct, yt = torch.from_numpy(x), torch.from_numpy(c), torch.from_numpy(y)
+
+        def torch_fwd_bwd():
+            xg = xt.detach().requires_grad_()
+            diff = xg - ct[yt]
+            loss = 0.5 * (diff * diff).sum(1).mean()
+            loss.backward()
+            with torch.no_grad():  # the paper's update: c_j -= alpha * sum(c_j - x_i) / (1 + n_j)
+                delta = torch.zeros_like(ct).index_add_(0, yt, ct[yt] - xt)
+                n = torch.bincount(yt, minlength=ct.shape[0]).to(ct.dtype)
+                updated = ct - 0.5 * delta / (1 + n)[:, None]
+            return loss, updated
+        case.peers["PyTorch autograd + update"] = lambda: torch_fwd_bwd()[0]
+    return case
+
+
 # --------------------------------------------------------------------------- the table of workloads
 
 WORKLOADS = [
@@ -331,11 +457,22 @@ WORKLOADS = [
              lambda env: error_rate_case(env, 20000, "word")),
     Workload("error-rate", "CER (unit='char'), 20000 sentences",
              lambda env: error_rate_case(env, 20000, "char")),
+    Workload("elementwise", "mse_loss, 2^24 elements, loss + grad",
+             lambda env: mse_case(env, 1 << 24)),
+    Workload("elementwise", "sigmoid_focal_loss (100000, 80), loss + grad",
+             lambda env: focal_case(env, (100000, 80))),
+    Workload("row-wise", "multiclass_hinge_loss (16384, 1000), loss + grad",
+             lambda env: hinge_case(env, (16384, 1000))),
+    Workload("row-wise", "softmax_focal_loss (4096, 32000), loss + grad",
+             lambda env: softmax_focal_case(env, (4096, 32000))),
+    Workload("metric", "center_loss + update_centers (65536, 512), 1000 classes",
+             lambda env: center_case(env, 65536, 512, 1000)),
 ]
 
 # Which peers each family is compared with (for the "missing" line).
 FAMILY_PEERS = {"cross-entropy": ("torch", "jax"), "ctc": ("torch",), "edit-distance": ("rapidfuzz",),
-                "error-rate": ("jiwer",)}
+                "error-rate": ("jiwer",), "elementwise": ("torch", "jax"), "row-wise": ("torch",),
+                "metric": ("torch",)}
 
 
 # --------------------------------------------------------------------------- measuring and printing
