@@ -1,7 +1,6 @@
 """Fixed per-call cost of ctc_loss on tiny batches, against torch.nn.functional.ctc_loss, and
-the two numbers behind the CTC kernel's thread threshold (kMinWorkPerThread in csrc/cpu/ctc.cpp):
-OpenMP's fork/join cost (a tiny call on 2 threads minus the same call on 1) and the time per
-lattice cell (a large call on 1 thread). Timings alternate fastloss / torch in one run; the
+the time per lattice cell (a large call on 1 thread) behind the CTC kernel's thread threshold
+(kMinWorkPerThread in csrc/cpu/ctc.cpp, with OpenMP's fork/join cost timed in C++). Timings alternate fastloss / torch in one run; the
 minimum of the repeats is reported.
 
     PYTHONPATH=python python3 bench/ctc_call_overhead.py
@@ -67,18 +66,6 @@ def main():
               f"{res['th']*1e6:6.1f} us (loss only {res['th_loss']*1e6:5.1f}); ratio torch/fastloss "
               f"{res['th']/res['fl']:.2f} ({res['th_loss']/res['fl_loss']:.2f} loss only)")
 
-    # Fork/join: ctc_loss now keeps tiny calls on one thread, so the cost is taken from a tiny
-    # softmax_cross_entropy (which enters two parallel regions per call whatever the size) on
-    # 1 and on 2 threads.
-    x, y = np.zeros((4, 5), np.float32), np.zeros(4, np.int64)
-    t = {}
-    for _ in range(3):
-        for n in (1, 2):
-            fastloss.set_num_threads(n)
-            t[n] = min(t.get(n, 1e9), best(lambda: fastloss.softmax_cross_entropy(x, y)))
-    fastloss.set_num_threads(2)
-    print(f"tiny softmax_cross_entropy on 1 thread {t[1]*1e6:.1f} us, on 2 threads {t[2]*1e6:.1f} us: "
-          f"fork/join ~{(t[2]-t[1])/2*1e6:.1f} us per parallel region")
     # Time per cell: one thread, a large call.
     T, N, C, S = 200, 16, 30, 40
     lp, labels, il, ll = inputs(T, N, C, S)
@@ -87,9 +74,5 @@ def main():
     cells = N * T * (2 * S + 1 + C)
     fastloss.set_num_threads(2)
     print(f"large call (T={T}, N={N}, C={C}, S={S}) on 1 thread: {tc*1e3:.2f} ms, {tc/cells*1e9:.2f} ns per cell")
-    fj = max(t[2] - t[1], 0) / 2
-    print(f"cells per fork/join: {fj / (tc / cells):.0f}")
-
-
-if __name__ == "__main__":
-    main()
+    print("fork/join: time an empty 2-thread `#pragma omp parallel` in C++ (the kernels no longer wake "
+          "threads for tiny calls); kMinWorkPerThread = fork/join / per-cell time")

@@ -250,6 +250,8 @@ def test_ctc_lengths_overflow_on_every_backend(backend):
 
 def test_ctc_broadcast_labels_on_every_backend(backend):
     xp = backend.xp
+    if not hasattr(xp, "broadcast_to"):
+        pytest.skip("the CuPy stand-in of tools/cuda_emu has no broadcast_to (real CuPy does)")
     x = xp.asarray(ctc_inputs(T=7, N=3, C=4))
     lab = xp.broadcast_to(xp.asarray(np.int64(2)), (3, 3))
     got = fastloss.ctc_loss(x, lab, [7, 6, 5], [3, 2, 1], reduction="none", return_grad=True)

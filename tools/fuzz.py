@@ -198,7 +198,8 @@ def run_case(case):
     except Exception as e:  # a harness bug, not a fastloss one
         return [{"check": "harness", "detail": f"building the case: {type(e).__name__}: {e}"}]
     for k in KNOWN:
-        if k.skip and k.match(case["f"], args, None):
+        skip = k.skip is True or (k.skip == "sanitizer" and os.environ.get("FASTLOSS_FUZZ_SANITIZER") == "1")
+        if skip and k.match(case["f"], args, None):
             return [{"check": "skipped", "detail": "", "known": k.item}]
     gmode = case["args"].get("grad_out", {}).get("mode", "none")
     threads = fastloss.get_num_threads()
@@ -318,8 +319,9 @@ def _reader(stream, q):
     q.put(None)
 
 
-def parent(seconds, seed, only):
+def parent(seconds, seed, only, show_known=False):
     t_end = time.time() + seconds
+    shown = {}  # known failures reported with --show-known
     cases, known, failures = 0, {}, {}  # failures: signature -> count
     cmd_base = [sys.executable, os.path.abspath(__file__), "--child"] + (["--only", ",".join(only)] if only else [])
     print(f"fuzz: {seconds:.0f} s from seed {seed}", flush=True)
@@ -347,6 +349,8 @@ def parent(seconds, seed, only):
                 f = json.loads(body)
                 if tag == "KNOWN":
                     known[f["known"]] = known.get(f["known"], 0) + 1
+                    if show_known:
+                        _record(shown, last, dict(f, check=f"known: {f['known']}; {f['check']}"))
                 else:
                     _record(failures, last, f)
             elif tag == "DONE":
@@ -414,6 +418,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=int(os.environ.get("FASTLOSS_FUZZ_SEED", "0")))
     ap.add_argument("--only", default="", help="comma-separated function names")
     ap.add_argument("--replay", help="a case's JSON, as printed with a failure")
+    ap.add_argument("--show-known", action="store_true", help="also report the first case of each known failure")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -423,7 +428,7 @@ def main(argv=None):
     if a.child:
         child(a.seed, a.deadline, only)
         return 0
-    return parent(a.seconds, a.seed, only)
+    return parent(a.seconds, a.seed, only, a.show_known)
 
 
 if __name__ == "__main__":

@@ -32,12 +32,12 @@ namespace {
 constexpr int64_t kStreamBytes = int64_t(8) << 20;
 
 // Cells (T x (2S+1+C) per sample) worth a thread: OpenMP's fork/join costs about as much as
-// computing this many. Measured with bench/ctc_call_overhead.py on the 2-core dev machine
-// (shared, load average 240-1000, so both figures were inflated): one parallel region
-// ~570 us vs 110-170 ns per cell, i.e. 3300-5100 cells; an idle libgomp fork/join (~2 us)
-// over ~2 ns per cell gives ~1000. A tiny call (T=10, N<=4, C=5: <= 400 cells) never wakes
-// the pool; a call at the threshold takes ~10 us on one thread, so erring high costs little.
-constexpr int64_t kMinWorkPerThread = 4096;
+// computing this many. Measured on the 2-core dev machine (shared with other sessions): one
+// cell costs ~110 ns on one thread (bench/ctc_call_overhead.py, T=200, N=16, C=30, S=40);
+// an empty 2-thread libgomp parallel region costs 40-60 us at load average ~7 (350-550 cells;
+// ~2 us, ~20 cells, on an idle machine; ~570 us at load 240-1000). A tiny call (T=10, N<=4,
+// C=5: <= 400 cells) stays on one thread and never wakes the pool.
+constexpr int64_t kMinWorkPerThread = 512;
 
 template <class S>
 struct Sample {
