@@ -13,8 +13,10 @@ Sections:
                torch multi_margin_loss forward+backward.
   divergence:  entropy and kl_divergence on (10000, 1000) against scipy.stats.entropy, with the
                compute floor (one or two vector logs per element over the SIMD throughput).
+  l2:          l2_loss on (16384, 1000), loss+grad, against torch.linalg.vector_norm forward+backward
+               and the memory floor (np.copyto of pred and target into a gradient-sized buffer).
 
-    python bench/compare_rowwise.py [--only ce,focal,hinge,divergence] [--repeat 7] [--threads 2]
+    python bench/compare_rowwise.py [--only ce,focal,hinge,divergence,l2] [--repeat 7] [--threads 2]
 """
 import argparse
 import os
@@ -140,9 +142,33 @@ def section_divergence(args):
           f"fastloss runs {fastloss.get_num_threads()} threads")
 
 
+def section_l2(args, torch):
+    print("\n## l2_loss vs torch.linalg.vector_norm, (16384, 1000) float32, loss+grad")
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((16384, 1000)).astype(np.float32)
+    y = rng.standard_normal((16384, 1000)).astype(np.float32)
+    xg, yt = torch.from_numpy(x.copy()).requires_grad_(), torch.from_numpy(y)
+
+    def torch_fb():
+        torch.linalg.vector_norm(xg - yt, dim=-1).mean().backward()
+        xg.grad = None
+
+    g = np.empty_like(x)
+    # floor: the kernel reads pred and target and writes the gradient (3 array-sized streams);
+    # two copies move 4 streams, so half of them is a slight under-estimate of the floor
+    t = timed([lambda: (np.copyto(g, x), np.copyto(g, y)),
+               lambda: fastloss.l2_loss(x, y, return_grad=True),
+               lambda: fastloss.l2_loss(x, y),
+               torch_fb], args.repeat)
+    print(f"  memory floor (3/4 of two np.copyto) {us(t[0] * 0.75)}")
+    print(f"  l2_loss loss+grad        {us(t[1])}  {t[1] / (t[0] * 0.75):5.2f}x floor  torch f+b {us(t[3])}  "
+          f"ratio {t[3] / t[1]:6.1f}")
+    print(f"  l2_loss loss only        {us(t[2])}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="ce,focal,hinge,divergence")
+    ap.add_argument("--only", default="ce,focal,hinge,divergence,l2")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -163,6 +189,10 @@ def main():
         section_hinge(args, torch)
     if "divergence" in only:
         section_divergence(args)
+    if "l2" in only:
+        import torch
+        torch.set_num_threads(args.threads)
+        section_l2(args, torch)
 
 
 if __name__ == "__main__":

@@ -202,6 +202,10 @@ SPECS = {
     "max_num_threads": Spec(forms=[{}], returns=returns(int)),
     "cuda_available": Spec(forms=[{}], returns=returns(bool)),
     "build_info": Spec(forms=[{}], returns=returns(dict)),
+    "l2_loss": Spec(
+        forms=[dict(pred=Floats("N C"), target=Floats("N C"))],
+        options=dict(weight=Floats("N", values="positive", optional=True), reduction=REDUCTION, return_grad=FLAG),
+        returns=loss_result("pred", drop_axis("pred"))),
 }
 
 # Names in fastloss.__all__ that are not functions to fuzz.

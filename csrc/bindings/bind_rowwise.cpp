@@ -152,6 +152,35 @@ void register_rowwise(py::module_& m) {
   m.def("js_divergence", [](py::handle p, py::handle q, py::handle axis) {
     return divergence_call(Divergence::js, "js_divergence", p, q, axis);
   });
+
+  // --- l2_loss ---
+  m.def("l2_loss", [](py::handle pred, py::handle target, py::handle weight, py::handle axis, py::handle reduction,
+                      py::handle return_grad) {
+    Call call({{"pred", pred}, {"target", target}, {"weight", weight}});
+    L2LossParams p;
+    p.reduction = reduction_arg(reduction);
+    const TensorView x = call.floats(pred, "pred");
+    if (x.ndim < 1) throw_value("pred must have at least one dimension (the axis summed over)");
+    const TensorView t = call.floats(target, "target");
+    p.weight = call.floats_or_none(weight, "weight");
+    const int ax = normalize_axis(int_arg(axis, "axis"), x.ndim, "pred");
+    p.pred = x.axis_moved_last(ax);
+    p.target = t.ndim == x.ndim ? t.axis_moved_last(ax) : t;
+    py::object loss = call.empty(p.reduction == Reduction::none ? shape_of(x, ax) : std::vector<int64_t>{}, x.dtype, &p.loss);
+    py::object grad = py::none();
+    if (bool_arg(return_grad, "return_grad")) {
+      TensorView g;
+      grad = call.grad_out(py::none(), x, "pred", &g);
+      p.grad = g.axis_moved_last(ax);
+    }
+    check_l2_loss_params(p);
+    cpu_only(call, "l2_loss");
+    {
+      py::gil_scoped_release release;
+      cpu::l2_loss(p);
+    }
+    return loss_and_grad(std::move(loss), std::move(grad));
+  });
 }
 
 }  // namespace fastloss

@@ -308,6 +308,116 @@ void truncated_cross_entropy(const TruncatedCrossEntropyParams& p) {
   else truncated_impl<float>(p);
 }
 
+// --- l2_loss ----------------------------------------------------------------------------------
+namespace {
+
+// Elements per thread before threads pay off (a subtract and a multiply-add per element).
+constexpr int64_t kMinL2PerThread = 32768;
+
+// sum (x - t)^2 of one row; when it overflows with finite inputs, again with the differences
+// scaled by their largest magnitude (sqrt(sum) = m sqrt(sum (d/m)^2)), so ||d|| is exact-ish
+// up to the dtype's max. Returns the distance.
+template <class S> S row_distance(const S* x, const S* t, int64_t C) {
+  typedef vec_t<S> V;
+  constexpr int W = Vec<S>::W;
+  auto diff = [&](int64_t j) {
+    return j + W <= C ? load(x + j) - load(t + j) : load_partial(x + j, C - j, S(0)) - load_partial(t + j, C - j, S(0));
+  };
+  V acc = V{};
+  for (int64_t j = 0; j < C; j += W) {
+    const V d = diff(j);
+    acc += d * d;
+  }
+  const S ss = hsum<S>(acc);
+  if (!std::isinf(ss)) return std::sqrt(ss);
+  S m = 0;
+  for (int64_t j = 0; j < C; ++j) m = std::max(m, std::abs(x[j] - t[j]));  // NaN never wins; inf stays inf
+  if (std::isinf(m)) return m;
+  S s2 = 0;
+  for (int64_t j = 0; j < C; ++j) {
+    const S d = (x[j] - t[j]) / m;
+    s2 += d * d;
+  }
+  return m * std::sqrt(s2);
+}
+
+template <class S>
+void l2_impl(const L2LossParams& p) {
+  constexpr int W = Vec<S>::W;
+  const int rank = p.pred.ndim - 1;
+  const int64_t C = p.pred.shape[rank];
+  const int64_t rows = p.pred.drop_last().numel();
+  const bool want_grad = !is_none(p.grad), reduce_none = p.reduction == Reduction::none;
+  if (rows == 0) {
+    if (!reduce_none) store_as<double>(p.loss, 0, 0.0);
+    return;
+  }
+  // weight broadcast to the rows' shape: right-aligned, stride 0 along its size-1 dimensions
+  TensorView w = none_view();
+  if (!is_none(p.weight)) {
+    w = p.weight;
+    w.ndim = rank;
+    const int lead = rank - p.weight.ndim;
+    for (int i = 0; i < rank; ++i) {
+      const int k = i - lead;
+      w.shape[i] = p.pred.shape[i];
+      w.strides[i] = k >= 0 && p.weight.shape[k] != 1 ? p.weight.strides[k] : 0;
+    }
+  }
+  const bool weighted = !is_none(w);
+  const double scale = p.reduction == Reduction::mean ? 1.0 / static_cast<double>(rows) : 1.0;
+  const S sc = static_cast<S>(scale);
+  const DType native = sizeof(S) == 4 ? DType::f32 : DType::f64;
+  const int64_t gcs = want_grad ? p.grad.strides[rank] : 1;
+  const bool grad_direct = want_grad && p.grad.dtype == native && gcs == 1;
+  const int64_t* strides[5] = {p.pred.strides, p.target.strides, want_grad ? p.grad.strides : nullptr,
+                               reduce_none ? p.loss.strides : nullptr, weighted ? w.strides : nullptr};
+  const int nt0 = threads_for(rows * C, kMinL2PerThread);
+  const int nt = nt0 < 256 ? nt0 : 256;
+  double partial[256] = {0};
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const int tid = omp_get_thread_num();
+    int64_t r0, r1;
+    thread_range(rows, tid, omp_get_num_threads(), &r0, &r1);
+    ScratchBuffer xbuf, tbuf, gbuf;
+    RowWalker<5> walk(p.pred.shape, rank, strides);
+    walk.begin(r0);
+    double acc = 0;
+    for (int64_t r = r0; r < r1; ++r, walk.next()) {
+      const S* x = row_engine::row_source<S>(p.pred, walk.offset(0), C, xbuf.get<S>(C + W));
+      const S* t = row_engine::row_source<S>(p.target, walk.offset(1), C, tbuf.get<S>(C + W));
+      const S wr = weighted ? load_as<S>(w, walk.offset(4)) : S(1);
+      const S d = row_distance<S>(x, t, C);
+      const S loss = wr * d;
+      if (want_grad) {
+        const int64_t go = walk.offset(2);
+        S* g = grad_direct ? p.grad.ptr<S>() + go : gbuf.get<S>(C + W);
+        // d/dx ||x - t|| = (x - t) / d; 0 at d = 0 (the minimum), so the gradient stays finite
+        const S k = d > S(0) ? sc * wr / d : S(0);
+        for (int64_t c = 0; c < C; ++c) g[c] = k * (x[c] - t[c]);
+        if (!grad_direct)
+          for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad, go + c * gcs, g[c]);
+      }
+      if (reduce_none) store_as<S>(p.loss, walk.offset(3), loss);
+      else acc += static_cast<double>(loss);
+    }
+    partial[tid] = acc;
+  }
+  if (!reduce_none) {
+    double total = 0;
+    for (int i = 0; i < nt; ++i) total += partial[i];
+    store_as<double>(p.loss, 0, total * scale);
+  }
+}
+
+}  // namespace
+
+void l2_loss(const L2LossParams& p) {
+  if (p.pred.dtype == DType::f64) l2_impl<double>(p);
+  else l2_impl<float>(p);
+}
+
 }  // namespace FASTLOSS_ISA
 }  // namespace cpu
 }  // namespace fastloss

@@ -92,4 +92,31 @@ void divergence(const DivergenceParams& p) { FASTLOSS_CPU_DISPATCH(divergence, p
 void multiclass_hinge_loss(const MulticlassHingeParams& p) { FASTLOSS_CPU_DISPATCH(multiclass_hinge_loss, p); }
 }  // namespace cpu
 
+// --- l2_loss ------------------------------------------------------------------------------
+void check_l2_loss_params(const L2LossParams& p) {
+  if (!is_float(p.pred.dtype)) throw_type(std::string("pred must be float16, float32 or float64, got ") + dtype_name(p.pred.dtype));
+  if (p.pred.ndim < 1) throw_value("pred must have at least one dimension (the axis summed over)");
+  if (!is_float(p.target.dtype))
+    throw_type(std::string("target must be float16, float32 or float64, got ") + dtype_name(p.target.dtype));
+  bool same = p.target.ndim == p.pred.ndim;
+  for (int i = 0; same && i < p.pred.ndim; ++i) same = p.target.shape[i] == p.pred.shape[i];
+  if (!same) throw_value("target must have the shape of pred " + shape_string(p.pred) + ", got " + shape_string(p.target));
+  if (!is_none(p.weight)) {
+    const int rank = p.pred.ndim - 1;
+    if (!is_float(p.weight.dtype)) throw_type(std::string("weight must be a float array, got ") + dtype_name(p.weight.dtype));
+    bool ok = p.weight.ndim <= rank;
+    for (int i = 0; ok && i < p.weight.ndim; ++i) {
+      const int64_t w = p.weight.shape[p.weight.ndim - 1 - i], r = p.pred.shape[rank - 1 - i];
+      ok = w == 1 || w == r;
+    }
+    if (!ok)
+      throw_value("weight must broadcast to the rows' shape " + shape_string(p.pred.drop_last()) +
+                  " (pred without axis), got " + shape_string(p.weight));
+  }
+}
+
+namespace cpu {
+void l2_loss(const L2LossParams& p) { FASTLOSS_CPU_DISPATCH(l2_loss, p); }
+}  // namespace cpu
+
 }  // namespace fastloss

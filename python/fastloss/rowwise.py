@@ -6,7 +6,7 @@ from __future__ import annotations
 from . import _C
 
 __all__ = ["softmax_focal_loss", "truncated_cross_entropy", "entropy", "kl_divergence", "js_divergence",
-           "multiclass_hinge_loss"]
+           "multiclass_hinge_loss", "l2_loss"]
 
 
 def softmax_focal_loss(logits, labels, *, alpha=None, gamma=2.0, ignore_index=-100, axis=-1, reduction="mean",
@@ -151,3 +151,35 @@ def multiclass_hinge_loss(scores, labels, *, margin=1.0, p=1, weight=None, kind=
         0.325
     """
     return _C.multiclass_hinge_loss(scores, labels, margin, p, weight, kind, axis, reduction, return_grad)
+
+
+def l2_loss(pred, target, *, weight=None, axis=-1, reduction="mean", return_grad=False):
+    """Euclidean (L2) distance between ``pred`` and ``target`` along ``axis``, one per row.
+
+    For a row ``x`` of ``pred`` and ``t`` of ``target`` (along ``axis``) with weight ``w``::
+
+        loss = w * sqrt(sum((x - t)**2))          grad = w * (x - t) / loss_unweighted
+
+    The gradient (w.r.t. ``pred``) of a row at distance 0 is defined as 0 (finite). Huge
+    differences whose squares overflow are rescaled, so a finite distance stays finite.
+
+    Args:
+        pred: float array (..., C, ...), the summed axis ``axis`` (NumPy; any strides).
+        target: float array of ``pred``'s shape.
+        weight: None (1), or a float array that broadcasts (NumPy rules, right-aligned) to the
+            rows' shape, ``pred.shape`` without ``axis``: one factor per row. It scales the
+            values, never the ``"mean"`` denominator.
+        axis: the axis summed over.
+        reduction: ``"mean"`` over the rows (0 when there are none), ``"sum"`` or ``"none"``
+            (one value per row, shaped like ``pred`` without ``axis``).
+        return_grad: also return d(loss)/d(pred).
+
+    Returns:
+        ``loss`` or ``(loss, grad)``, in the dtype of ``pred`` (float16 computed in float32).
+
+    Example:
+        >>> import numpy as np, fastloss
+        >>> float(fastloss.l2_loss(np.array([[3.0, 4.0], [0.0, 0.0]]), np.zeros((2, 2)), reduction="sum"))
+        5.0
+    """
+    return _C.l2_loss(pred, target, weight, axis, reduction, return_grad)

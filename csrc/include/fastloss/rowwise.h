@@ -67,8 +67,24 @@ void divergence(const DivergenceParams& p);
 void multiclass_hinge_loss(const MulticlassHingeParams& p);
 }  // namespace cpu
 
+// --- l2_loss ------------------------------------------------------------------------------
+// Euclidean distance of each row of pred and target (rows..., C): w * sqrt(sum_c (x_c - t_c)^2),
+// w the row's weight (weight broadcast to the rows' shape, or 1). Gradient w.r.t. pred:
+// w (x - t) / d, defined as 0 at a row with d = 0. "mean" averages over the rows.
+struct L2LossParams {
+  TensorView pred, target;         // (rows..., C), same shape
+  TensorView weight = none_view(); // rank <= rows rank; each dimension 1 or the rows' (right-aligned)
+  Reduction reduction = Reduction::mean;
+  TensorView loss, grad = none_view();
+};
+void check_l2_loss_params(const L2LossParams& p);
+namespace cpu {
+void l2_loss(const L2LossParams& p);
+}  // namespace cpu
+
 }  // namespace fastloss
 
+FASTLOSS_CPU_KERNEL_DECL(void, l2_loss, (const ::fastloss::L2LossParams&))
 FASTLOSS_CPU_KERNEL_DECL(void, softmax_focal_loss, (const ::fastloss::SoftmaxFocalParams&))
 FASTLOSS_CPU_KERNEL_DECL(void, truncated_cross_entropy, (const ::fastloss::TruncatedCrossEntropyParams&))
 FASTLOSS_CPU_KERNEL_DECL(void, divergence, (const ::fastloss::DivergenceParams&))
