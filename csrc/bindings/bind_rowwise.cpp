@@ -11,9 +11,23 @@
 namespace fastloss {
 namespace {
 
-// These losses have CPU kernels only so far.
-void cpu_only(const Call& call, const char* name) {
+// Losses with no CUDA kernel yet (l2_loss on main uses it).
+[[maybe_unused]] void cpu_only(const Call& call, const char* name) {
   if (call.cuda()) throw_type(std::string(name) + ": CuPy arrays are not supported yet (no CUDA kernel); pass NumPy arrays");
+}
+
+// The CUDA kernel in a CUDA build (call.cuda() is never true in a CPU-only one).
+#ifdef FASTLOSS_WITH_CUDA
+#define FASTLOSS_ROWWISE_CUDA(expr) expr
+#else
+#define FASTLOSS_ROWWISE_CUDA(expr) throw_type("this build has no CUDA kernels")
+#endif
+
+// CUDA label rows: the stream and the device workspace (per-row losses, the label flag).
+void gpu_stream(Call& call, CrossEntropyParams& p) {
+  if (!call.cuda()) return;
+  p.stream = call.stream();
+  p.workspace = call.workspace(cuda::rowwise_workspace_bytes(p.logits.drop_last().numel()));
 }
 
 // A scalar argument (Python or NumPy number, or a 0-d array) rather than an array.
@@ -59,10 +73,11 @@ py::object divergence_call(Divergence kind, const char* name, py::handle p_arr, 
   p.q = is_none(qv) || qv.ndim != pv.ndim ? qv : qv.axis_moved_last(ax);
   py::object out = call.empty(shape_of(pv, ax), pv.dtype, &p.out);
   check_divergence_params(p);
-  cpu_only(call, name);
+  static_cast<void>(name);  // no message of this path needs it now
   {
     py::gil_scoped_release release;
-    cpu::divergence(p);
+    if (call.cuda()) FASTLOSS_ROWWISE_CUDA(cuda::divergence(p, call.stream()));
+    else cpu::divergence(p);
   }
   return out;
 }
@@ -82,10 +97,11 @@ void register_rowwise(py::module_& m) {
     else p.alpha = call.floats(alpha, "alpha");
     p.gamma = float_arg(gamma, "gamma");
     check_softmax_focal_params(p);
-    cpu_only(call, "softmax_focal_loss");
+    gpu_stream(call, p.rows);
     {
       py::gil_scoped_release release;
-      cpu::softmax_focal_loss(p);
+      if (call.cuda()) FASTLOSS_ROWWISE_CUDA(cuda::softmax_focal_loss(p));
+      else cpu::softmax_focal_loss(p);
     }
     return loss_and_grad(std::move(r.loss), std::move(r.grad));
   });
@@ -101,10 +117,11 @@ void register_rowwise(py::module_& m) {
     p.soft = !softness.is_none();
     p.softness = p.soft ? float_arg(softness, "softness") : 0.0;
     check_truncated_cross_entropy_params(p);
-    cpu_only(call, "truncated_cross_entropy");
+    gpu_stream(call, p.rows);
     {
       py::gil_scoped_release release;
-      cpu::truncated_cross_entropy(p);
+      if (call.cuda()) FASTLOSS_ROWWISE_CUDA(cuda::truncated_cross_entropy(p));
+      else cpu::truncated_cross_entropy(p);
     }
     return loss_and_grad(std::move(r.loss), std::move(r.grad));
   });
@@ -135,10 +152,11 @@ void register_rowwise(py::module_& m) {
       p.grad = g.axis_moved_last(ax);
     }
     check_multiclass_hinge_params(p);
-    cpu_only(call, "multiclass_hinge_loss");
+    [[maybe_unused]] void* ws = call.cuda() ? call.workspace(cuda::rowwise_workspace_bytes(p.scores.drop_last().numel())) : nullptr;
     {
       py::gil_scoped_release release;
-      cpu::multiclass_hinge_loss(p);
+      if (call.cuda()) FASTLOSS_ROWWISE_CUDA(cuda::multiclass_hinge_loss(p, call.stream(), ws));
+      else cpu::multiclass_hinge_loss(p);
     }
     return loss_and_grad(std::move(loss), std::move(grad));
   });

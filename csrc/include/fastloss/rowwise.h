@@ -89,3 +89,16 @@ FASTLOSS_CPU_KERNEL_DECL(void, softmax_focal_loss, (const ::fastloss::SoftmaxFoc
 FASTLOSS_CPU_KERNEL_DECL(void, truncated_cross_entropy, (const ::fastloss::TruncatedCrossEntropyParams&))
 FASTLOSS_CPU_KERNEL_DECL(void, divergence, (const ::fastloss::DivergenceParams&))
 FASTLOSS_CPU_KERNEL_DECL(void, multiclass_hinge_loss, (const ::fastloss::MulticlassHingeParams&))
+
+// CUDA entry points (csrc/cuda/rowwise.cu). Focal and truncated CE take the stream and the
+// workspace in their CrossEntropyParams; the divergences and the hinge losses take them here.
+// The workspace is rowwise_workspace_bytes(rows) of device memory.
+namespace fastloss {
+namespace cuda {
+inline size_t rowwise_workspace_bytes(int64_t rows) { return 64 + 8 * static_cast<size_t>(rows); }
+void softmax_focal_loss(const SoftmaxFocalParams& p);
+void truncated_cross_entropy(const TruncatedCrossEntropyParams& p);
+void divergence(const DivergenceParams& p, void* stream);
+void multiclass_hinge_loss(const MulticlassHingeParams& p, void* stream, void* workspace);
+}  // namespace cuda
+}  // namespace fastloss
