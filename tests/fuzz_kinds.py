@@ -441,11 +441,12 @@ def drop_axis(name, axis_arg="axis"):
 
 
 def distance_result(args_count=2):
-    """edit_distance: a Python int/float for two strings, else an (N,) int64/float64 array."""
+    """edit_distance: a Python int/float for one pair (two str, or two bytes: sequences of integer
+    tokens, as rapidfuzz reads them), else an (N,) int64/float64 array."""
 
     def check(out, args):
         norm = bool(args.get("normalize"))
-        if isinstance(args["a"], str):
+        if isinstance(args["a"], (str, bytes)):
             assert isinstance(out, (float if norm else int)) and not isinstance(out, bool), f"got {out!r}"
             if norm:
                 assert 0.0 <= out <= 1.0 or math.isnan(out), out

@@ -14,10 +14,13 @@ from fastloss import cli
 jiwer = pytest.importorskip("jiwer")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Child processes import fastloss from where this process did (a development tree's python/
+# folder, or site-packages after `pip install`).
+PKG_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastloss.__file__)))
 
 
 def run(*args):
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run([sys.executable, "-m", "fastloss", *args], capture_output=True, text=True, env=env)
 
 
@@ -128,7 +131,7 @@ def test_progress_only_on_a_terminal(tmp_path):
     pty = pytest.importorskip("pty")
     r, h, refs, hyps = corpus(tmp_path, n=30)
     master, slave = pty.openpty()
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     p = subprocess.run([sys.executable, "-m", "fastloss", "error-rate", "--json", "--chunk-lines", "7", r, h],
                        stdout=subprocess.PIPE, stderr=slave, env=env)
     os.close(slave)

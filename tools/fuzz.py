@@ -223,8 +223,14 @@ def run_case(case):
             snaps_inplace = False
     else:
         snaps_inplace = False
+        g_bad = args.get("grad_out")
+        # "overlap" is bad only where it really shares memory with an input (size-0 and
+        # one-row inputs get a fresh array from the recipe)
+        if gmode == "overlap" and isinstance(g_bad, np.ndarray):
+            g_bad = g_bad if any(isinstance(a, np.ndarray) and a is not g_bad and np.shares_memory(a, g_bad)
+                                 for a in args.values()) else None
         if gmode in ("wrong_dtype", "wrong_shape", "broadcast", "readonly", "overlap", "list", "f16_for_f32") \
-                and args.get("grad_out") is not None:
+                and g_bad is not None:
             fail("accepted a bad grad_out", f"grad_out mode {gmode} did not raise")
         try:
             spec.returns(out, args)

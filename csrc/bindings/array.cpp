@@ -157,6 +157,16 @@ bool numpy_view(PyObject* o, const char* name, TensorView* v, std::string* bad_d
   return true;
 }
 
+// Two NumPy arrays over the same elements in the same order (the same object, or equal views).
+bool same_numpy_array(PyObject* a, PyObject* b) {
+  if (a == b) return true;
+  const auto *x = pyd::array_proxy(a), *y = pyd::array_proxy(b);
+  if (x->data != y->data || x->nd != y->nd) return false;
+  for (int i = 0; i < x->nd; ++i)
+    if (x->dimensions[i] != y->dimensions[i] || (x->dimensions[i] > 1 && x->strides[i] != y->strides[i])) return false;
+  return true;
+}
+
 // NumPy's copy of `o`: C-ordered, aligned, native byte order, same shape (0-d stays 0-d).
 py::object native_copy(py::handle o) {
   py::object dt = o.attr("dtype").attr("newbyteorder")("=");
@@ -261,7 +271,7 @@ TensorView Call::read(py::handle x, const char* name, int want) {
       return read(obj, name, want);
     }
     v.data = reinterpret_cast<void*>(obj.attr("data").attr("ptr").cast<uintptr_t>());
-    inputs_.push_back({name, v, obj});
+    inputs_.push_back({name, v, obj, py::object()});
     return v;
   }
   bool converted = false;
@@ -281,7 +291,9 @@ TensorView Call::read(py::handle x, const char* name, int want) {
     converted = true;
   }
   std::string bad;
+  py::object original;
   if (!numpy_view(obj.ptr(), name, &v, &bad)) {  // big-endian, misaligned or odd strides: one native copy
+    if (!converted) original = obj;
     obj = native_copy(obj);
     converted = true;
     bad.clear();
@@ -295,7 +307,7 @@ TensorView Call::read(py::handle x, const char* name, int want) {
     return read(obj, name, want);
   }
   if (converted) keep_.push_back(obj);
-  inputs_.push_back({name, v, obj});
+  inputs_.push_back({name, v, obj, original});
   return v;
 }
 
@@ -412,6 +424,14 @@ py::object Call::grad_out(py::handle user, const TensorView& like, const char* l
   const Extent ge = extent_of(g);
   if (!same_view(g, like)) {
     for (const Input& in : inputs_) {
+      if (in.original) {  // the kernel reads a copy; the caller's array is what grad_out must not touch
+        const bool itself = same_view(in.view, like) && same_numpy_array(user.ptr(), in.original.ptr());
+        if (!itself && numpy_module().attr("shares_memory")(user, in.original).cast<bool>())
+          throw_value(std::string("grad_out overlaps ") + in.name + " without being " + like_name +
+                      " itself: pass " + like_name + " for an in-place gradient, or an array that shares no "
+                      "memory with the inputs");
+        continue;
+      }
       const Extent ie = extent_of(in.view);
       if (ge.lo >= ie.hi || ie.lo >= ge.hi) continue;
       // Extents meet: NumPy tells exactly whether elements are shared (interleaved views are fine).

@@ -71,7 +71,9 @@ class __attribute__((visibility("hidden"))) Call {
   void* stream_ = nullptr;
   py::object device_;                 // CuPy Device entered by the Call (CUDA only)
   std::vector<py::object> keep_;      // converted inputs and scratch, alive until the call returns
-  struct Input { const char* name; TensorView view; py::object object; };
+  // `object` is what the kernel reads; `original` the caller's NumPy array when the layer read
+  // a copy of it instead (big-endian, misaligned), for grad_out's overlap check.
+  struct Input { const char* name; TensorView view; py::object object; py::object original; };
   std::vector<Input> inputs_;         // every array read, for grad_out's overlap check
   std::vector<std::pair<py::object, py::object>> copy_back_;  // (user grad_out, aligned temp)
 };

@@ -65,4 +65,4 @@ if [ ! -f "$MODULE" ] || [ -n "$(find "$ROOT/csrc" "$HERE" "$ROOT/build/dev/libf
 fi
 cp "$ROOT"/python/fastloss/*.py "$OUT/pkg/fastloss/"
 cp "$HERE/cupy/__init__.py" "$OUT/pkg/cupy/"
-cd "$OUT" && PYTHONPATH="$OUT/pkg" "$PYTHON" -m pytest "$ROOT/tests" -q -p no:cacheprovider -k "TestCuda or cupy" "$@"
+cd "$OUT" && PYTHONPATH="$OUT/pkg" "$PYTHON" -m pytest "$ROOT/tests" -q -p no:cacheprovider -k "TestCuda or cupy or rowwise_cuda" "$@"
