@@ -174,3 +174,21 @@ def test_option_types():
         g = np.zeros((2, 3))
         g.flags.writeable = False
         ce(x, y, grad_out=g)
+
+
+def test_grad_out_overlapping_an_input_the_layer_copied_is_refused():
+    """A big-endian or misaligned input is read from a copy; grad_out must still not touch the
+    caller's array (unless it is that array itself, for an in-place gradient)."""
+    x = rng(6).standard_normal((4, 3)).astype(">f4")
+    before = x.copy()
+    alias = x.view("<f4")  # x's memory read as native floats
+    with pytest.raises(ValueError, match="grad_out overlaps logits"):
+        ce(x, [0, 1, 2, 0], grad_out=alias[::-1])
+    np.testing.assert_array_equal(x, before)
+    xu = unaligned(rng(7).standard_normal((5, 3)).astype(np.float32))
+    before = xu.copy()
+    with pytest.raises(ValueError, match="grad_out overlaps logits"):
+        ce(xu, [0, 1, 2, 0, 1], grad_out=xu[::-1])
+    np.testing.assert_array_equal(xu, before)
+    _, grad = ce(xu, [0, 1, 2, 0, 1], grad_out=xu)  # the array itself: in place
+    assert grad is xu
