@@ -446,7 +446,17 @@ def distance_result(args_count=2):
 
     def check(out, args):
         norm = bool(args.get("normalize"))
-        if isinstance(args["a"], (str, bytes)):
+        a, b = args["a"], args["b"]
+
+        def tokens(x):  # a flat sequence of integer tokens
+            return isinstance(x, (list, tuple)) and len(x) > 0 and isinstance(x[0], (int, np.integer)) \
+                and not isinstance(x[0], bool)
+
+        def empty(x):
+            return isinstance(x, (list, tuple)) and len(x) == 0
+        # one pair of integer token sequences, as edit_distance reads them
+        single_tokens = (tokens(a) or tokens(b)) and (tokens(a) or empty(a)) and (tokens(b) or empty(b))
+        if isinstance(a, (str, bytes)) or single_tokens:
             assert isinstance(out, (float if norm else int)) and not isinstance(out, bool), f"got {out!r}"
             if norm:
                 assert 0.0 <= out <= 1.0 or math.isnan(out), out
