@@ -118,9 +118,7 @@ void nll_impl(const CrossEntropyParams& p) {
     partial[tid] = acc;
   }
   if (!reduce_none) {
-    double total = 0;
-    for (int i = 0; i < nt; ++i) total += partial[i];
-    store_as<double>(p.loss, 0, total * scale);
+    store_reduced_loss(p.loss, partial, nt, scale);
   }
 }
 

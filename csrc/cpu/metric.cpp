@@ -148,9 +148,7 @@ template <class S> void large_margin_rows_impl(const LargeMarginParams& p) {
     partial[tid] = acc;
   }
   if (!none) {
-    double total = 0;
-    for (int t = 0; t < nt; ++t) total += partial[t];
-    store_as<double>(p.loss, 0, total * scale);
+    store_reduced_loss(p.loss, partial, nt, scale);
   }
   if (p.grad) {
     // s_j = sum_{y_i = j} g_i along_i a_i / b_j = sum r_i a_i^2 / b_j^2, in row order.
@@ -306,9 +304,7 @@ template <class S> void center_loss_impl(const CenterLossParams& p) {
   }
   if (stream) stream_fence();
   if (!none) {
-    double total = 0;
-    for (int t = 0; t < nt; ++t) total += partial[t];
-    store_as<double>(p.loss, 0, total * scale);
+    store_reduced_loss(p.loss, partial, nt, scale);
   }
 }
 

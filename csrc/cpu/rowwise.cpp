@@ -279,9 +279,7 @@ void hinge_impl(const MulticlassHingeParams& p) {
     partial[tid] = acc;
   }
   if (!reduce_none) {
-    double total = 0;
-    for (int i = 0; i < nt; ++i) total += partial[i];
-    store_as<double>(p.loss, 0, total * scale);
+    store_reduced_loss(p.loss, partial, nt, scale);
   }
 }
 
@@ -405,9 +403,7 @@ void l2_impl(const L2LossParams& p) {
     partial[tid] = acc;
   }
   if (!reduce_none) {
-    double total = 0;
-    for (int i = 0; i < nt; ++i) total += partial[i];
-    store_as<double>(p.loss, 0, total * scale);
+    store_reduced_loss(p.loss, partial, nt, scale);
   }
 }
 

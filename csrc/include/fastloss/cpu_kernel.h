@@ -443,6 +443,14 @@ template <class C> inline void store_as(const TensorView& t, int64_t offset, C v
   }
 }
 
+// A reduced loss: the threads' partial sums added in thread order (the same bits for the same
+// thread count), times the reduction's scale, stored into the 0-d loss.
+inline void store_reduced_loss(const TensorView& loss, const double* partial, int nt, double scale) {
+  double total = 0;
+  for (int i = 0; i < nt; ++i) total += partial[i];
+  store_as<double>(loss, 0, total * scale);
+}
+
 }  // namespace FASTLOSS_ISA
 }  // namespace cpu
 }  // namespace fastloss

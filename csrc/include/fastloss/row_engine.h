@@ -587,9 +587,7 @@ void run(const CrossEntropyParams& p, const Policy& pol) {
     if (stream) stream_fence();
   }
   if (!reduce_none) {
-    double total = 0;
-    for (int i = 0; i < nthreads; ++i) total += partial[i];
-    store_as<double>(p.loss, 0, total * scale);
+    store_reduced_loss(p.loss, partial, nthreads, scale);
   }
 }
 
