@@ -64,13 +64,14 @@ def rows(missing):
     for N, C in [(8, 10), (256, 100), (16384, 10), (16384, 32), (16384, 100), (8192, 1000)]:
         x = r.standard_normal((N, C)).astype(np.float32)
         y = r.integers(0, C, N)
-        fl = lambda: fastloss.softmax_cross_entropy(x, y)  # noqa: E731
-        flg = lambda: fastloss.softmax_cross_entropy(x, y, return_grad=True)  # noqa: E731
+        # Default arguments bind this shape's arrays (a closure would see the loop's last ones).
+        fl = lambda x=x, y=y: fastloss.softmax_cross_entropy(x, y)  # noqa: E731
+        flg = lambda x=x, y=y: fastloss.softmax_cross_entropy(x, y, return_grad=True)  # noqa: E731
         if torch is not None:
             xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-            tf = lambda: torch.nn.functional.cross_entropy(xt, yt)  # noqa: E731
+            tf = lambda xt=xt, yt=yt: torch.nn.functional.cross_entropy(xt, yt)  # noqa: E731
 
-            def tfb():
+            def tfb(xt=xt, yt=yt):
                 a = xt.detach().requires_grad_()
                 torch.nn.functional.cross_entropy(a, yt).backward()
                 return a.grad

@@ -25,6 +25,8 @@
 //   S loss(const RowStats<S>&) const;
 //   RowGrad<S> grad(const RowStats<S>&) const;   // log_s is set when grad_needs_log()
 #pragma once
+#include <utility>
+
 #include "fastloss/cpu_kernel.h"
 #include "fastloss/cross_entropy.h"
 #include "fastloss/row_softmax.h"
@@ -72,22 +74,39 @@ inline Denominator label_denominator(const CrossEntropyParams& p, int64_t rows, 
   const int nt = threads_for(rows, kMinLabelsPerThread);
   double total = 0;
   int64_t counted = 0, first_bad = rows;
+  // One loop per label type: a dtype switch per label cost more than the check itself.
+  auto check = [&](auto label_type) {
+    typedef decltype(label_type) L;
+    const L* labels = p.labels.ptr<const L>();
+    const int64_t ignore = p.ignore_index;
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(+ : total, counted) reduction(min : first_bad)
-  {
-    int64_t r0, r1;
-    thread_range(rows, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
-    RowWalker<1> walk(p.labels.shape, rank, strides);
-    walk.begin(r0);
-    for (int64_t r = r0; r < r1; ++r, walk.next()) {
-      const int64_t y = load_index(p.labels, walk.offset(0));
-      if (y == p.ignore_index) continue;
-      if (y < 0 || y >= C) {
-        if (r < first_bad) first_bad = r;
-        continue;
+    {
+      int64_t r0, r1;
+      thread_range(rows, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
+      RowWalker<1> walk(p.labels.shape, rank, strides);
+      walk.begin(r0);
+      for (int64_t r = r0; r < r1; ++r, walk.next()) {
+        const int64_t y = static_cast<int64_t>(labels[walk.offset(0)]);
+        if (y == ignore) continue;
+        if (static_cast<uint64_t>(y) >= static_cast<uint64_t>(C)) {
+          if (r < first_bad) first_bad = r;
+          continue;
+        }
+        total += weighted ? load_as<double>(p.weight, y * p.weight.strides[0]) : 1.0;
+        ++counted;
       }
-      total += weighted ? load_as<double>(p.weight, y * p.weight.strides[0]) : 1.0;
-      ++counted;
     }
+  };
+  switch (p.labels.dtype) {
+    case DType::i64: check(int64_t()); break;
+    case DType::i32: check(int32_t()); break;
+    case DType::i16: check(int16_t()); break;
+    case DType::i8: check(int8_t()); break;
+    case DType::u8: check(uint8_t()); break;
+    case DType::u16: check(uint16_t()); break;
+    case DType::u32: check(uint32_t()); break;
+    case DType::u64: check(uint64_t()); break;
+    default: first_bad = 0;
   }
   if (first_bad < rows) {
     RowWalker<1> walk(p.labels.shape, rank, strides);
@@ -122,18 +141,23 @@ inline const S* row_source(const TensorView& t, int64_t offset, int64_t C, S* bu
 }
 
 // Horizontal max and sum as halving trees (log2 W steps; the row path's lane-order loops are
-// fine once per 2 KiB block, too slow once per short row).
+// fine once per 2 KiB block, too slow once per short row). The halves are register shuffles:
+// halves copied through memory stalled each short row on a failed store forward.
 template <class S, int N> struct Lanes {
   typedef S V __attribute__((vector_size(N * sizeof(S))));
 };
+template <class S, int N, class Op> inline S tree_reduce(typename Lanes<S, N>::V v, Op op);
+template <class S, int N, class Op, size_t... I>
+inline S tree_halves(typename Lanes<S, N>::V v, Op op, std::index_sequence<I...>) {
+  const typename Lanes<S, N / 2>::V lo = __builtin_shufflevector(v, v, I...);
+  const typename Lanes<S, N / 2>::V hi = __builtin_shufflevector(v, v, (I + N / 2)...);
+  return tree_reduce<S, N / 2>(op(lo, hi), op);
+}
 template <class S, int N, class Op> inline S tree_reduce(typename Lanes<S, N>::V v, Op op) {
   if constexpr (N == 1) {
     return v[0];
   } else {
-    typename Lanes<S, N / 2>::V lo, hi;
-    std::memcpy(&lo, &v, sizeof(lo));
-    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof(lo), sizeof(hi));
-    return tree_reduce<S, N / 2>(op(lo, hi), op);
+    return tree_halves<S, N>(v, op, std::make_index_sequence<N / 2>());
   }
 }
 template <class S> inline S hmax_tree(vec_t<S> v) {
@@ -156,84 +180,103 @@ template <class S> struct RowConsts {
 // scratch row, no block bookkeeping and only a few horizontal reductions per row.
 constexpr int kShortVecs = 8;
 
-// Statistics of one row at x (targets t for probability labels, label y otherwise); with a
-// gradient, writes it to g. log_s is filled only when the gradient needs it (the caller takes
-// the others' logs W rows at a time). NV = ceil(C / W).
-template <class S, int NV, class Policy>
-RowStats<S> short_row(const RowConsts<S>& k, const Policy& pol, const S* x, const S* t, int64_t y, S* g) {
+// Statistics of R rows at x[r] (targets t[r] for probability labels, labels y[r] otherwise);
+// with a gradient, writes row r's to g[r]. log_s is filled only when the gradient needs it
+// (the caller takes the others' logs W rows at a time). NV = ceil(C / W). The R rows go
+// through each step together: a short row is one long chain (max, exp, sum), and R
+// independent chains keep the vector units busy where one would wait on its own latency.
+template <class S, int NV, int R, class Policy>
+void short_rows(const RowConsts<S>& k, const Policy& pol, const S* const* x, const S* const* t, const int64_t* y,
+                S* const* g, RowStats<S>* st) {
   typedef vec_t<S> V;
   constexpr int W = Vec<S>::W;
   const S ninf = -std::numeric_limits<S>::infinity();
   const int64_t tail = k.C - (NV - 1) * W;  // lanes used in the last vector, 1..W
   auto part = [&](const S* p, int i, S fill) { return i < NV - 1 || tail == W ? load(p + i * W) : load_partial(p + i * W, tail, fill); };
-  V xv[NV], e[NV];
-  for (int i = 0; i < NV; ++i) xv[i] = part(x, i, ninf);
-  V mv = xv[0];
-  for (int i = 1; i < NV; ++i) mv = vmax(mv, xv[i]);
-  RowStats<S> st;
-  st.m = hmax_tree<S>(mv);
-  V sv = V{};
-  for (int i = 0; i < NV; ++i) {
-    e[i] = vexp(xv[i] - st.m);  // padding lanes: exp(-inf) = 0
-    sv += e[i];
+  V xv[R][NV], e[R][NV], mv[R], sv[R];
+  for (int r = 0; r < R; ++r)
+    for (int i = 0; i < NV; ++i) xv[r][i] = part(x[r], i, ninf);
+  for (int r = 0; r < R; ++r) {
+    mv[r] = xv[r][0];
+    for (int i = 1; i < NV; ++i) mv[r] = vmax(mv[r], xv[r][i]);
   }
-  st.sum = hsum_tree<S>(sv);
-  st.swt = st.sx = 0;
-  if (k.soft || k.eps != S(0)) {
-    V a = V{}, b = V{};
+  for (int r = 0; r < R; ++r) st[r].m = hmax_tree<S>(mv[r]);
+  for (int r = 0; r < R; ++r) {
+    sv[r] = V{};
     for (int i = 0; i < NV; ++i) {
-      const bool last = i == NV - 1 && tail < W;
-      const V xz = last ? (first_lanes<S>(tail, S(1)) == S(1) ? xv[i] : V{}) : xv[i];  // padding as 0
-      const V wv = k.w ? part(k.w, i, S(0)) : V{};
-      if (k.soft) {
-        V wt = part(t, i, S(0)) * (S(1) - k.eps) + (last ? first_lanes<S>(tail, k.eps_c) : splat(k.eps_c));
-        if (k.w) wt *= wv;
-        a += wt;
-        b += wt == S(0) ? V{} : wt * xz;  // a zero target never meets a -inf logit
-      } else {
-        b += k.w ? xz * wv : xz;
-      }
+      e[r][i] = vexp(xv[r][i] - st[r].m);  // padding lanes: exp(-inf) = 0
+      sv[r] += e[r][i];
     }
-    st.swt = hsum_tree<S>(a);
-    st.sx = hsum_tree<S>(b);
   }
-  st.y = k.soft ? -1 : y;
-  st.xy = k.soft ? S(0) : x[y];
-  st.wy = !k.soft && k.w ? k.w[y] : S(1);
-  st.log_s = 0;
-  if (k.want_grad) {
-    if (pol.grad_needs_log()) st.log_s = vlog(splat(st.sum))[0];  // the log the loss will use
-    const RowGrad<S> rg = pol.grad(st);
-    const V kA = splat(k.sc * rg.A / st.sum);
+  for (int r = 0; r < R; ++r) st[r].sum = hsum_tree<S>(sv[r]);
+  for (int r = 0; r < R; ++r) {
+    st[r].swt = st[r].sx = 0;
+    if (k.soft || k.eps != S(0)) {
+      V a = V{}, b = V{};
+      for (int i = 0; i < NV; ++i) {
+        const bool last = i == NV - 1 && tail < W;
+        const V xz = last ? (first_lanes<S>(tail, S(1)) == S(1) ? xv[r][i] : V{}) : xv[r][i];  // padding as 0
+        const V wv = k.w ? part(k.w, i, S(0)) : V{};
+        if (k.soft) {
+          V wt = part(t[r], i, S(0)) * (S(1) - k.eps) + (last ? first_lanes<S>(tail, k.eps_c) : splat(k.eps_c));
+          if (k.w) wt *= wv;
+          a += wt;
+          b += wt == S(0) ? V{} : wt * xz;  // a zero target never meets a -inf logit
+        } else {
+          b += k.w ? xz * wv : xz;
+        }
+      }
+      st[r].swt = hsum_tree<S>(a);
+      st[r].sx = hsum_tree<S>(b);
+    }
+    st[r].y = k.soft ? -1 : y[r];
+    st[r].xy = k.soft ? S(0) : x[r][y[r]];
+    st[r].wy = !k.soft && k.w ? k.w[y[r]] : S(1);
+    st[r].log_s = 0;
+  }
+  if (!k.want_grad) return;
+  for (int r = 0; r < R; ++r) {
+    if (pol.grad_needs_log()) st[r].log_s = vlog(splat(st[r].sum))[0];  // the log the loss will use
+    const RowGrad<S> rg = pol.grad(st[r]);
+    const V kA = splat(k.sc * rg.A / st[r].sum);
     const S kc = k.sc * k.eps_c;
     const S target_term = k.sc * rg.T;
     for (int i = 0; i < NV; ++i) {
-      V coef = k.soft ? part(t, i, S(0)) * (k.sc * (S(1) - k.eps)) + kc : splat(kc);
+      V coef = k.soft ? part(t[r], i, S(0)) * (k.sc * (S(1) - k.eps)) + kc : splat(kc);
       if (k.w) coef *= part(k.w, i, S(0));
-      V gv = e[i] * kA - coef;
-      if (!k.soft && y / W == i) gv[y % W] -= target_term;
-      if (i < NV - 1 || tail == W) store(g + i * W, gv);
-      else store_partial(g + i * W, gv, tail);
+      V gv = e[r][i] * kA - coef;
+      if (!k.soft && y[r] / W == i) gv[y[r] % W] -= target_term;
+      if (i < NV - 1 || tail == W) store(g[r] + i * W, gv);
+      else store_partial(g[r] + i * W, gv, tail);
     }
   }
-  return st;
 }
 
+// Rows per short_rows call: as many as keep both rows' vectors (x and exp) in registers.
+template <class S> constexpr int short_batch(int nv) { return nv <= 2 ? 4 : nv <= 4 ? 2 : 1; }
+constexpr int kMaxShortBatch = 4;
+
 template <class S, class Policy>
-using ShortRowFn = RowStats<S> (*)(const RowConsts<S>&, const Policy&, const S*, const S*, int64_t, S*);
-template <class S, class Policy> ShortRowFn<S, Policy> short_row_for(int64_t C) {
+using ShortRowsFn = void (*)(const RowConsts<S>&, const Policy&, const S* const*, const S* const*, const int64_t*,
+                             S* const*, RowStats<S>*);
+// The function for a full batch of short_batch(NV) rows (batch = false: for one row), or null
+// for rows longer than kShortVecs vectors.
+template <class S, class Policy> ShortRowsFn<S, Policy> short_rows_for(int64_t C, bool batch) {
   constexpr int W = Vec<S>::W;
+#define FASTLOSS_SHORT_CASE(nv) \
+  case nv: return batch ? short_rows<S, nv, short_batch<S>(nv), Policy> : short_rows<S, nv, 1, Policy>;
   switch ((C + W - 1) / W) {
-    case 1: return short_row<S, 1, Policy>;
-    case 2: return short_row<S, 2, Policy>;
-    case 3: return short_row<S, 3, Policy>;
-    case 4: return short_row<S, 4, Policy>;
-    case 5: return short_row<S, 5, Policy>;
-    case 6: return short_row<S, 6, Policy>;
-    case 7: return short_row<S, 7, Policy>;
-    case 8: return short_row<S, 8, Policy>;
+    FASTLOSS_SHORT_CASE(1)
+    FASTLOSS_SHORT_CASE(2)
+    FASTLOSS_SHORT_CASE(3)
+    FASTLOSS_SHORT_CASE(4)
+    FASTLOSS_SHORT_CASE(5)
+    FASTLOSS_SHORT_CASE(6)
+    FASTLOSS_SHORT_CASE(7)
+    FASTLOSS_SHORT_CASE(8)
     default: return nullptr;
   }
+#undef FASTLOSS_SHORT_CASE
 }
 
 // Short rows whose loss waits for its log: W rows' sums go through one vector log (a scalar
@@ -455,7 +498,9 @@ void run(const CrossEntropyParams& p, const Policy& pol) {
                                    reduce_none};
   // Short rows: the whole row in registers (strided or converted rows gathered first, so
   // every layout gives the same bits).
-  const ShortRowFn<S, Policy> short_fn = short_row_for<S, Policy>(C);
+  const ShortRowsFn<S, Policy> short_batch_fn = short_rows_for<S, Policy>(C, true);
+  const ShortRowsFn<S, Policy> short_one_fn = short_rows_for<S, Policy>(C, false);
+  const int batch_rows = short_batch<S>(static_cast<int>((C + W - 1) / W));
   const int nt = threads_for(rows * C, kMinElementsPerThread);
   const int nthreads = nt < 256 ? nt : 256;
   double partial[256] = {0};
@@ -469,12 +514,42 @@ void run(const CrossEntropyParams& p, const Policy& pol) {
     PendingLosses<S> pending;
     pending.logs_known = want_grad && pol.grad_needs_log();
     double acc = 0;
+    // Short rows wait here until a batch is full (rows in order; gathered rows and gradients
+    // not written in place get their own slot of the scratch rows).
+    struct {
+      const S* x[kMaxShortBatch];
+      const S* t[kMaxShortBatch];
+      int64_t y[kMaxShortBatch];
+      S* g[kMaxShortBatch];
+      int64_t grad_offset[kMaxShortBatch], loss_offset[kMaxShortBatch];
+      int n = 0;
+    } batch;
+    const int64_t slot = C + W;
+    auto run_batch = [&]() {
+      if (batch.n == 0) return;
+      RowStats<S> st[kMaxShortBatch];
+      if (batch.n == batch_rows) {
+        short_batch_fn(k, pol, batch.x, batch.t, batch.y, batch.g, st);
+      } else {
+        for (int i = 0; i < batch.n; ++i)
+          short_one_fn(k, pol, batch.x + i, batch.t + i, batch.y + i, batch.g + i, st + i);
+      }
+      for (int i = 0; i < batch.n; ++i) {
+        if (want_grad && !grad_direct)
+          for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad, batch.grad_offset[i] + c * gcs, batch.g[i][c]);
+        pending.st[pending.n] = st[i];
+        pending.loss_offset[pending.n] = batch.loss_offset[i];
+        if (++pending.n == W) pending.flush(pol, reduce_none, p.loss, &acc);
+      }
+      batch.n = 0;
+    };
     RowWalker<4> walk(p.logits.shape, rank, strides);
     walk.begin(r0);
     for (int64_t r = r0; r < r1; ++r, walk.next()) {
       const int64_t lo = walk.offset(0), to = walk.offset(1), go = walk.offset(2);
       if (spatial && r + W <= r1 && walk.inner_remaining() >= W) {  // a whole group of rows
-        pending.flush(pol, reduce_none, p.loss, &acc);  // losses are summed in row order
+        run_batch();  // losses are summed in row order
+        pending.flush(pol, reduce_none, p.loss, &acc);
         group.run(lo, to, go, walk.offset(3), ebuf.get<S>(C * W), &acc);
         for (int i = 1; i < W; ++i) walk.next();
         r += W - 1;
@@ -490,16 +565,15 @@ void run(const CrossEntropyParams& p, const Policy& pol) {
           continue;
         }
       }
-      if (short_fn) {
-        S* g = want_grad ? (grad_direct ? p.grad.ptr<S>() + go : gbuf.get<S>(C + W)) : nullptr;
-        const RowStats<S> st = short_fn(k, pol, row_source<S>(p.logits, lo, C, xbuf.get<S>(C + W)),
-                                        p.soft_labels ? row_source<S>(p.labels, to, C, tbuf.get<S>(C + W)) : nullptr,
-                                        y, g);
-        if (want_grad && !grad_direct)
-          for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad, go + c * gcs, g[c]);
-        pending.st[pending.n] = st;
-        pending.loss_offset[pending.n] = walk.offset(3);
-        if (++pending.n == W) pending.flush(pol, reduce_none, p.loss, &acc);
+      if (short_batch_fn) {
+        const int i = batch.n++;
+        batch.x[i] = row_source<S>(p.logits, lo, C, xbuf.get<S>(slot * kMaxShortBatch) + i * slot);
+        batch.t[i] = p.soft_labels ? row_source<S>(p.labels, to, C, tbuf.get<S>(slot * kMaxShortBatch) + i * slot) : nullptr;
+        batch.y[i] = y;
+        batch.g[i] = want_grad ? (grad_direct ? p.grad.ptr<S>() + go : gbuf.get<S>(slot * kMaxShortBatch) + i * slot) : nullptr;
+        batch.grad_offset[i] = go;
+        batch.loss_offset[i] = walk.offset(3);
+        if (batch.n == batch_rows) run_batch();
         continue;
       }
       const S* x = row_source<S>(p.logits, lo, C, xbuf.get<S>(C + W));
@@ -582,6 +656,7 @@ void run(const CrossEntropyParams& p, const Policy& pol) {
           for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad, go + c * gcs, g[c]);
       }
     }
+    run_batch();
     pending.flush(pol, reduce_none, p.loss, &acc);
     partial[tid] = acc;
     if (stream) stream_fence();

@@ -85,7 +85,8 @@ std::string shape_string(const TensorView& t);
 
 // Element `offset` of an integer view (labels, lengths) as int64, for the kernels and the
 // argument checks alike; a uint64 above INT64_MAX reads as negative, i.e. out of range.
-inline int64_t load_index(const TensorView& t, int64_t offset) {
+// Always inlined: called once per row in hot loops, where a call per label cost a few percent.
+inline __attribute__((always_inline)) int64_t load_index(const TensorView& t, int64_t offset) {
   switch (t.dtype) {
     case DType::i64: return t.ptr<const int64_t>()[offset];
     case DType::i32: return t.ptr<const int32_t>()[offset];
