@@ -235,10 +235,12 @@ inline vec_t<double> vexp(vec_t<double> x) {
   return zero ? V{} : e;
 }
 
-// log(x) for every lane: x = 2^e * m with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(z),
-// z = (m - 1) / (m + 1), |z| <= 0.172, by its odd series (to z^9 for float, z^21 for double),
-// plus e * ln2 in two parts. Subnormals are scaled first. log(0) = -inf, log(+inf) = +inf,
-// log(x < 0) = NaN, NaN stays NaN. About 1 ulp (float), 2 ulp (double).
+// log(x) for every lane: x = 2^e * m with m in [sqrt(1/2), sqrt(2)), plus e * ln2 in two
+// parts. float: log(1 + f), f = m - 1, as f - f^2/2 + f^3 P(f) with a degree-8 minimax P (the
+// classic Cephes logf fit), so no divide: a vector divide costs more than the whole rest.
+// double: log m = 2 atanh(z), z = (m - 1) / (m + 1), by its odd series to z^21. Subnormals
+// are scaled first. log(0) = -inf, log(+inf) = +inf, log(x < 0) = NaN, NaN stays NaN.
+// About 1 ulp (float), 2 ulp (double).
 inline vec_t<float> vlog(vec_t<float> x) {
   typedef vec_t<float> V;
   typedef Vec<float>::I I;
@@ -251,14 +253,22 @@ inline vec_t<float> vlog(vec_t<float> x) {
   const I big = m > 1.41421356f;
   m = big ? m * 0.5f : m;
   e = big ? e + 1 : e;
-  const V z = (m - 1.0f) / (m + 1.0f);
-  const V z2 = z * z;
-  V q = splat(1.0f / 9.0f);
-  q = q * z2 + 1.0f / 7.0f;
-  q = q * z2 + 1.0f / 5.0f;
-  q = q * z2 + 1.0f / 3.0f;
+  const V f = m - 1.0f;
+  const V f2 = f * f;
+  V q = splat(7.0376836292e-2f);
+  q = fmadd(q, f, splat(-1.1514610310e-1f));
+  q = fmadd(q, f, splat(1.1676998740e-1f));
+  q = fmadd(q, f, splat(-1.2420140846e-1f));
+  q = fmadd(q, f, splat(1.4249322787e-1f));
+  q = fmadd(q, f, splat(-1.6668057665e-1f));
+  q = fmadd(q, f, splat(2.0000714765e-1f));
+  q = fmadd(q, f, splat(-2.4999993993e-1f));
+  q = fmadd(q, f, splat(3.3333331174e-1f));
   const V ef = __builtin_convertvector(e, V);
-  V r = ef * 0.693359375f + ((z + z) + ((z + z) * z2 * q + ef * -2.12194440e-4f));
+  V y = f * f2 * q;
+  y = fmadd(ef, splat(-2.12194440e-4f), y);
+  y = fmadd(f2, splat(-0.5f), y);
+  V r = fmadd(ef, splat(0.693359375f), f + y);
   const V inf = splat(std::numeric_limits<float>::infinity());
   r = x == 0.0f ? -inf : r;
   r = x < 0.0f ? splat(std::numeric_limits<float>::quiet_NaN()) : r;
