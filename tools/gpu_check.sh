@@ -25,7 +25,7 @@ if ! python3 -m pip install -v --no-build-isolation --no-deps . >"$OUT/build.log
 fi
 cd /tmp  # import the installed package, not the source tree
 python3 -c "import fastloss; print(fastloss.build_info()); print('cuda_available', fastloss.cuda_available())" | tee -a "$OUT/gpu.txt"
-timeout 420 python3 -m pytest -q -p no:cacheprovider "$REPO/tests" -k "TestCuda or cupy" 2>&1 | tail -40 | tee "$OUT/tests.txt"
+timeout 420 python3 -m pytest -q -p no:cacheprovider "$REPO/tests" -k "TestCuda or cupy or rowwise_cuda" 2>&1 | tail -40 | tee "$OUT/tests.txt"
 timeout 240 python3 "$REPO/bench/compare_cross_entropy.py" --gpu --repeat 10 2>&1 | tee "$OUT/bench_cross_entropy.txt"
 timeout 180 python3 "$REPO/bench/compare_ctc.py" --gpu-only --repeats 20 2>&1 | tee "$OUT/bench_ctc.txt"
 timeout 180 python3 "$REPO/bench/compare_edit_distance.py" --gpu-only --repeats 10 2>&1 | tee "$OUT/bench_edit_distance.txt"

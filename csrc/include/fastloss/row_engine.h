@@ -479,8 +479,11 @@ void run(const CrossEntropyParams& p, const Policy& pol) {
   const int64_t* strides[4] = {p.logits.strides, p.labels.strides, want_grad ? p.grad.strides : nullptr,
                                reduce_none ? p.loss.strides : nullptr};
   // Lane-per-row groups: the (N, C, H, W) layout (rows contiguous along their last dim,
-  // classes strided) or few classes (any layout).
-  const bool lane_layout = p.logits.strides[rank] != 1 && rank >= 1 && p.logits.strides[rank - 1] == 1;
+  // classes strided) or few classes (any layout). Only for rows the short path would take in
+  // a contiguous layout: the lanes sum in its order, not in the long path's blocks, and a
+  // layout must not change the bits.
+  const bool lane_layout = p.logits.strides[rank] != 1 && rank >= 1 && p.logits.strides[rank - 1] == 1 &&
+                           C <= kShortVecs * W;
   const bool spatial = rank >= 1 && W > 1 && (lane_layout || C <= kLaneClasses) && p.logits.dtype == native &&
                        p.logits.shape[rank - 1] >= W && (!want_grad || p.grad.dtype == native) &&
                        (!p.soft_labels || p.labels.dtype == native);
@@ -525,6 +528,9 @@ void run(const CrossEntropyParams& p, const Policy& pol) {
       int n = 0;
     } batch;
     const int64_t slot = C + W;
+    S* const x_slots = short_batch_fn ? xbuf.get<S>(slot * kMaxShortBatch) : nullptr;
+    S* const t_slots = short_batch_fn && p.soft_labels ? tbuf.get<S>(slot * kMaxShortBatch) : nullptr;
+    S* const g_slots = short_batch_fn && want_grad && !grad_direct ? gbuf.get<S>(slot * kMaxShortBatch) : nullptr;
     auto run_batch = [&]() {
       if (batch.n == 0) return;
       RowStats<S> st[kMaxShortBatch];
@@ -567,10 +573,10 @@ void run(const CrossEntropyParams& p, const Policy& pol) {
       }
       if (short_batch_fn) {
         const int i = batch.n++;
-        batch.x[i] = row_source<S>(p.logits, lo, C, xbuf.get<S>(slot * kMaxShortBatch) + i * slot);
-        batch.t[i] = p.soft_labels ? row_source<S>(p.labels, to, C, tbuf.get<S>(slot * kMaxShortBatch) + i * slot) : nullptr;
+        batch.x[i] = row_source<S>(p.logits, lo, C, x_slots + i * slot);
+        batch.t[i] = p.soft_labels ? row_source<S>(p.labels, to, C, t_slots + i * slot) : nullptr;
         batch.y[i] = y;
-        batch.g[i] = want_grad ? (grad_direct ? p.grad.ptr<S>() + go : gbuf.get<S>(slot * kMaxShortBatch) + i * slot) : nullptr;
+        batch.g[i] = want_grad ? (grad_direct ? p.grad.ptr<S>() + go : g_slots + i * slot) : nullptr;
         batch.grad_offset[i] = go;
         batch.loss_offset[i] = walk.offset(3);
         if (batch.n == batch_rows) run_batch();
