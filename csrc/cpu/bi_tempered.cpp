@@ -133,9 +133,10 @@ template <class S> struct RowLanes {
   }
 };
 
+// max(v, 0), NaN staying NaN.
 template <class V> inline V relu(V v) {
   typedef decltype(v[0] + 0) S;
-  return v > S(0) ? v : V{};
+  return v < S(0) ? V{} : v;
 }
 
 // exp_t(u) for the base b = 1 + (1-t) u already formed: max(b, 0)^(1/(1-t)).
@@ -249,16 +250,6 @@ vec_t<S> loss_pass(const View& v, const Temps<S>& T, vec_t<S> norm, vec_t<S> lab
   return lab - v.total(a_ylt) + v.total(a_pq) * T.inv_beta;
 }
 
-// Labels-only part of the loss for a one-hot row smoothed to hi (label) and lo (the rest):
-// sum_c y_c log_t(y_c + eps, t1) - y_c^(2-t1) / (2-t1), as the reference computes it.
-double onehot_label_const(double t1, double hi, double lo, int64_t C) {
-  auto f = [t1](double y) {
-    const double lt = t1 == 1.0 ? std::log(y + 1e-10) : (std::pow(y + 1e-10, 1.0 - t1) - 1.0) / (1.0 - t1);
-    return y * lt - std::pow(y, 2.0 - t1) / (2.0 - t1);
-  };
-  return f(hi) + (C > 1 ? static_cast<double>(C - 1) * f(lo) : 0.0);
-}
-
 template <class S>
 void loss_rows(const BiTemperedParams& p) {
   typedef vec_t<S> V;
@@ -278,8 +269,7 @@ void loss_rows(const BiTemperedParams& p) {
     return;
   }
   const Temps<S> T = temps<S>(p.t1, p.t2, p.num_iters, p.label_smoothing, C);
-  const double ls = p.label_smoothing, lo = ls > 0 ? ls / static_cast<double>(C - 1) : 0.0;
-  const V label_const = splat(static_cast<S>(onehot_label_const(p.t1, ls > 0 ? 1.0 - ls : 1.0, lo, C)));
+  const V label_const = splat(static_cast<S>(bi_tempered_onehot_label_const(p.t1, p.label_smoothing, C)));
   const double scale = p.reduction == Reduction::mean ? 1.0 / static_cast<double>(rows) : 1.0;
   const S sc = static_cast<S>(scale);
   const DType native = sizeof(S) == 4 ? DType::f32 : DType::f64;

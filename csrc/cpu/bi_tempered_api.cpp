@@ -123,6 +123,15 @@ CrossEntropyParams bi_tempered_as_cross_entropy(const BiTemperedParams& p) {
   return ce;
 }
 
+double bi_tempered_onehot_label_const(double t1, double ls, int64_t C) {
+  auto f = [t1](double y) {
+    const double lt = t1 == 1.0 ? std::log(y + 1e-10) : (std::pow(y + 1e-10, 1.0 - t1) - 1.0) / (1.0 - t1);
+    return y * lt - std::pow(y, 2.0 - t1) / (2.0 - t1);
+  };
+  const double lo = ls > 0.0 ? ls / static_cast<double>(C - 1) : 0.0, hi = ls > 0.0 ? 1.0 - ls : 1.0;
+  return f(hi) + (C > 1 ? static_cast<double>(C - 1) * f(lo) : 0.0);
+}
+
 namespace cpu {
 void bi_tempered_logistic_loss(const BiTemperedParams& p) {
   if (!p.binary && !p.soft_labels) check_labels_in_range(p);

@@ -49,6 +49,9 @@ void check_bi_tempered_params(const BiTemperedParams& p);
 void check_tempered_softmax_params(const TemperedSoftmaxParams& p);
 // The t1 = t2 = 1 case as cross-entropy's parameters (both devices run that kernel for it).
 CrossEntropyParams bi_tempered_as_cross_entropy(const BiTemperedParams& p);
+// sum_c y_c log_t(y_c + 1e-10, t1) - y_c^(2-t1) / (2-t1), the labels-only part of the loss, for a
+// one-hot row of C classes smoothed by ls (the reference's pow and log, in double).
+double bi_tempered_onehot_label_const(double t1, double ls, int64_t C);
 
 namespace cpu {
 void bi_tempered_logistic_loss(const BiTemperedParams& p);
