@@ -32,12 +32,24 @@ template <class S> struct Temps {
   S t1, t2, k1, k2, inv_k2, r12, beta, inv_beta;
   int64_t iters;
   bool t1_one, t2_one, t_eq;
+  // 1/(1-t2) and (1-t1)/(1-t2) when they are small integers (t2 = 1.2, 1.5, 2, 0.5, 0.8 and
+  // t1 = 2 - t2 ...), else 0: exp_t is then a few multiplies instead of a log and an exp.
+  int n_k2, n_r12;
   S ls_a, ls_b;  // smoothed label = ls_a * y + ls_b
   S eps;         // the reference's 1e-10 inside log_t(y + eps, t1)
 };
 
+// e as an integer in [-16, 16] when it is one (to 1e-9 relative: 1/(1-1.2) is -5 + 1e-15), else 0.
+inline int small_integer(double e) {
+  const double r = std::nearbyint(e);
+  return std::isfinite(e) && r != 0 && std::fabs(r) <= 16 && std::fabs(e - r) <= 1e-9 * std::fabs(r) ? static_cast<int>(r)
+                                                                                                     : 0;
+}
+
 template <class S> Temps<S> temps(double t1, double t2, int64_t iters, double ls, int64_t C) {
   Temps<S> T;
+  T.n_k2 = t2 == 1.0 ? 0 : small_integer(1.0 / (1.0 - t2));
+  T.n_r12 = t2 == 1.0 || t1 == 1.0 ? 0 : small_integer((1.0 - t1) / (1.0 - t2));
   T.t1 = static_cast<S>(t1);
   T.t2 = static_cast<S>(t2);
   T.k1 = static_cast<S>(1.0 - t1);
@@ -139,8 +151,20 @@ template <class V> inline V relu(V v) {
   return v < S(0) ? V{} : v;
 }
 
+// b^n for an integer n != 0 (binary powering; 1/0 = inf and inf^-n = 0 as pow gives them).
+template <class V> inline V ipow(V b, int n) {
+  typedef decltype(b[0] + 0) S;
+  int e = n < 0 ? -n : n;
+  V r = splat(S(1));
+  for (V x = b; e; e >>= 1, x *= x)
+    if (e & 1) r *= x;
+  return n < 0 ? S(1) / r : r;
+}
+
 // exp_t(u) for the base b = 1 + (1-t) u already formed: max(b, 0)^(1/(1-t)).
-template <class V, class S> inline V exp_t_base(V b, S inv_k) { return vexp(vlog(relu(b)) * inv_k); }
+template <class S> inline vec_t<S> exp_t_base(vec_t<S> b, const Temps<S>& T) {
+  return T.n_k2 ? ipow(relu(b), T.n_k2) : vexp(vlog(relu(b)) * T.inv_k2);
+}
 
 // The normalisation `norm` of each row: p = exp_t(x - norm) sums to 1 (the reference's three cases).
 template <class S, class View> vec_t<S> normalization(const View& v, const Temps<S>& T) {
@@ -151,12 +175,12 @@ template <class S, class View> vec_t<S> normalization(const View& v, const Temps
     v.each([&](const Chunk<S>& c) { acc += vexp(c.x - m); });
     return m + vlog(v.total(acc));
   }
-  const S k = T.k2, ik = T.inv_k2;
+  const S k = T.k2;
   if (T.t2 > S(1)) {  // fixed point: a <- (x - m) Z^(1-t), Z = sum exp_t(a); exp_t(a) = (1 + k Z^k (x - m))^(1/k)
     V kc = splat(k);
     auto partition = [&]() {
       V acc = V{};
-      v.each([&](const Chunk<S>& c) { acc += exp_t_base(S(1) + kc * (c.x - m), ik); });
+      v.each([&](const Chunk<S>& c) { acc += exp_t_base<S>(S(1) + kc * (c.x - m), T); });
       return v.total(acc);
     };
     for (int64_t i = 0; i < T.iters; ++i) kc = k * vexp(k * vlog(partition()));
@@ -172,7 +196,7 @@ template <class S, class View> vec_t<S> normalization(const View& v, const Temps
   for (int64_t i = 0; i < T.iters; ++i) {
     const V mid = (upper + lower) * S(0.5);
     V acc = V{};
-    v.each([&](const Chunk<S>& c) { acc += exp_t_base(S(1) + k * ((c.x - m) - mid), ik); });
+    v.each([&](const Chunk<S>& c) { acc += exp_t_base<S>(S(1) + k * ((c.x - m) - mid), T); });
     const V sum = v.total(acc);
     upper = sum < S(1) ? mid : upper;
     lower = sum < S(1) ? lower : mid;
@@ -196,11 +220,17 @@ template <class S> inline Probs<S> probs(vec_t<S> u, const Temps<S>& T) {
     return P;
   }
   const V s = relu(S(1) + T.k2 * u);
-  const V l = vlog(s);
-  P.p = vexp(l * T.inv_k2);
-  P.lp = l * T.inv_k2;
-  P.q = T.t1_one ? splat(S(1)) : vexp(l * T.r12);
   P.r = s > S(0) ? S(1) / s : V{};
+  if (T.n_k2 && (T.t1_one ? false : T.n_r12 != 0)) {  // no log needed
+    P.p = ipow(s, T.n_k2);
+    P.q = ipow(s, T.n_r12);
+    P.lp = V{};
+    return P;
+  }
+  const V l = vlog(s);
+  P.lp = l * T.inv_k2;
+  P.p = T.n_k2 ? ipow(s, T.n_k2) : vexp(P.lp);
+  P.q = T.t1_one ? splat(S(1)) : T.n_r12 ? ipow(s, T.n_r12) : vexp(l * T.r12);
   return P;
 }
 
