@@ -14,7 +14,9 @@
 // p = exp(log s / (1-t2)) and q = p^(1-t1) = exp(log s (1-t1)/(1-t2)); the forget factor
 // p^(t2-t1) = q / s and the escort p^t2 = p / s need no further exp. So 2 (num_iters + 1) + 3
 // transcendentals per element (15 at num_iters = 5), and the gradient comes from the same pass
-// (d = (p - y) p^(t2-t1) and the escorts kept in two L1 scratch rows).
+// (d = (p - y) p^(t2-t1) and the escorts kept in two L1 scratch rows). When 1/(1-t2) (and
+// (1-t1)/(1-t2)) are small integers, as for t2 = 1.2, 1.5, 2, 0.8 or 0.5, exp_t is b^n by a few
+// multiplies and a divide: no transcendental per element at all.
 #include "fastloss/bi_tempered.h"
 #include "fastloss/cpu_kernel.h"
 #include "fastloss/row_engine.h"
