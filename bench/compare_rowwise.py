@@ -15,8 +15,12 @@ Sections:
                compute floor (one or two vector logs per element over the SIMD throughput).
   l2:          l2_loss on (16384, 1000), loss+grad, against torch.linalg.vector_norm forward+backward
                and the memory floor (np.copyto of pred and target into a gradient-sized buffer).
+  bitempered:  bi_tempered_logistic_loss (t1=0.8, t2=1.2 and t2=1.3, 5 iterations) on (4096, 1000),
+               loss+grad, against a vectorised PyTorch implementation of the reference algorithm with
+               autograd, and (t2=1.3: general exponents) the compute floor (the kernel's vector exps
+               and logs per element over their throughput, measured as NumPy's float32 exp and log).
 
-    python bench/compare_rowwise.py [--only ce,focal,hinge,divergence,l2] [--repeat 7] [--threads 2]
+    python bench/compare_rowwise.py [--only ce,focal,hinge,divergence,l2,bitempered] [--repeat 7] [--threads 2]
 """
 import argparse
 import os
@@ -166,9 +170,71 @@ def section_l2(args, torch):
     print(f"  l2_loss loss only        {us(t[2])}")
 
 
+def torch_bi_tempered(torch, x, y, t1, t2, num_iters):
+    """The reference algorithm (google-research tensorflow/loss.py) vectorised in PyTorch; autograd
+    differentiates it, iterations included (PyTorch has no custom gradient for it)."""
+    def log_t(u, t):
+        return torch.log(u) if t == 1 else (u ** (1 - t) - 1) / (1 - t)
+
+    def exp_t(u, t):
+        return torch.exp(u) if t == 1 else torch.relu(1 + (1 - t) * u) ** (1 / (1 - t))
+
+    mu = x.max(-1, keepdim=True).values
+    a0 = x - mu
+    a = a0
+    for _ in range(num_iters):  # fixed point (t2 > 1)
+        a = a0 * exp_t(a, t2).sum(-1, keepdim=True) ** (1 - t2)
+    norm = -log_t(1 / exp_t(a, t2).sum(-1, keepdim=True), t2) + mu
+    p = exp_t(x - norm, t2)
+    per = y * (log_t(y + 1e-10, t1) - log_t(p, t1)) - (y ** (2 - t1) - p ** (2 - t1)) / (2 - t1)
+    return per.sum(-1).mean()
+
+
+def section_bitempered(args, torch):
+    iters = 5
+    print(f"\n## bi_tempered_logistic_loss (num_iters={iters}) vs PyTorch autograd of the reference algorithm, "
+          "(4096, 1000) float32, loss+grad")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4096, 1000)).astype(np.float32)
+    y = rng.integers(0, 1000, 4096)
+    onehot = np.eye(1000, dtype=np.float32)[y]
+    xg, yt = torch.from_numpy(x.copy()).requires_grad_(), torch.from_numpy(onehot)
+    # Throughput of one float32 exp and one log (NumPy's SIMD loops) on an L2-resident block,
+    # so the floor is compute, not memory.
+    blk = rng.standard_normal(16384).astype(np.float32)
+    pos = np.abs(blk) + 0.5
+    o = np.empty_like(blk)
+    for t1, t2 in [(0.8, 1.2), (0.8, 1.3)]:
+        def torch_fb():
+            torch_bi_tempered(torch, xg, yt, t1, t2, iters).backward()
+            xg.grad = None
+
+        t = timed([lambda: fastloss.bi_tempered_logistic_loss(x, y, t1=t1, t2=t2, num_iters=iters, return_grad=True),
+                   lambda: fastloss.bi_tempered_logistic_loss(x, onehot, t1=t1, t2=t2, num_iters=iters,
+                                                              return_grad=True),
+                   torch_fb,
+                   lambda: np.exp(blk, out=o), lambda: np.log(pos, out=o)], args.repeat)
+        per_exp, per_log = t[3] / blk.size, t[4] / blk.size
+        # The kernel's transcendentals per element with a general exponent 1/(1-t2): each
+        # normalisation pass one log and one exp (num_iters + 1 passes), the last pass one log
+        # and two exps (p and p^(1-t1)). t2 = 1.2 has 1/(1-t2) = -5 and (1-t1)/(1-t2) = -1:
+        # exp_t is a multiply chain and a divide, no transcendental at all.
+        n_exp, n_log = iters + 1 + 2, iters + 1 + 1
+        floor = x.size * (n_exp * per_exp + n_log * per_log) / fastloss.get_num_threads()
+        integral = abs(1 / (1 - t2) - round(1 / (1 - t2))) < 1e-9
+        print(f"  t1={t1} t2={t2} ({'integer exponents: no transcendentals' if integral else f'{n_exp} exp + {n_log} log per element'})")
+        print(f"    fastloss, integer labels {us(t[0])}  torch f+b {us(t[2])}  ratio {t[2] / t[0]:6.1f}"
+              + ("" if integral else f"  {t[0] / floor:5.2f}x compute floor"))
+        print(f"    fastloss, one-hot labels {us(t[1])}  ratio {t[2] / t[1]:6.1f}"
+              + ("" if integral else f"  {t[1] / floor:5.2f}x compute floor"))
+        if not integral:
+            print(f"    compute floor {us(floor)} ({per_exp * 1e9:.2f} ns per exp, {per_log * 1e9:.2f} ns per log: "
+                  f"NumPy float32 on an L2-resident block, 1 thread, over {fastloss.get_num_threads()} threads)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="ce,focal,hinge,divergence,l2")
+    ap.add_argument("--only", default="ce,focal,hinge,divergence,l2,bitempered")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -193,6 +259,10 @@ def main():
         import torch
         torch.set_num_threads(args.threads)
         section_l2(args, torch)
+    if "bitempered" in only:
+        import torch
+        torch.set_num_threads(args.threads)
+        section_bitempered(args, torch)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ FAMILIES = {
     "edit-distance": "Edit distance (edit_distance, pairwise_edit_distance)",
     "error-rate": "Corpus error rate (error_rate)",
     "elementwise": "Elementwise losses (mse_loss, sigmoid_focal_loss, ...)",
-    "row-wise": "Row-wise losses (multiclass_hinge_loss, softmax_focal_loss, ...)",
+    "row-wise": "Row-wise losses (multiclass_hinge_loss, softmax_focal_loss, bi_tempered_logistic_loss, ...)",
     "metric": "Metric learning (center_loss, update_centers)",
 }
 
@@ -401,6 +401,25 @@ def softmax_focal_case(env: Env, shape) -> Case:
     return case
 
 
+def bi_tempered_case(env: Env, shape) -> Case:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    y = rng.integers(0, shape[1], shape[0])
+    case = Case(lambda: fastloss.bi_tempered_logistic_loss(x, y, t1=0.8, t2=1.2, return_grad=True)[0], rtol=1e-3)
+    torch = env.peer("torch")
+    if torch is not None:
+        from compare_rowwise import torch_bi_tempered  # the reference algorithm in PyTorch
+        xt, yt = torch.from_numpy(x), torch.from_numpy(np.eye(shape[1], dtype=np.float32)[y])
+
+        def torch_fwd_bwd():
+            xg = xt.detach().requires_grad_()
+            loss = torch_bi_tempered(torch, xg, yt, 0.8, 1.2, 5)
+            loss.backward()
+            return loss
+        case.peers["PyTorch autograd fwd+bwd"] = torch_fwd_bwd
+    return case
+
+
 # --------------------------------------------------------------------------- metric learning
 
 def center_case(env: Env, N, D, K) -> Case:
@@ -465,6 +484,8 @@ WORKLOADS = [
              lambda env: hinge_case(env, (16384, 1000))),
     Workload("row-wise", "softmax_focal_loss (4096, 32000), loss + grad",
              lambda env: softmax_focal_case(env, (4096, 32000))),
+    Workload("row-wise", "bi_tempered_logistic_loss (1024, 1000) t1=0.8 t2=1.2, loss + grad",
+             lambda env: bi_tempered_case(env, (1024, 1000))),
     Workload("metric", "center_loss + update_centers (65536, 512), 1000 classes",
              lambda env: center_case(env, 65536, 512, 1000)),
 ]

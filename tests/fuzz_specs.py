@@ -14,6 +14,7 @@ or big-endian inputs must behave as on their contiguous native copies.
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import strategies as st
 
 from fuzz_kinds import (
     FLAG, Choice, Floats, FloatOption, GradOut, IntOption, Labels, Lengths, Option, Text, Texts, Tokens, WEIGHTS,
@@ -39,6 +40,8 @@ CE_FORMS = [
 
 
 NAN_ = float("nan")
+# A temperature of the bi-tempered functions: required, so never omitted.
+TEMPERATURE = Option(st.floats(0.05, 4.0, allow_nan=False), bad=[0.0, -1.0, NAN_, float("inf"), "0.5", None], omit=0.0)
 
 
 def _assert(ok, why):
@@ -202,6 +205,26 @@ SPECS = {
     "max_num_threads": Spec(forms=[{}], returns=returns(int)),
     "cuda_available": Spec(forms=[{}], returns=returns(bool)),
     "build_info": Spec(forms=[{}], returns=returns(dict)),
+    "bi_tempered_logistic_loss": Spec(
+        forms=[{"activations" if k == "logits" else k: v for k, v in f.items()} for f in
+               [dict(logits=Floats("N C"), labels=Labels("N", high="C")),
+                dict(logits=Floats("N C D"), labels=Labels("N D", high="C"), axis=Option([1], omit=0)),
+                dict(logits=Floats("C"), labels=Labels((), high="C")),
+                CE_FORMS[3]]],
+        options=dict(t1=TEMPERATURE, t2=TEMPERATURE, label_smoothing=FloatOption(0.0, 0.5, bad=[-0.1, 1.0]),
+                     num_iters=IntOption([1, 5, 20], bad=[0, -1]), axis=AXIS, reduction=REDUCTION, return_grad=FLAG),
+        returns=loss_result("activations", drop_axis("activations"))),
+    "bi_tempered_binary_logistic_loss": Spec(
+        forms=[dict(activations=Floats(shape), targets=Floats(shape, values=["probs", "normal", "extreme"]))
+               for shape in ("N C", "N", "C")],
+        options=dict(t1=TEMPERATURE, t2=TEMPERATURE, label_smoothing=FloatOption(0.0, 0.5, bad=[-0.1, 1.0]),
+                     num_iters=IntOption([1, 5, 20], bad=[0, -1]), reduction=REDUCTION, return_grad=FLAG),
+        returns=loss_result("activations", lambda a: np.shape(a["activations"]))),
+    "tempered_softmax": Spec(
+        forms=[dict(activations=Floats(s), t=TEMPERATURE) for s in ("N C", "C", "N C D")],
+        options=dict(num_iters=IntOption([1, 5, 20], bad=[0, -1]), axis=AXIS),
+        returns=lambda out, a: _assert(isinstance(out, np.ndarray) and out.shape == np.shape(a["activations"])
+                                       and out.dtype.kind == "f", f"got {type(out).__name__} {np.shape(out)}")),
     "l2_loss": Spec(
         forms=[dict(pred=Floats("N C"), target=Floats("N C"))],
         options=dict(weight=Floats("N", values="positive", optional=True), reduction=REDUCTION, return_grad=FLAG),

@@ -121,4 +121,5 @@ PYBIND11_MODULE(_C, m) {
   register_elementwise(m);
   register_rowwise(m);
   register_metric(m);
+  register_bi_tempered(m);
 }

@@ -19,5 +19,6 @@ void register_ctc(py::module_& m);
 void register_elementwise(py::module_& m);
 void register_rowwise(py::module_& m);
 void register_metric(py::module_& m);
+void register_bi_tempered(py::module_& m);
 
 }  // namespace fastloss

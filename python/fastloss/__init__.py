@@ -17,6 +17,7 @@ from .elementwise import (balanced_sigmoid_cross_entropy, huber_loss, hinge_loss
 from .rowwise import (entropy, js_divergence, kl_divergence, multiclass_hinge_loss, softmax_focal_loss,
                       truncated_cross_entropy)
 from .rowwise import l2_loss
+from .rowwise import bi_tempered_binary_logistic_loss, bi_tempered_logistic_loss, tempered_softmax
 from .metric import center_loss, large_margin_softmax_loss, update_centers
 
 __version__ = "0.1.0"
@@ -39,6 +40,7 @@ __all__ = [
     "softmax_focal_loss", "truncated_cross_entropy", "entropy", "kl_divergence", "js_divergence",
     "multiclass_hinge_loss",
     "l2_loss",
+    "tempered_softmax", "bi_tempered_logistic_loss", "bi_tempered_binary_logistic_loss",
     "large_margin_softmax_loss", "center_loss", "update_centers",
 ]
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from . import _C
 
 __all__ = ["softmax_focal_loss", "truncated_cross_entropy", "entropy", "kl_divergence", "js_divergence",
-           "multiclass_hinge_loss", "l2_loss"]
+           "multiclass_hinge_loss", "l2_loss", "tempered_softmax", "bi_tempered_logistic_loss",
+           "bi_tempered_binary_logistic_loss"]
 
 
 def softmax_focal_loss(logits, labels, *, alpha=None, gamma=2.0, ignore_index=-100, axis=-1, reduction="mean",
@@ -183,3 +184,100 @@ def l2_loss(pred, target, *, weight=None, axis=-1, reduction="mean", return_grad
         5.0
     """
     return _C.l2_loss(pred, target, weight, axis, reduction, return_grad)
+
+
+def tempered_softmax(activations, t, *, num_iters=5, axis=-1):
+    """Tempered softmax (Amid et al., 2019): the heavy-tailed (``t > 1``) or finite-support
+    (``t < 1``) generalisation of the softmax along ``axis``, as google-research's bi-tempered-loss
+    reference computes it::
+
+        exp_t(u) = max(1 + (1-t) u, 0) ** (1 / (1-t))         (exp at t = 1)
+        p = exp_t(x - norm(x))
+
+    ``norm`` makes each row sum to 1: ``num_iters`` fixed-point steps for ``t > 1``, ``num_iters``
+    bisection steps for ``t < 1`` (the reference's algorithms, so the sum is 1 up to their
+    convergence: within 1e-5 at ``num_iters=20``), the exact softmax at ``t = 1``.
+
+    Args:
+        activations: float array (..., C, ...), class axis ``axis`` (any strides).
+        t: temperature, ``> 0`` (``ValueError`` otherwise).
+        num_iters: normalisation steps, ``>= 1``.
+        axis: the class axis.
+
+    Returns:
+        probabilities shaped like ``activations``, in its dtype (float16 computed in float32).
+
+    Example:
+        >>> import numpy as np, fastloss
+        >>> p = fastloss.tempered_softmax(np.array([[-0.5, 0.1, 2.0]]), 4.0)  # the reference's test
+        >>> np.round(p, 4)
+        array([[0.3205, 0.3271, 0.3523]])
+    """
+    return _C.tempered_softmax(activations, t, num_iters, axis)
+
+
+def bi_tempered_logistic_loss(activations, labels, *, t1, t2, label_smoothing=0.0, num_iters=5, axis=-1,
+                              reduction="mean", return_grad=False):
+    """Bi-tempered logistic loss (Amid et al., 2019), fused with its gradient; matches
+    google-research's bi-tempered-loss TensorFlow reference (``tensorflow/loss.py``).
+
+    For a row of ``C`` activations ``x`` (along ``axis``) with label distribution ``y`` and
+    ``p = tempered_softmax(x, t2, num_iters)``::
+
+        log_t(u) = (u**(1-t) - 1) / (1-t)                      (log at t = 1)
+        loss = sum_c y_c (log_t(y_c + 1e-10, t1) - log_t(p_c, t1)) - (y_c**(2-t1) - p_c**(2-t1)) / (2-t1)
+
+    ``t1 < 1`` bounds the loss (robust to label noise), ``t2 > 1`` gives heavy tails. The
+    gradient is the reference's analytic one (not the derivative of the normalisation's
+    iterations): ``d - escort * sum(d)`` with ``d = (p - y) * p**(t2-t1)`` and
+    ``escort = p**t2 / sum(p**t2)``. At ``t1 = t2 = 1`` the loss is exactly softmax
+    cross-entropy ``-sum_c y_c log softmax(x)_c`` (as in the reference), and runs that kernel.
+
+    Args:
+        activations: float array (..., C, ...), class axis ``axis`` (NumPy or CuPy; any strides).
+        labels: probabilities shaped like ``activations``, or integer classes shaped like
+            ``activations`` without the class axis (the reference's sparse form), in ``[0, C)``.
+        t1, t2: temperatures, ``> 0`` (``ValueError`` otherwise).
+        label_smoothing: ``ls`` in ``[0, 1)``: labels become ``(1 - C/(C-1) ls) y + ls/(C-1)``
+            (integer labels: their one-hot rows), as the reference smooths; needs ``C >= 2``.
+        num_iters: normalisation steps, ``>= 1`` (fixed point for ``t2 > 1``, bisection for ``t2 < 1``).
+        axis: the class axis.
+        reduction: ``"mean"`` over the rows, ``"sum"`` or ``"none"`` (one value per row).
+        return_grad: also return d(loss)/d(activations).
+
+    Returns:
+        ``loss`` or ``(loss, grad)``, in the dtype of ``activations`` (float16 computed in float32).
+
+    Example:
+        >>> import numpy as np, fastloss
+        >>> x = np.array([[-0.5, 0.1, 2.0], [0.1, 1.5, -5.0], [4.0, -3.0, -6.0]])
+        >>> y = np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1], [0.2, 0.8, 0.0]])
+        >>> np.round(fastloss.bi_tempered_logistic_loss(x, y, t1=0.5, t2=1.5, reduction="none"), 5)
+        array([0.02302, 0.18973, 0.93875])
+    """
+    return _C.bi_tempered_logistic_loss(activations, labels, t1, t2, label_smoothing, num_iters, axis, reduction,
+                                        return_grad)
+
+
+def bi_tempered_binary_logistic_loss(activations, targets, *, t1, t2, label_smoothing=0.0, num_iters=5,
+                                     reduction="mean", return_grad=False):
+    """Binary bi-tempered logistic loss: each element ``x`` of ``activations`` is the two-class
+    row ``[0, x]`` of ``bi_tempered_logistic_loss`` with labels ``[1 - t, t]`` (the reference's
+    ``bi_tempered_binary_logistic_loss``). At ``t1 = t2 = 1`` it is the logistic loss
+    ``softplus(x) - t x`` (``binary_cross_entropy_with_logits``).
+
+    Args:
+        activations: float array of any shape (the logit of class 1).
+        targets: float array of the same shape, the probability of class 1.
+        t1, t2, label_smoothing, num_iters: as in ``bi_tempered_logistic_loss`` (``C = 2``).
+        reduction: ``"mean"`` over the elements, ``"sum"`` or ``"none"`` (shaped like ``activations``).
+        return_grad: also return d(loss)/d(activations).
+
+    Example:
+        >>> import numpy as np, fastloss
+        >>> fastloss.bi_tempered_binary_logistic_loss(np.zeros(2), np.array([1.0, 0.0]), t1=1.0, t2=1.0,
+        ...                                           reduction="none").round(6)  # log 2, the reference's test
+        array([0.693147, 0.693147])
+    """
+    return _C.bi_tempered_binary_logistic_loss(activations, targets, t1, t2, label_smoothing, num_iters, reduction,
+                                               return_grad)
