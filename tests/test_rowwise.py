@@ -557,6 +557,23 @@ def test_crammer_singer_matches_reference(C, p):
         np.testing.assert_allclose(gm, want_g / 31, rtol=1e-13)
 
 
+@pytest.mark.parametrize("kind", ["weston_watkins", "crammer_singer"])
+def test_hinge_streamed_gradient(kind):
+    """A gradient of 8 MiB or more is streamed past the cache from an aligned vector on (rows of
+    1003 doubles start at every alignment); the label's entry rides in its vector."""
+    r = rng(77)
+    x = r.standard_normal((1100, 1003))
+    y = r.integers(0, 1003, 1100)
+    loss, grad = fastloss.multiclass_hinge_loss(x, y, kind=kind, reduction="sum", return_grad=True)
+    if kind == "weston_watkins":
+        want_l, want_g = torch_multi_margin(x, y, 1, 1.0, None, "sum")
+    else:
+        want_l, want_g = ref_crammer_singer(x, y, 1, 1.0, None)
+        want_l = want_l.sum()
+    np.testing.assert_allclose(loss, want_l, rtol=1e-12)
+    np.testing.assert_allclose(grad, want_g, rtol=1e-12, atol=1e-15)
+
+
 def test_hinge_finite_differences_axis_and_layouts():
     r = rng(12)
     x = r.standard_normal((3, 6, 5)) * 2  # classes on axis 1

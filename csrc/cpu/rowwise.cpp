@@ -209,6 +209,7 @@ void hinge_impl(const MulticlassHingeParams& p) {
   const DType native = sizeof(S) == 4 ? DType::f32 : DType::f64;
   const int64_t gcs = want_grad ? p.grad.strides[rank] : 1;
   const bool grad_direct = want_grad && p.grad.dtype == native && gcs == 1;
+  const bool stream = grad_direct && p.grad.numel() * int64_t(sizeof(S)) >= row_engine::kStreamBytes;
   const int64_t* strides[4] = {p.scores.strides, p.labels.strides, want_grad ? p.grad.strides : nullptr,
                                reduce_none ? p.loss.strides : nullptr};
   const S ninf = -std::numeric_limits<S>::infinity();
@@ -235,25 +236,43 @@ void hinge_impl(const MulticlassHingeParams& p) {
         if (static_cast<uint64_t>(y - j) < static_cast<uint64_t>(n)) v[y - j] = ninf;
         return v;
       };
+      // The gradient goes out in vectors, aligned ones streamed past the cache for big
+      // gradients; vectors start at 0, `first`, then every W (see put_vec).
+      const bool do_stream = stream && g == p.grad.ptr<S>() + go;
+      const int64_t first = do_stream ? misaligned_prefix(g, C) : 0;
+      auto each_vector = [&](auto&& f) {
+        int64_t j = 0;
+        if (first > 0) {
+          f(int64_t(0), first);
+          j = first;
+        }
+        for (; j < C; j += W) f(j, C - j < W ? C - j : W);
+      };
       S loss;
       if (!p.crammer_singer) {
         const V base = splat(margin - x[y]);
         const S gk = sc * wy * inv_c * (sq ? S(2) : S(1));
         V lacc = V{}, gacc = V{};
-        for (int64_t j = 0; j < C; j += W) {
-          const int64_t n = C - j < W ? C - j : W;
+        // Pass 1: the loss and the label's gradient (minus the sum of the others).
+        each_vector([&](int64_t j, int64_t n) {
           const V z = base + rival(j, n);
           const V h = z > S(0) ? z : V{};  // a NaN margin counts 0, as in torch
           lacc += sq ? h * h : h;
-          if (g) {
-            const V gv = sq ? h * gk : (z > S(0) ? splat(gk) : V{});
-            gacc += gv;
-            if (n == W) store(g + j, gv);
-            else store_partial(g + j, gv, n);
-          }
-        }
+          if (g) gacc += sq ? h * gk : (z > S(0) ? splat(gk) : V{});
+        });
         loss = wy * inv_c * hsum<S>(lacc);
-        if (g) g[y] = -hsum<S>(gacc);
+        // Pass 2 (the row is still in L1): the gradient, the label's entry in its lane, so
+        // no scalar store follows a streamed line.
+        if (g) {
+          const S gy = -hsum<S>(gacc);
+          each_vector([&](int64_t j, int64_t n) {
+            const V z = base + rival(j, n);
+            const V h = z > S(0) ? z : V{};
+            V gv = sq ? h * gk : (z > S(0) ? splat(gk) : V{});
+            if (static_cast<uint64_t>(y - j) < static_cast<uint64_t>(n)) gv[y - j] = gy;
+            put_vec<S>(g, j, gv, n, do_stream);
+          });
+        }
       } else {
         V mv = splat(ninf);
         for (int64_t j = 0; j < C; j += W) mv = vmax(mv, rival(j, C - j < W ? C - j : W));
@@ -261,14 +280,20 @@ void hinge_impl(const MulticlassHingeParams& p) {
         const S h = z > S(0) ? z : S(0);
         loss = wy * (sq ? h * h : h);
         if (g) {
-          std::memset(g, 0, C * sizeof(S));
-          if (h > S(0)) {  // the first best rival takes the gradient (a subgradient at ties)
-            int64_t jstar = 0;
+          // the first best rival takes the gradient (a subgradient at ties)
+          int64_t jstar = -1;
+          S gv = 0;
+          if (h > S(0)) {
+            jstar = 0;
             while (jstar < C && (jstar == y || x[jstar] != m)) ++jstar;
-            const S gv = sc * wy * (sq ? S(2) * h : S(1));
-            g[jstar] = gv;
-            g[y] = -gv;
+            gv = sc * wy * (sq ? S(2) * h : S(1));
           }
+          each_vector([&](int64_t j, int64_t n) {
+            V v = V{};
+            if (static_cast<uint64_t>(y - j) < static_cast<uint64_t>(n)) v[y - j] = -gv;
+            if (static_cast<uint64_t>(jstar - j) < static_cast<uint64_t>(n)) v[jstar - j] = gv;
+            put_vec<S>(g, j, v, n, do_stream);
+          });
         }
       }
       if (want_grad && !grad_direct)
@@ -277,6 +302,7 @@ void hinge_impl(const MulticlassHingeParams& p) {
       else acc += static_cast<double>(loss);
     }
     partial[tid] = acc;
+    if (stream) stream_fence();
   }
   if (!reduce_none) {
     store_reduced_loss(p.loss, partial, nt, scale);
