@@ -120,5 +120,6 @@ PYBIND11_MODULE(_C, m) {
   register_ctc(m);
   register_elementwise(m);
   register_rowwise(m);
+  register_dice(m);
   register_metric(m);
 }
