@@ -11,8 +11,9 @@
 //           accuracy); labels are checked on the way (nothing is written before the check);
 //   loss:   from the sums, one value per (sample, class);
 //   pass 2: the gradient, the activation recomputed from x (cheaper than storing p).
-// Threads split the positions into contiguous ranges; a sample whose positions two threads
-// share is summed from their partials in thread order (the same bits for the same threads).
+// The positions split into contiguous chunks (fixed by the size) that threads take in turn; a
+// sample two chunks share is summed from their partials in chunk order (the same bits for any
+// thread count).
 #include "fastloss/cpu_kernel.h"
 #include "fastloss/dice.h"
 
@@ -24,6 +25,9 @@ namespace {
 // Elements per thread before a parallel region pays off (an element costs about one exp;
 // the same size as the row engine's, see row_engine.h).
 constexpr int64_t kMinDicePerThread = 16384;
+// Work per chunk (elements) and the most chunks (see dice_impl).
+constexpr int64_t kChunkElements = int64_t(1) << 16;
+constexpr int64_t kMaxChunks = 1024;
 // Groups (of W positions) summed in the compute type before the sums move into float64.
 constexpr int kFlushGroups = 64;
 // Software prefetch distance along a class stream (8 vectors of AVX-512: ~ the memory latency
@@ -287,44 +291,51 @@ void dice_impl(const DiceParams& p) {
   ScratchBuffer sum_buf;
   double* sums = sum_buf.get<double>(3 * B + 1);  // (I, P, T) per bucket
   std::memset(sums, 0, sizeof(double) * 3 * B);
+  // The positions split into chunks fixed by the size alone, handed to the threads dynamically:
+  // a thread slowed by a busy core holds up no other, and since each chunk's partial sums are
+  // combined in chunk order, the result has the same bits for every thread count.
+  const int64_t want_chunks = rows * C / kChunkElements;
+  const int nchunks = static_cast<int>(want_chunks < 1 ? 1 : want_chunks < kMaxChunks ? want_chunks : kMaxChunks);
   const int nt0 = rows > 0 && C > 0 ? threads_for(rows * C, kMinDicePerThread) : 1;
-  const int nt = nt0 < 256 ? nt0 : 256;
+  const int nt = nt0 < nchunks ? nt0 : nchunks;
 
   if (rows > 0 && C == 0 && p.int_targets)  // no class to name
     throw_index("targets" + index_string(p.targets.shape, p.targets.ndim, 0) + " = " +
                 std::to_string(load_index(p.targets, 0)) + " is outside [0, 0)");
   if (rows > 0 && C > 0) {
-    // Per thread, the sums of its first and last sample when another thread shares them.
-    ScratchBuffer edge_buf;
-    double* edge = edge_buf.get<double>(int64_t(nt) * 2 * 3 * C + 1);
-    std::memset(edge, 0, sizeof(double) * nt * 2 * 3 * C);
-    int64_t bad_of[256];
+    // Per chunk, the sums of its first and last sample when another chunk shares them.
+    ScratchBuffer edge_buf, bad_buf;
+    double* edge = edge_buf.get<double>(int64_t(nchunks) * 2 * 3 * C + 1);
+    std::memset(edge, 0, sizeof(double) * nchunks * 2 * 3 * C);
+    int64_t* bad_of = bad_buf.get<int64_t>(nchunks);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-      const int tid = omp_get_thread_num();
-      int64_t r0, r1;
-      thread_range(rows, tid, omp_get_num_threads(), &r0, &r1);
-      int64_t bad = INT64_MAX;
-      if (r0 < r1) {
-        ScratchBuffer abuf, pbuf, dbuf;
-        V* acc = abuf.get<V>(3 * C);
-        V* pv = pbuf.get<V>(C);
-        double* d = dbuf.get<double>(3 * C);
-        std::memset(d, 0, sizeof(double) * 3 * C);
-        const int64_t n_first = r0 / M;
-        k.sums(r0, r1, acc, pv, d, &bad, [&](int64_t sample, const double* s) {
-          const bool exclusive = sample * M >= r0 && (sample + 1) * M <= r1;
-          double* dst = exclusive ? sums + sample * 3 * C : edge + (int64_t(tid) * 2 + (sample == n_first ? 0 : 1)) * 3 * C;
-          std::memcpy(dst, s, sizeof(double) * 3 * C);
-        });
+      ScratchBuffer abuf, pbuf, dbuf;
+      V* acc = abuf.get<V>(3 * C);
+      V* pv = pbuf.get<V>(C);
+      double* d = dbuf.get<double>(3 * C);
+#pragma omp for schedule(dynamic, 1)
+      for (int ch = 0; ch < nchunks; ++ch) {
+        int64_t r0, r1;
+        thread_range(rows, ch, nchunks, &r0, &r1);
+        int64_t bad = INT64_MAX;
+        if (r0 < r1) {
+          std::memset(d, 0, sizeof(double) * 3 * C);
+          const int64_t n_first = r0 / M;
+          k.sums(r0, r1, acc, pv, d, &bad, [&](int64_t sample, const double* sm) {
+            const bool exclusive = sample * M >= r0 && (sample + 1) * M <= r1;
+            double* dst = exclusive ? sums + sample * 3 * C : edge + (int64_t(ch) * 2 + (sample == n_first ? 0 : 1)) * 3 * C;
+            std::memcpy(dst, sm, sizeof(double) * 3 * C);
+          });
+        }
+        bad_of[ch] = bad;
       }
-      bad_of[tid] = bad;
     }
     int64_t first_bad = INT64_MAX;
-    for (int t = 0; t < nt; ++t) {
+    for (int t = 0; t < nchunks; ++t) {
       first_bad = bad_of[t] < first_bad ? bad_of[t] : first_bad;
       int64_t r0, r1;
-      thread_range(rows, t, nt, &r0, &r1);
+      thread_range(rows, t, nchunks, &r0, &r1);
       if (r0 >= r1) continue;
       const int64_t nf = r0 / M, nl = (r1 - 1) / M;
       for (int e = 0; e < 2; ++e) {
@@ -386,11 +397,14 @@ void dice_impl(const DiceParams& p) {
   if (want_grad && rows > 0 && C > 0) {
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-      int64_t r0, r1;
-      thread_range(rows, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
-      if (r0 < r1) {
-        ScratchBuffer pbuf, dbuf;
-        k.grad(r0, r1, ca, cb, pbuf.get<V>(C), dbuf.get<V>(C));
+      ScratchBuffer pbuf, dbuf;
+      V* pv = pbuf.get<V>(C);
+      V* dv = dbuf.get<V>(C);
+#pragma omp for schedule(dynamic, 1)
+      for (int ch = 0; ch < nchunks; ++ch) {
+        int64_t r0, r1;
+        thread_range(rows, ch, nchunks, &r0, &r1);
+        if (r0 < r1) k.grad(r0, r1, ca, cb, pv, dv);
       }
     }
   }
