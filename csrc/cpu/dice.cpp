@@ -10,7 +10,8 @@
 //           double every kFlushGroups groups (so a sum over 10^8 positions keeps float64
 //           accuracy); labels are checked on the way (nothing is written before the check);
 //   loss:   from the sums, one value per (sample, class);
-//   pass 2: the gradient, the activation recomputed from x (cheaper than storing p).
+//   pass 2: the gradient, the activation recomputed from x (keeping p in the gradient array
+//           measured no faster: this pass is bound by memory and first-touch page faults).
 // The positions split into contiguous chunks (fixed by the size) that threads take in turn; a
 // sample two chunks share is summed from their partials in chunk order (the same bits for any
 // thread count).
