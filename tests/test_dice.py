@@ -96,6 +96,11 @@ CASES = [  # shape, axis, activation, integer targets
     ((5,), None, "sigmoid", False),
     ((2, 1, 8, 8), 1, "sigmoid", True),   # C = 1
     ((2, 21, 9, 40), 1, "softmax", True),  # partial SIMD groups at the line ends
+    # class axis last (channels-last, (N, C)): lanes gathered at the row stride
+    ((4, 37), 1, "softmax", True),
+    ((3, 7, 40), -1, "sigmoid", False),
+    ((2, 5, 33), -1, None, True),
+    ((2, 3, 4, 19), 3, "softmax", False),
 ]
 
 
@@ -270,31 +275,34 @@ def test_extreme_values():
     assert np.isnan(loss)
 
 
-def test_threads_give_same_bits():
+@pytest.mark.parametrize("shape,axis", [((3, 5, 97, 131), 1), ((3, 97, 131, 17), -1)])
+def test_threads_give_same_bits(shape, axis):
     r = rng(10)
-    x = r.normal(size=(3, 5, 97, 131)).astype(np.float32)  # samples split across threads
-    y = _labels(r, x.shape, 1)
+    x = r.normal(size=shape).astype(np.float32)  # samples split across chunks
+    y = _labels(r, x.shape, axis)
     before = fastloss.get_num_threads()
     try:
         fastloss.set_num_threads(1)
-        a = fastloss.dice_loss(x, y, activation="softmax", axis=1, reduction="none", return_grad=True)
+        a = fastloss.dice_loss(x, y, activation="softmax", axis=axis, reduction="none", return_grad=True)
         fastloss.set_num_threads(3)
-        b = fastloss.dice_loss(x, y, activation="softmax", axis=1, reduction="none", return_grad=True)
+        b = fastloss.dice_loss(x, y, activation="softmax", axis=axis, reduction="none", return_grad=True)
     finally:
         fastloss.set_num_threads(before)
     # chunks fixed by the size, combined in chunk order: the same bits for any thread count
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
-    np.testing.assert_allclose(a[0], ref_dice(x.astype(np.float64), y, "softmax", axis=1, reduction="none"), rtol=2e-6)
+    np.testing.assert_allclose(a[0], ref_dice(x.astype(np.float64), y, "softmax", axis=axis, reduction="none"),
+                               rtol=2e-6)
 
 
-def test_every_simd_level(isa):
+@pytest.mark.parametrize("shape,axis", [((2, 7, 5, 37), 1), ((2, 5, 3, 37), -1)])  # classes strided / contiguous
+def test_every_simd_level(isa, shape, axis):
     r = rng(11)
     for dtype in [np.float32, np.float64]:
-        x = r.normal(size=(2, 7, 5, 37)).astype(dtype)
-        y = _labels(r, x.shape, 1)
+        x = r.normal(size=shape).astype(dtype)
+        y = _labels(r, x.shape, axis)
         for act in [None, "sigmoid", "softmax"]:
-            loss, grad = fastloss.dice_loss(x, y, activation=act, axis=1, squared=True, return_grad=True)
-            want, wgrad = monai_torch(x.astype(np.float64), y, activation=act, axis=1, squared=True)
+            loss, grad = fastloss.dice_loss(x, y, activation=act, axis=axis, squared=True, return_grad=True)
+            want, wgrad = monai_torch(x.astype(np.float64), y, activation=act, axis=axis, squared=True)
             tol = 1e-5 if dtype == np.float32 else 1e-12
             np.testing.assert_allclose(loss, want, rtol=tol)
             np.testing.assert_allclose(grad, wgrad, rtol=tol * 10, atol=tol * np.abs(wgrad).max())
@@ -304,7 +312,9 @@ def test_every_simd_level(isa):
 @given(data=st.data())
 def test_layouts_property(data):
     ndim = data.draw(st.integers(2, 4))
-    shape = tuple(data.draw(st.lists(st.integers(1, 7), min_size=ndim, max_size=ndim)))
+    shape = list(data.draw(st.lists(st.integers(1, 7), min_size=ndim, max_size=ndim)))
+    shape[-1] = data.draw(st.integers(1, 20))  # up to more than a SIMD vector of classes
+    shape = tuple(shape)
     axis = data.draw(st.sampled_from([None] + list(range(1, ndim)) + [-1]))
     act = data.draw(st.sampled_from([None, "sigmoid"] + (["softmax"] if axis is not None else [])))
     int_t = axis is not None and data.draw(st.booleans())
