@@ -29,6 +29,7 @@ constexpr int64_t kMinDicePerThread = 16384;
 // Work per chunk (elements) and the most chunks (see dice_impl).
 constexpr int64_t kChunkElements = int64_t(1) << 16;
 constexpr int64_t kMaxChunks = 1024;
+constexpr int64_t kEdgeBytes = int64_t(32) << 20;
 // Groups (of W positions) summed in the compute type before the sums move into float64.
 constexpr int kFlushGroups = 64;
 // Software prefetch distance along a class stream (8 vectors of AVX-512: ~ the memory latency
@@ -295,7 +296,12 @@ void dice_impl(const DiceParams& p) {
   // The positions split into chunks fixed by the size alone, handed to the threads dynamically:
   // a thread slowed by a busy core holds up no other, and since each chunk's partial sums are
   // combined in chunk order, the result has the same bits for every thread count.
-  const int64_t want_chunks = rows * C / kChunkElements;
+  // Each chunk keeps 2 x 3 C doubles for its edge samples: at most kEdgeBytes of them in all
+  // (many classes get fewer, longer chunks), and never more chunks than positions.
+  int64_t want_chunks = rows * C / kChunkElements;
+  const int64_t most = kEdgeBytes / (48 * (C > 0 ? C : 1));
+  want_chunks = want_chunks < most ? want_chunks : most;
+  want_chunks = want_chunks < rows ? want_chunks : rows;
   const int nchunks = static_cast<int>(want_chunks < 1 ? 1 : want_chunks < kMaxChunks ? want_chunks : kMaxChunks);
   const int nt0 = rows > 0 && C > 0 ? threads_for(rows * C, kMinDicePerThread) : 1;
   const int nt = nt0 < nchunks ? nt0 : nchunks;
