@@ -19,8 +19,11 @@ Sections:
                loss+grad, against a vectorised PyTorch implementation of the reference algorithm with
                autograd, and (t2=1.3: general exponents) the compute floor (the kernel's vector exps
                and logs per element over their throughput, measured as NumPy's float32 exp and log).
+  dice:        dice_loss (softmax, axis=1, integer labels) on (8, 21, 256, 256), loss+grad, against
+               MONAI's DiceLoss formula in PyTorch with autograd, and the memory floor (np.copyto of
+               the logits and labels into buffers of their size, on the same threads).
 
-    python bench/compare_rowwise.py [--only ce,focal,hinge,divergence,l2,bitempered] [--repeat 7] [--threads 2]
+    python bench/compare_rowwise.py [--only ce,focal,hinge,divergence,l2,bitempered,dice] [--repeat 7] [--threads 2]
 """
 import argparse
 import os
@@ -230,11 +233,49 @@ def section_bitempered(args, torch):
         if not integral:
             print(f"    compute floor {us(floor)} ({per_exp * 1e9:.2f} ns per exp, {per_log * 1e9:.2f} ns per log: "
                   f"NumPy float32 on an L2-resident block, 1 thread, over {fastloss.get_num_threads()} threads)")
+def section_dice(args, torch):
+    print("\n## dice_loss (softmax, axis=1, integer labels) vs MONAI's formula in PyTorch autograd, "
+          "(8, 21, 256, 256) float32, loss+grad")
+    from concurrent.futures import ThreadPoolExecutor
+    rng = np.random.default_rng(5)
+    N, C, H, W = 8, 21, 256, 256
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    y = rng.integers(0, C, (N, H, W))
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def monai_fb():  # monai.losses.DiceLoss(softmax=True, to_onehot_y=True), its steps written out
+        xg = xt.detach().requires_grad_()
+        p = torch.softmax(xg, 1)
+        target = torch.zeros(N, C, H, W).scatter_(1, yt[:, None], 1)  # monai.networks.one_hot
+        inter = torch.sum(target * p, dim=[2, 3])
+        denominator = torch.sum(target, dim=[2, 3]) + torch.sum(p, dim=[2, 3])
+        f = 1.0 - (2.0 * inter + 1e-5) / (denominator + 1e-5)
+        torch.mean(f).backward()
+        return xg.grad
+
+    # floor: the bytes a fused kernel must move: read logits and labels, write the gradient
+    # (np.copyto of each into a buffer of its size, split over the same threads)
+    g, gy = np.empty_like(x), np.empty_like(y)
+    pool = ThreadPoolExecutor(args.threads)
+    parts = list(zip(np.array_split(g.reshape(-1), args.threads), np.array_split(x.reshape(-1), args.threads))) + \
+        list(zip(np.array_split(gy.reshape(-1), args.threads), np.array_split(y.reshape(-1), args.threads)))
+
+    def floor():
+        list(pool.map(lambda ab: np.copyto(*ab), parts))
+
+    fl = lambda: fastloss.dice_loss(x, y, activation="softmax", axis=1, smooth=1e-5, return_grad=True)
+    loss, grad = fl()
+    np.testing.assert_allclose(grad, monai_fb().numpy(), rtol=1e-3, atol=1e-9)
+    t = timed([floor, fl, lambda: fastloss.dice_loss(x, y, activation="softmax", axis=1, smooth=1e-5),
+               monai_fb], args.repeat)
+    print(f"  memory floor (np.copyto, read x + labels, write grad) {us(t[0])}")
+    print(f"  dice_loss loss+grad   {us(t[1])}  {t[1] / t[0]:5.2f}x floor  torch f+b {us(t[3])}  ratio {t[3] / t[1]:6.1f}")
+    print(f"  dice_loss loss only   {us(t[2])}  (pass 1: one read of x and labels)")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="ce,focal,hinge,divergence,l2,bitempered")
+    ap.add_argument("--only", default="ce,focal,hinge,divergence,l2,bitempered,dice")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -263,6 +304,10 @@ def main():
         import torch
         torch.set_num_threads(args.threads)
         section_bitempered(args, torch)
+    if "dice" in only:
+        import torch
+        torch.set_num_threads(args.threads)
+        section_dice(args, torch)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ FAMILIES = {
     "edit-distance": "Edit distance (edit_distance, pairwise_edit_distance)",
     "error-rate": "Corpus error rate (error_rate)",
     "elementwise": "Elementwise losses (mse_loss, sigmoid_focal_loss, ...)",
-    "row-wise": "Row-wise losses (multiclass_hinge_loss, softmax_focal_loss, bi_tempered_logistic_loss, ...)",
+    "row-wise": "Row-wise losses (multiclass_hinge_loss, softmax_focal_loss, dice_loss, bi_tempered_logistic_loss, ...)",
     "metric": "Metric learning (center_loss, update_centers)",
 }
 
@@ -417,6 +417,27 @@ def bi_tempered_case(env: Env, shape) -> Case:
             loss.backward()
             return loss
         case.peers["PyTorch autograd fwd+bwd"] = torch_fwd_bwd
+def dice_case(env: Env, shape) -> Case:
+    rng = np.random.default_rng(0)
+    N, C, H, W = shape
+    x = rng.standard_normal(shape, dtype=np.float32)
+    y = rng.integers(0, C, (N, H, W))
+    case = Case(lambda: fastloss.dice_loss(x, y, activation="softmax", axis=1, smooth=1e-5, return_grad=True)[0],
+                floor=env.copy_floor(x), rtol=1e-3)
+    torch = env.peer("torch")
+    if torch is not None:
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+        def torch_fwd_bwd():  # monai.losses.DiceLoss(softmax=True, to_onehot_y=True), written out
+            xg = xt.detach().requires_grad_()
+            p = torch.softmax(xg, 1)
+            target = torch.zeros(shape).scatter_(1, yt[:, None], 1)
+            inter = torch.sum(target * p, dim=[2, 3])
+            den = torch.sum(target, dim=[2, 3]) + torch.sum(p, dim=[2, 3])
+            loss = torch.mean(1.0 - (2.0 * inter + 1e-5) / (den + 1e-5))
+            loss.backward()
+            return loss
+        case.peers["PyTorch autograd (MONAI's formula)"] = torch_fwd_bwd
     return case
 
 
@@ -486,6 +507,8 @@ WORKLOADS = [
              lambda env: softmax_focal_case(env, (4096, 32000))),
     Workload("row-wise", "bi_tempered_logistic_loss (1024, 1000) t1=0.8 t2=1.2, loss + grad",
              lambda env: bi_tempered_case(env, (1024, 1000))),
+    Workload("row-wise", "dice_loss softmax (8, 21, 256, 256) axis=1, loss + grad",
+             lambda env: dice_case(env, (8, 21, 256, 256))),
     Workload("metric", "center_loss + update_centers (65536, 512), 1000 classes",
              lambda env: center_case(env, 65536, 512, 1000)),
 ]

@@ -229,6 +229,14 @@ SPECS = {
         forms=[dict(pred=Floats("N C"), target=Floats("N C"))],
         options=dict(weight=Floats("N", values="positive", optional=True), reduction=REDUCTION, return_grad=FLAG),
         returns=loss_result("pred", drop_axis("pred"))),
+    "dice_loss": Spec(
+        forms=[dict(inputs=Floats("N C"), targets=Floats("N C", values="probs")),
+               dict(inputs=Floats("N C D"), targets=Labels("N D", high="C"), axis=Option([1, -2], omit=0))],
+        options=dict(activation=Option([None, "sigmoid", "softmax"], bad=["relu", "SIGMOID", 0]),
+                     smooth=FloatOption(0.0, 2.0, bad=[-1.0, NAN_]), squared=FLAG, reduction=REDUCTION,
+                     return_grad=FLAG),
+        returns=loss_result("inputs", lambda a: np.shape(a["inputs"])[:1] + (
+            (np.shape(a["inputs"])[a["axis"]],) if a.get("axis") is not None else ()))),
 }
 
 # Names in fastloss.__all__ that are not functions to fuzz.

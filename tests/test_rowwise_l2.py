@@ -174,9 +174,35 @@ def test_every_isa_agrees(isa):
     np.testing.assert_allclose(grad, wgrad, rtol=1e-5, atol=1e-7)
 
 
-def test_cupy_is_refused():
-    from conftest import cupy_or_skip
-    cp = cupy_or_skip()
-    x = cp.zeros((2, 3))
-    with pytest.raises(TypeError, match="CuPy"):
-        fastloss.l2_loss(x, x)
+# --- CUDA (csrc/cuda/rowwise.cu; the emulator without a GPU) --------------------------------
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5), (np.float16, 3e-3)])
+@pytest.mark.parametrize("shape,axis,weight_shape", [((7, 5), -1, None), ((3, 40), -1, (3,)), ((4, 6, 3), 1, (4, 1)),
+                                                     ((5,), 0, None), ((2, 3, 70), -1, (3,))])
+def test_backends_agree(backend, dtype, tol, shape, axis, weight_shape):
+    r = rng(20)
+    x, t = r.normal(size=shape).astype(dtype), r.normal(size=shape)  # target float64: converted
+    w = None if weight_shape is None else r.uniform(0.5, 2.0, weight_shape)
+    for reduction in ["mean", "sum", "none"]:
+        loss, grad = fastloss.l2_loss(backend.asarray(x), backend.asarray(t), weight=backend.asarray(w), axis=axis,
+                                      reduction=reduction, return_grad=True)
+        assert type(loss) is type(backend.asarray(x)) and loss.dtype == dtype and grad.dtype == dtype
+        want, wgrad = ref_l2(x.astype(np.float64), t.astype(dtype).astype(np.float64), weight=w, axis=axis,
+                             reduction=reduction)
+        np.testing.assert_allclose(backend.to_numpy(loss).astype(np.float64), want, rtol=tol, atol=tol)
+        np.testing.assert_allclose(backend.to_numpy(grad).astype(np.float64), wgrad, rtol=tol * 10, atol=tol)
+
+
+def test_backend_edges(backend):
+    # zero distance (gradient 0), overflowing squares, no rows, strided
+    x = np.array([[1.0, 2.0], [3e200, 4e200]])
+    loss, grad = fastloss.l2_loss(backend.asarray(x), backend.asarray(np.array([[1.0, 2.0], [0.0, 0.0]])),
+                                  reduction="none", return_grad=True)
+    np.testing.assert_allclose(backend.to_numpy(loss), [0.0, 5e200], rtol=1e-15)
+    np.testing.assert_allclose(backend.to_numpy(grad), [[0.0, 0.0], [0.6, 0.8]], rtol=1e-15)
+    loss, grad = fastloss.l2_loss(backend.asarray(np.zeros((0, 3))), backend.asarray(np.zeros((0, 3))), return_grad=True)
+    assert float(backend.to_numpy(loss)) == 0.0 and grad.shape == (0, 3)
+    base = rng(21).normal(size=(6, 8))
+    xs = backend.asarray(base)[::2, ::-3]
+    want = fastloss.l2_loss(np.ascontiguousarray(base[::2, ::-3]), np.zeros((3, 3)), reduction="none")
+    got = fastloss.l2_loss(xs, backend.asarray(np.zeros((3, 3))), reduction="none")
+    np.testing.assert_allclose(backend.to_numpy(got), want, rtol=1e-15)

@@ -179,7 +179,8 @@ void register_rowwise(py::module_& m) {
     p.reduction = reduction_arg(reduction);
     const TensorView x = call.floats(pred, "pred");
     if (x.ndim < 1) throw_value("pred must have at least one dimension (the axis summed over)");
-    const TensorView t = call.floats(target, "target");
+    TensorView t = call.floats(target, "target");
+    if (call.cuda() && t.dtype != x.dtype) t = call.converted(t, x.dtype);  // the CUDA kernel reads pred's dtype
     p.weight = call.floats_or_none(weight, "weight");
     const int ax = normalize_axis(int_arg(axis, "axis"), x.ndim, "pred");
     p.pred = x.axis_moved_last(ax);
@@ -192,10 +193,11 @@ void register_rowwise(py::module_& m) {
       p.grad = g.axis_moved_last(ax);
     }
     check_l2_loss_params(p);
-    cpu_only(call, "l2_loss");
+    [[maybe_unused]] void* ws = call.cuda() ? call.workspace(cuda::rowwise_workspace_bytes(p.pred.drop_last().numel())) : nullptr;
     {
       py::gil_scoped_release release;
-      cpu::l2_loss(p);
+      if (call.cuda()) FASTLOSS_ROWWISE_CUDA(cuda::l2_loss(p, call.stream(), ws));
+      else cpu::l2_loss(p);
     }
     return loss_and_grad(std::move(loss), std::move(grad));
   });

@@ -120,6 +120,7 @@ PYBIND11_MODULE(_C, m) {
   register_ctc(m);
   register_elementwise(m);
   register_rowwise(m);
+  register_dice(m);
   register_metric(m);
   register_bi_tempered(m);
 }

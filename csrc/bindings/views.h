@@ -18,6 +18,7 @@ void register_edit_distance(py::module_& m);
 void register_ctc(py::module_& m);
 void register_elementwise(py::module_& m);
 void register_rowwise(py::module_& m);
+void register_dice(py::module_& m);
 void register_metric(py::module_& m);
 void register_bi_tempered(py::module_& m);
 

@@ -577,5 +577,137 @@ void multiclass_hinge_loss(const MulticlassHingeParams& p, void* stream, void* w
   if (d.rows > 0) check_labels_after(p.scores, p.labels, false, 0, workspace, s);
 }
 
+// --- l2_loss ------------------------------------------------------------------------------
+// One warp per row: the sum of squared differences (again scaled by the largest difference when
+// it overflows with finite inputs, as on the CPU), the row's weight, its loss and gradient
+// w (x - t) / d (0 at d = 0). Row losses go through the workspace and finish_kernel's fixed-order
+// sum, like the other row losses.
+namespace {
+
+struct L2Rows {
+  RowGeom x_rows, t_rows, g_rows, loss_rows, w_rows;
+  int64_t C, rows, x_cs, t_cs, g_cs;
+  const void* x;
+  const void* t;
+  void* g;
+  void* loss;
+  const void* w;  // weight broadcast to the rows (w_rows), or null
+  int w_dtype;    // 0 f16, 1 f32, 2 f64
+  bool reduce_none;
+  double scale;   // of the gradient
+  double* row_loss;
+};
+
+__device__ __forceinline__ double load_weight(const L2Rows& p, int64_t off) {
+  if (p.w_dtype == 2) return static_cast<const double*>(p.w)[off];
+  if (p.w_dtype == 1) return static_cast<const float*>(p.w)[off];
+  return __half2float(static_cast<const __half*>(p.w)[off]);
+}
+
+template <class T> __global__ void __launch_bounds__(256) l2_kernel(L2Rows p) {
+  typedef typename AccOf<T>::type A;
+  const T* x = static_cast<const T*>(p.x);
+  const T* t = static_cast<const T*>(p.t);
+  const int lane = threadIdx.x % 32;
+  const int64_t first = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / 32;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x / 32;
+  for (int64_t r = first; r < p.rows; r += stride) {  // uniform per warp
+    const int64_t xo = row_offset(p.x_rows, r), to = row_offset(p.t_rows, r);
+    auto diff = [&](int64_t c) { return A(load_f(x, xo + c * p.x_cs)) - A(load_f(t, to + c * p.t_cs)); };
+    A ss = 0;
+    for (int64_t c = lane; c < p.C; c += 32) {
+      const A dv = diff(c);
+      ss += dv * dv;
+    }
+    ss = warp_sum(ss);
+    A d;
+    if (!isinf(ss)) {
+      d = sqrt(ss);
+    } else {  // overflowed: sqrt(sum) = m sqrt(sum (d/m)^2), m the largest |difference|
+      A m = 0;
+      for (int64_t c = lane; c < p.C; c += 32) {
+        const A a = fabs(diff(c));
+        m = a > m ? a : m;  // NaN never wins
+      }
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) {
+        const A om = __shfl_xor_sync(0xffffffffu, m, o);
+        m = om > m ? om : m;
+      }
+      if (isinf(m)) {
+        d = m;
+      } else {
+        A s2 = 0;
+        for (int64_t c = lane; c < p.C; c += 32) {
+          const A q = diff(c) / m;
+          s2 += q * q;
+        }
+        d = m * sqrt(warp_sum(s2));
+      }
+    }
+    const A w = p.w ? A(load_weight(p, row_offset(p.w_rows, r))) : A(1);
+    const A loss = w * d;
+    if (p.g) {
+      T* g = static_cast<T*>(p.g);
+      const int64_t go = row_offset(p.g_rows, r);
+      const A k = d > A(0) ? A(p.scale) * w / d : A(0);  // 0 at the minimum: finite
+      for (int64_t c = lane; c < p.C; c += 32) store_f(g, go + c * p.g_cs, k * diff(c));
+    }
+    if (lane == 0) {
+      if (p.reduce_none) store_f(static_cast<T*>(p.loss), row_offset(p.loss_rows, r), loss);
+      else p.row_loss[r] = static_cast<double>(loss);
+    }
+  }
+}
+
+template <class T> void run_l2(const L2Rows& l, const DevRows& d, cudaStream_t s) {
+  if (l.rows > 0) l2_kernel<T><<<grid_for(l.rows, 8), 256, 0, s>>>(l);
+  if (!l.reduce_none) finish_kernel<T><<<1, kFinishThreads, 0, s>>>(d);
+}
+
+}  // namespace
+
+void l2_loss(const L2LossParams& p, void* stream, void* workspace) {
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  // make_rows: the geometry, and the fields finish_kernel reads ("mean" over every row)
+  const DevRows d = make_rows(p.pred, p.target, none_view(), p.grad, p.loss, p.reduction, workspace);
+  const int rank = p.pred.ndim - 1;
+  L2Rows l;
+  l.x_rows = d.x_rows;
+  l.t_rows = d.t_rows;
+  l.g_rows = d.grad_rows;
+  l.loss_rows = d.loss_rows;
+  l.C = d.C;
+  l.rows = d.rows;
+  l.x_cs = d.x_cs;
+  l.t_cs = d.t_cs;
+  l.g_cs = d.grad_cs;
+  l.x = d.x;
+  l.t = d.t;
+  l.g = d.grad;
+  l.loss = d.loss;
+  l.reduce_none = p.reduction == Reduction::none;
+  l.scale = p.reduction == Reduction::mean ? (d.rows ? 1.0 / static_cast<double>(d.rows) : 0.0) : 1.0;
+  l.row_loss = reinterpret_cast<double*>(static_cast<Workspace*>(workspace) + 1);
+  l.w = is_none(p.weight) ? nullptr : p.weight.data;
+  l.w_dtype = is_none(p.weight) ? 0 : p.weight.dtype == DType::f64 ? 2 : p.weight.dtype == DType::f32 ? 1 : 0;
+  // weight broadcast to the rows' shape: right-aligned, stride 0 along its size-1 dimensions
+  l.w_rows = row_geom(p.pred, rank);
+  for (int i = 0; i < kMaxDims; ++i) l.w_rows.strides[i] = 0;
+  if (!is_none(p.weight)) {
+    const int lead = rank - p.weight.ndim;
+    for (int i = 0; i < rank; ++i) {
+      const int k = i - lead;
+      l.w_rows.strides[i] = k >= 0 && p.weight.shape[k] != 1 ? p.weight.strides[k] : 0;
+    }
+  }
+  switch (p.pred.dtype) {
+    case DType::f64: run_l2<double>(l, d, s); break;
+    case DType::f32: run_l2<float>(l, d, s); break;
+    default: run_l2<__half>(l, d, s); break;
+  }
+  FASTLOSS_CUDA_CHECK(cudaGetLastError());
+}
+
 }  // namespace cuda
 }  // namespace fastloss

@@ -16,7 +16,7 @@ from .elementwise import (balanced_sigmoid_cross_entropy, huber_loss, hinge_loss
                           truncated_sigmoid_cross_entropy)
 from .rowwise import (entropy, js_divergence, kl_divergence, multiclass_hinge_loss, softmax_focal_loss,
                       truncated_cross_entropy)
-from .rowwise import l2_loss
+from .rowwise import dice_loss, l2_loss
 from .rowwise import bi_tempered_binary_logistic_loss, bi_tempered_logistic_loss, tempered_softmax
 from .metric import center_loss, large_margin_softmax_loss, update_centers
 
@@ -39,7 +39,7 @@ __all__ = [
     "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "log_cosh_loss",
     "softmax_focal_loss", "truncated_cross_entropy", "entropy", "kl_divergence", "js_divergence",
     "multiclass_hinge_loss",
-    "l2_loss",
+    "l2_loss", "dice_loss",
     "tempered_softmax", "bi_tempered_logistic_loss", "bi_tempered_binary_logistic_loss",
     "large_margin_softmax_loss", "center_loss", "update_centers",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from . import _C
 
 __all__ = ["softmax_focal_loss", "truncated_cross_entropy", "entropy", "kl_divergence", "js_divergence",
-           "multiclass_hinge_loss", "l2_loss", "tempered_softmax", "bi_tempered_logistic_loss",
+           "multiclass_hinge_loss", "l2_loss", "dice_loss", "tempered_softmax", "bi_tempered_logistic_loss",
            "bi_tempered_binary_logistic_loss"]
 
 
@@ -184,6 +184,52 @@ def l2_loss(pred, target, *, weight=None, axis=-1, reduction="mean", return_grad
         5.0
     """
     return _C.l2_loss(pred, target, weight, axis, reduction, return_grad)
+
+
+def dice_loss(inputs, targets, *, activation=None, smooth=1.0, squared=False, axis=None, reduction="mean",
+              return_grad=False):
+    """Dice loss per sample (first axis), and per class when ``axis`` names the class axis.
+
+    With ``p = activation(inputs)`` and targets ``t``, summed over each sample's positions (every
+    axis but the first and the class axis)::
+
+        loss[n, c] = 1 - (2 * sum(p * t) + smooth) / (sum(p**k) + sum(t**k) + smooth)
+
+    ``k = 2`` if ``squared`` else 1 (MONAI's ``DiceLoss`` with ``smooth_nr = smooth_dr = smooth``
+    and ``squared_pred``). An empty prediction of an empty target scores 0; with ``smooth=0``
+    both sums being 0 also gives 0 (and a zero gradient), never NaN.
+
+    Args:
+        inputs: float array (N, ...): logits for an activation, else probabilities.
+        targets: float array of ``inputs``' shape (masks or probabilities), or integer class
+            labels in ``[0, C)`` shaped like ``inputs`` without ``axis`` (one-hot encoded inside
+            the kernel; a label outside is an ``IndexError``). Integer labels need ``axis``.
+        activation: ``None``, ``"sigmoid"`` (elementwise) or ``"softmax"`` (over ``axis``;
+            needs ``axis``). Applied inside the kernel; the gradient flows through it.
+        smooth: finite, >= 0, added to numerator and denominator.
+        squared: ``k = 2`` (squares in the denominator).
+        axis: the class axis (not 0), or ``None`` for one value per sample over all its elements.
+        reduction: ``"mean"`` over the values (N, or N * C with ``axis``; 0 when there are
+            none), ``"sum"`` or ``"none"``: shape ``(N,)`` without ``axis``, ``(N, C)`` with it
+            (MONAI's per-class layout, its trailing spatial 1s dropped).
+        return_grad: also return d(loss)/d(inputs), through the activation.
+
+    Returns:
+        ``loss`` or ``(loss, grad)``, in the dtype of ``inputs`` (float16 computed in float32).
+
+    Example:
+        >>> import numpy as np, fastloss
+        >>> p = np.array([[0.0, 1.0, 1.0, 0.0]])
+        >>> float(fastloss.dice_loss(p, np.array([[0.0, 1.0, 0.0, 0.0]]), smooth=0.0))  # 1 - 2/3
+        0.33333333333333337
+        >>> logits = np.zeros((2, 3, 4, 4), np.float32)       # (N, C, H, W)
+        >>> labels = np.zeros((2, 4, 4), np.int64)
+        >>> fastloss.dice_loss(logits, labels, activation="softmax", axis=1, reduction="none").shape
+        (2, 3)
+    """
+    return _C.dice_loss(inputs, targets, activation, smooth, squared, axis, reduction, return_grad)
+
+
 
 
 def tempered_softmax(activations, t, *, num_iters=5, axis=-1):

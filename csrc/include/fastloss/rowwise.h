@@ -100,5 +100,7 @@ void softmax_focal_loss(const SoftmaxFocalParams& p);
 void truncated_cross_entropy(const TruncatedCrossEntropyParams& p);
 void divergence(const DivergenceParams& p, void* stream);
 void multiclass_hinge_loss(const MulticlassHingeParams& p, void* stream, void* workspace);
+// l2_loss: a target in pred's dtype (the binding converts it); workspace as above.
+void l2_loss(const L2LossParams& p, void* stream, void* workspace);
 }  // namespace cuda
 }  // namespace fastloss
