@@ -295,11 +295,15 @@ template <class S> struct PendingLosses {
       const vec_t<S> ls = vlog(s);
       for (int i = 0; i < n; ++i) st[i].log_s = ls[i];
     }
+    // One add per row, in row order, as on every path; the running sum in a register (adding
+    // through *acc chained every row on a store forward).
+    double sum = *acc;
     for (int i = 0; i < n; ++i) {
       const S l = pol.loss(st[i]);
       if (reduce_none) store_as<S>(loss, loss_offset[i], l);
-      else *acc += static_cast<double>(l);
+      else sum += static_cast<double>(l);
     }
+    *acc = sum;
     n = 0;
   }
 };
@@ -504,6 +508,8 @@ void run(const CrossEntropyParams& p, const Policy& pol) {
   const ShortRowsFn<S, Policy> short_batch_fn = short_rows_for<S, Policy>(C, true);
   const ShortRowsFn<S, Policy> short_one_fn = short_rows_for<S, Policy>(C, false);
   const int batch_rows = short_batch<S>(static_cast<int>((C + W - 1) / W));
+  const bool plain_rows = rank == 1 && short_batch_fn && !spatial && !p.soft_labels && p.labels.dtype == DType::i64 &&
+                          p.logits.dtype == native && p.logits.strides[1] == 1 && (!want_grad || grad_direct);
   const int nt = threads_for(rows * C, kMinElementsPerThread);
   const int nthreads = nt < 256 ? nt : 256;
   double partial[256] = {0};
@@ -549,6 +555,31 @@ void run(const CrossEntropyParams& p, const Policy& pol) {
       }
       batch.n = 0;
     };
+    // The common case, (N, C) contiguous rows of short length with int64 labels and the
+    // gradient (if any) in place: rows addressed directly, no walker, gathers or dtype switches.
+    if (plain_rows) {
+      const S* xb = p.logits.ptr<const S>();
+      const int64_t* yb = p.labels.ptr<const int64_t>();
+      S* gb = want_grad ? p.grad.ptr<S>() : nullptr;
+      const int64_t xs = p.logits.strides[0], ys = p.labels.strides[0], gs = want_grad ? p.grad.strides[0] : 0;
+      const int64_t ls = reduce_none ? p.loss.strides[0] : 0;
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t y = yb[r * ys];
+        if (y == p.ignore_index) {
+          if (reduce_none) store_as<S>(p.loss, r * ls, S(0));
+          if (want_grad) std::memset(gb + r * gs, 0, C * sizeof(S));
+          continue;
+        }
+        const int i = batch.n++;
+        batch.x[i] = xb + r * xs;
+        batch.t[i] = nullptr;
+        batch.y[i] = y;
+        batch.g[i] = want_grad ? gb + r * gs : nullptr;
+        batch.loss_offset[i] = r * ls;
+        if (batch.n == batch_rows) run_batch();
+      }
+      r1 = r0;  // the general loop below has nothing left
+    }
     RowWalker<4> walk(p.logits.shape, rank, strides);
     walk.begin(r0);
     for (int64_t r = r0; r < r1; ++r, walk.next()) {
