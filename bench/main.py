@@ -417,6 +417,9 @@ def bi_tempered_case(env: Env, shape) -> Case:
             loss.backward()
             return loss
         case.peers["PyTorch autograd fwd+bwd"] = torch_fwd_bwd
+    return case
+
+
 def dice_case(env: Env, shape) -> Case:
     rng = np.random.default_rng(0)
     N, C, H, W = shape
