@@ -27,7 +27,6 @@ Sections:
 """
 import argparse
 import os
-import platform
 import time
 
 import numpy as np
