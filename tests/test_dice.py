@@ -101,6 +101,11 @@ CASES = [  # shape, axis, activation, integer targets
     ((3, 7, 40), -1, "sigmoid", False),
     ((2, 5, 33), -1, None, True),
     ((2, 3, 4, 19), 3, "softmax", False),
+    # (N, C) per class: the row path along the classes (every bucket one element)
+    ((6, 45), 1, "sigmoid", False),
+    ((3, 20), 1, None, False),
+    ((4, 37), 1, "softmax", False),
+    ((7, 1, 33, 1), 2, "sigmoid", True),  # unit position dims: the same path
 ]
 
 

@@ -281,6 +281,135 @@ template <class S> struct Kernel {
   }
 };
 
+// IndexError for the label of (flat) row first_bad.
+void throw_bad_label(const DiceParams& p, int64_t first_bad, int64_t C) {
+  const TensorView& t = p.targets;
+  const int rank = t.ndim;
+  int64_t off = 0, rr = first_bad;
+  for (int dd = rank - 1; dd >= 0; --dd) {
+    off += (rr % t.shape[dd]) * t.strides[dd];
+    rr /= t.shape[dd];
+  }
+  // the user's label shape (a unit dim the layout appended is not shown)
+  const int shown = rank == 2 && t.shape[1] == 1 && t.strides[1] == 0 ? 1 : rank;
+  throw_index("targets" + index_string(t.shape, shown, first_bad) + " = " + std::to_string(load_index(t, off)) +
+              " is outside [0, " + std::to_string(C) + ")");
+}
+
+// Per-class dice of samples with no position axes, (N, C) with axis=1: every (sample, class)
+// bucket holds one element, so a row is a vector loop along its classes (the position-lane
+// groups would hold one lane each). Returns the first bad label's row (or INT64_MAX); per-row
+// losses go to row_loss (summed by the caller in row order: any thread count, same bits).
+template <class S>
+int64_t dice_rows(const Kernel<S>& k, const DiceParams& p, double scale, double* row_loss) {
+  typedef vec_t<S> V;
+  constexpr int W = Vec<S>::W;
+  const int64_t N = p.inputs.shape[0], C = k.C;
+  const bool want_grad = !is_none(p.grad), reduce_none = p.reduction == Reduction::none;
+  const bool soft = p.activation == DiceActivation::softmax, sig = p.activation == DiceActivation::sigmoid;
+  const S smooth = static_cast<S>(p.smooth), sc = static_cast<S>(scale), kk = p.squared ? S(2) : S(1);
+  const int64_t xs = p.inputs.strides[0], ts = p.targets.strides[0];
+  const int64_t gs = want_grad ? p.grad.strides[0] : 0;
+  const bool x_direct = k.x_native && k.xcs == 1, t_direct = !p.int_targets && k.t_native && k.tcs == 1;
+  const bool g_direct = want_grad && k.g_native && k.gcs == 1;
+  const int nt = threads_for(N * C, kMinDicePerThread);
+  int64_t first_bad = INT64_MAX;
+#pragma omp parallel num_threads(nt) if (nt > 1) reduction(min : first_bad)
+  {
+    ScratchBuffer xbuf, tbuf, pbuf, dbuf, gbuf;  // rows padded by a vector
+    S* xg = xbuf.get<S>(C + W);
+    S* tg = tbuf.get<S>(C + W);
+    S* pr = pbuf.get<S>(C + W);  // the activation
+    S* dr = sig ? dbuf.get<S>(C + W) : nullptr;  // sigmoid'
+    S* gr = gbuf.get<S>(C + W);
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      const S* x = x_direct ? p.inputs.ptr<const S>() + n * xs : xg;
+      if (!x_direct)
+        for (int64_t c = 0; c < C; ++c) xg[c] = load_as<S>(p.inputs, n * xs + c * k.xcs);
+      int64_t y = -1;
+      const S* t = t_direct ? p.targets.ptr<const S>() + n * ts : tg;
+      if (p.int_targets) {
+        y = load_index(p.targets, n * ts);
+        if (y < 0 || y >= C) {
+          if (n < first_bad) first_bad = n;
+          row_loss[n] = 0;
+          continue;
+        }
+      } else if (!t_direct) {
+        for (int64_t c = 0; c < C; ++c) tg[c] = load_as<S>(p.targets, n * ts + c * k.tcs);
+      }
+      auto part = [&](const S* q, int64_t j, S fill) { return C - j >= W ? load(q + j) : load_partial(q + j, C - j, fill); };
+      auto tvec = [&](int64_t j) {
+        if (!p.int_targets) return part(t, j, S(0));
+        V v = V{};
+        if (static_cast<uint64_t>(y - j) < static_cast<uint64_t>(W)) v[y - j] = S(1);
+        return v;
+      };
+      // the activation into pr (softmax: exp(x - max), then scaled by 1/sum on use)
+      S inv = 1;
+      if (soft) {
+        V mv = splat(-std::numeric_limits<S>::infinity());
+        for (int64_t j = 0; j < C; j += W) mv = vmax(mv, part(x, j, -std::numeric_limits<S>::infinity()));
+        const V m = splat(hmax<S>(mv));
+        V sv = V{};
+        for (int64_t j = 0; j < C; j += W) {
+          const V e = vexp(part(x, j, -std::numeric_limits<S>::infinity()) - m);
+          sv += e;
+          store(pr + j, e);
+        }
+        inv = S(1) / hsum<S>(sv);
+      } else {
+        for (int64_t j = 0; j < C; j += W) {
+          V d;
+          store(pr + j, sig ? Kernel<S>::sigmoid(part(x, j, S(0)), &d) : part(x, j, S(0)));
+          if (sig) store(dr + j, d);
+        }
+      }
+      // per element: loss 1 - (2pt + smooth) / (p^k + t^k + smooth); dloss/dp = a t + b p^(k-1)
+      V lacc = V{}, dot = V{};
+      for (int64_t j = 0; j < C; j += W) {
+        const int64_t nl = C - j < W ? C - j : W;
+        const V pv = load(pr + j) * inv, tv = tvec(j);
+        const V D = (p.squared ? pv * pv + tv * tv : pv + tv) + smooth, Nm = S(2) * pv * tv + smooth;
+        const auto empty = (D == S(0)) & (Nm == S(0));  // smooth = 0, nothing predicted, nothing there
+        const V r = S(1) / (empty ? splat(S(1)) : D);  // the one divide of the element
+        const V l = empty ? V{} : S(1) - Nm * r;
+        const V lz = nl == W ? l : (first_lanes<S>(nl, S(1)) == S(1) ? l : V{});
+        lacc += lz;
+        if (reduce_none) {
+          for (int64_t i = 0; i < nl; ++i) store_as<S>(p.loss, n * p.loss.strides[0] + (j + i) * p.loss.strides[1], l[i]);
+        }
+        if (want_grad) {
+          const V a = empty ? V{} : (S(-2) * sc) * r, b = empty ? V{} : (kk * sc) * Nm * r * r;
+          const V gp = a * tv + (p.squared ? b * pv : b);
+          if (soft) {
+            const V gz = nl == W ? gp : (first_lanes<S>(nl, S(1)) == S(1) ? gp : V{});
+            dot += pv * gz;
+            store(gr + j, gp);
+          } else {
+            store(gr + j, sig ? gp * load(dr + j) : gp);
+          }
+        }
+      }
+      row_loss[n] = static_cast<double>(hsum<S>(lacc));
+      if (want_grad) {
+        const S dt = hsum<S>(dot);
+        S* g = g_direct ? p.grad.ptr<S>() + n * gs : gr;
+        for (int64_t j = 0; j < C; j += W) {
+          V gv = load(gr + j);
+          if (soft) gv = load(pr + j) * inv * (gv - dt);
+          if (C - j >= W) store(g + j, gv);
+          else store_partial(g + j, gv, C - j);
+        }
+        if (!g_direct)
+          for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad, n * gs + c * k.gcs, g[c]);
+      }
+    }
+  }
+  return first_bad;
+}
+
 template <class S>
 void dice_impl(const DiceParams& p) {
   typedef vec_t<S> V;
@@ -289,6 +418,19 @@ void dice_impl(const DiceParams& p) {
   const int64_t rows = N * M;
   const int64_t B = N * C;  // (sample, class) buckets
   const bool want_grad = !is_none(p.grad), reduce_none = p.reduction == Reduction::none;
+  if (p.per_class && M == 1 && N > 0 && C > 0) {  // (N, C) with axis=1: the row path
+    const double scale = p.reduction == Reduction::mean ? 1.0 / static_cast<double>(B) : 1.0;
+    ScratchBuffer loss_buf;
+    double* row_loss = loss_buf.get<double>(N);
+    const int64_t bad = dice_rows<S>(k, p, scale, row_loss);
+    if (bad != INT64_MAX) throw_bad_label(p, bad, C);
+    if (!reduce_none) {
+      double total = 0;
+      for (int64_t n = 0; n < N; ++n) total += row_loss[n];
+      store_as<double>(p.loss, 0, total * scale);
+    }
+    return;
+  }
 
   ScratchBuffer sum_buf;
   double* sums = sum_buf.get<double>(3 * B + 1);  // (I, P, T) per bucket
@@ -353,19 +495,7 @@ void dice_impl(const DiceParams& p) {
         for (int64_t i = 0; i < 3 * C; ++i) sums[sample * 3 * C + i] += src[i];
       }
     }
-    if (first_bad != INT64_MAX) {
-      const TensorView& t = p.targets;
-      const int rank = t.ndim;
-      int64_t off = 0, rr = first_bad;
-      for (int dd = rank - 1; dd >= 0; --dd) {
-        off += (rr % t.shape[dd]) * t.strides[dd];
-        rr /= t.shape[dd];
-      }
-      // the user's label shape (a unit dim the layout appended is not shown)
-      const int shown = rank == 2 && t.shape[1] == 1 && t.strides[1] == 0 ? 1 : rank;
-      throw_index("targets" + index_string(t.shape, shown, first_bad) + " = " +
-                  std::to_string(load_index(t, off)) + " is outside [0, " + std::to_string(C) + ")");
-    }
+    if (first_bad != INT64_MAX) throw_bad_label(p, first_bad, C);
   }
 
   // Loss per bucket and the gradient coefficients a = -2 s / D, b = k s Nm / D^2.
