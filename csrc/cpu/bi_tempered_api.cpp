@@ -2,7 +2,6 @@
 // CUDA entry points), and the CPU dispatch: t1 = t2 = 1 runs the cross-entropy kernel, as the
 // reference runs softmax_cross_entropy_with_logits there.
 #include <cmath>
-#include <cstdio>
 #include <limits>
 #include <string>
 
@@ -12,14 +11,8 @@
 namespace fastloss {
 namespace {
 
-std::string num(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%g", v);
-  return buf;
-}
-
 void check_temperature(double t, const char* name) {
-  if (!(t > 0.0) || std::isinf(t)) throw_value(std::string(name) + " must be a finite number > 0, got " + num(t));
+  if (!(t > 0.0) || std::isinf(t)) throw_value(std::string(name) + " must be a finite number > 0, got " + number_string(t));
 }
 
 void check_iters(int64_t n) {
@@ -43,7 +36,7 @@ void check_bi_tempered_params(const BiTemperedParams& p) {
   check_temperature(p.t2, "t2");
   check_iters(p.num_iters);
   if (!(p.label_smoothing >= 0.0 && p.label_smoothing < 1.0))
-    throw_value("label_smoothing must be in [0, 1), got " + num(p.label_smoothing));
+    throw_value("label_smoothing must be in [0, 1), got " + number_string(p.label_smoothing));
   if (p.binary) {
     if (!is_float(p.labels.dtype)) throw_type(std::string("targets must be a float array, got ") + dtype_name(p.labels.dtype));
     if (!same_shape(p.labels, x, x.ndim))
@@ -61,7 +54,7 @@ void check_bi_tempered_params(const BiTemperedParams& p) {
                   ", got " + shape_string(p.labels));
     }
     if (p.label_smoothing > 0.0 && C < 2)
-      throw_value("label_smoothing = " + num(p.label_smoothing) + " needs at least 2 classes (it moves mass to the C - 1 "
+      throw_value("label_smoothing = " + number_string(p.label_smoothing) + " needs at least 2 classes (it moves mass to the C - 1 "
                   "others), got C = " + std::to_string(C));
   }
   if (!is_none(p.grad)) {

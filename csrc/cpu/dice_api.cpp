@@ -1,18 +1,11 @@
 // Dice loss: argument checks and canonical layout (shared by CPU and CUDA), CPU dispatch.
 #include <cmath>
-#include <cstdio>
 #include <string>
 
 #include "fastloss/dice.h"
 
 namespace fastloss {
 namespace {
-
-std::string num(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%g", v);
-  return buf;
-}
 
 // Appends a size-1, stride-0 dimension.
 void append_unit(TensorView& v, const char* name) {
@@ -45,7 +38,7 @@ void dice_layout(DiceParams& p, const TensorView& x, const TensorView& t, int ax
   if (x.ndim < 1) throw_value("inputs must have at least one dimension (the samples)");
   if (axis == 0) throw_value("axis must name the class axis, not 0 (the first axis holds the samples)");
   if (axis >= x.ndim) throw_value("axis " + std::to_string(axis) + " is out of range for inputs " + shape_string(x));
-  if (!(p.smooth >= 0.0) || std::isinf(p.smooth)) throw_value("smooth must be a finite number >= 0, got " + num(p.smooth));
+  if (!(p.smooth >= 0.0) || std::isinf(p.smooth)) throw_value("smooth must be a finite number >= 0, got " + number_string(p.smooth));
   if (p.activation == DiceActivation::softmax && axis < 0)
     throw_value("activation='softmax' needs axis (the class axis the softmax runs over)");
   p.per_class = axis >= 0;

@@ -1,19 +1,12 @@
 // Argument checks shared by the CPU and CUDA elementwise losses, and the CPU entry point
 // (first pass where a loss needs one, then the per-ISA loss pass).
 #include <cmath>
-#include <sstream>
 #include <string>
 
 #include "fastloss/elementwise.h"
 
 namespace fastloss {
 namespace {
-
-std::string num(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
 
 bool same_shape(const TensorView& a, const TensorView& b) {
   if (a.ndim != b.ndim) return false;
@@ -79,26 +72,26 @@ ElementwiseConsts check_elementwise_params(ElementwiseParams& p) {
   switch (p.kind) {
     case ElementwiseLoss::balanced_sigmoid_cross_entropy:
       if (!p.beta_from_targets && !(p.beta >= 0.0 && p.beta <= 1.0))
-        throw_value("beta must be in [0, 1] (or None: the fraction of negatives), got " + num(p.beta));
+        throw_value("beta must be in [0, 1] (or None: the fraction of negatives), got " + number_string(p.beta));
       k.a = p.beta;
       break;
     case ElementwiseLoss::sigmoid_focal_loss:
-      if (!(p.gamma >= 0.0) || std::isinf(p.gamma)) throw_value("gamma must be a finite number >= 0, got " + num(p.gamma));
+      if (!(p.gamma >= 0.0) || std::isinf(p.gamma)) throw_value("gamma must be a finite number >= 0, got " + number_string(p.gamma));
       if (std::isnan(p.alpha)) throw_value("alpha must be a number (< 0 disables it), got nan");
       k.a = p.alpha;
       k.b = p.gamma;
       k.n = p.gamma == std::floor(p.gamma) && p.gamma <= 8 ? static_cast<int>(p.gamma) : -1;
       break;
     case ElementwiseLoss::truncated_sigmoid_cross_entropy:
-      if (!(p.margin >= 0.0 && p.margin <= 1.0)) throw_value("margin must be in [0, 1], got " + num(p.margin));
+      if (!(p.margin >= 0.0 && p.margin <= 1.0)) throw_value("margin must be in [0, 1], got " + number_string(p.margin));
       if (p.soft && (!(p.softness > 0.0) || std::isinf(p.softness)))
-        throw_value("softness must be a finite number > 0 (or None for hard truncation), got " + num(p.softness));
+        throw_value("softness must be a finite number > 0 (or None for hard truncation), got " + number_string(p.softness));
       k.a = p.margin;
       k.b = p.soft ? p.softness : 0.0;
       k.n = p.soft ? 1 : 0;
       break;
     case ElementwiseLoss::hinge_loss:
-      if (!std::isfinite(p.margin)) throw_value("margin must be finite, got " + num(p.margin));
+      if (!std::isfinite(p.margin)) throw_value("margin must be finite, got " + number_string(p.margin));
       k.a = p.margin;
       k.n = p.squared ? 1 : 0;
       break;
@@ -106,11 +99,11 @@ ElementwiseConsts check_elementwise_params(ElementwiseParams& p) {
       k.n = p.log_target ? 1 : 0;
       break;
     case ElementwiseLoss::huber_loss:
-      if (!(p.delta > 0.0)) throw_value("delta must be > 0, got " + num(p.delta));
+      if (!(p.delta > 0.0)) throw_value("delta must be > 0, got " + number_string(p.delta));
       k.a = p.delta;
       break;
     case ElementwiseLoss::smooth_l1_loss:
-      if (!(p.beta >= 0.0)) throw_value("beta must be >= 0, got " + num(p.beta));
+      if (!(p.beta >= 0.0)) throw_value("beta must be >= 0, got " + number_string(p.beta));
       k.a = p.beta;
       k.b = p.beta > 0 ? 1.0 / p.beta : 0.0;
       k.n = p.beta == 0.0 ? 1 : 0;
@@ -129,7 +122,7 @@ int64_t elementwise_denominator(const ElementwiseParams& p) {
 void check_hinge_labels(const ElementwiseParams& p, const TargetStats& s) {
   if (s.others)
     throw_value(std::string(p.target_name) + index_string(p.pred.shape, p.pred.ndim, s.first_other) + " = " +
-                num(s.first_other_value) + ": labels must be in {-1, +1} or {0, 1}");
+                number_string(s.first_other_value) + ": labels must be in {-1, +1} or {0, 1}");
   if (s.minus_ones && s.zeros)
     throw_value(std::string(p.target_name) + " mixes -1 and 0 (" + std::to_string(s.minus_ones) + " and " +
                 std::to_string(s.zeros) + " of them): labels must be in {-1, +1} or {0, 1}");

@@ -9,11 +9,6 @@
 namespace fastloss {
 namespace {
 
-std::string num(double v) {
-  std::string s = std::to_string(v);
-  return s;
-}
-
 void check_float(const TensorView& t, const char* name) {
   if (t.dtype != DType::f32 && t.dtype != DType::f64)
     throw_type(std::string(name) + " must be float32 or float64 (float16 is widened by the caller), got " +
@@ -84,7 +79,7 @@ void check_large_margin_params(const LargeMarginParams& p) {
   if (p.margin < 1 || p.margin > kMaxLargeMargin)
     throw_value("margin must be an integer from 1 to " + std::to_string(kMaxLargeMargin) + ", got " +
                 std::to_string(p.margin));
-  if (!(p.beta >= 0.0) || std::isinf(p.beta)) throw_value("beta must be a finite number >= 0, got " + num(p.beta));
+  if (!(p.beta >= 0.0) || std::isinf(p.beta)) throw_value("beta must be a finite number >= 0, got " + number_string(p.beta));
   const int64_t C = p.weight.shape[1];
   if (!is_none(p.logits)) {  // the row pass: internal arrays
     if (p.logits.ndim != 2 || p.logits.shape[0] != N || p.logits.shape[1] != C || p.logits.dtype != p.features.dtype ||
@@ -126,7 +121,7 @@ void check_update_centers_params(const UpdateCentersParams& p) {
     throw_value("features must have shape (N, D) with D = " + std::to_string(D) + " (centers' columns), got " +
                 shape_string(p.features));
   check_labels_shape(p.labels, N, "features");
-  if (!(p.alpha >= 0.0) || std::isinf(p.alpha)) throw_value("alpha must be a finite number >= 0, got " + num(p.alpha));
+  if (!(p.alpha >= 0.0) || std::isinf(p.alpha)) throw_value("alpha must be a finite number >= 0, got " + number_string(p.alpha));
   if (!is_none(p.out) && (p.out.ndim != 2 || p.out.shape[0] != p.centers.shape[0] || p.out.shape[1] != D || p.out.dtype != p.centers.dtype))
     throw_value("internal: out must be shaped like centers");
 }

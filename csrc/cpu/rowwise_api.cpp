@@ -1,19 +1,12 @@
 // Argument checks of the row-wise losses (shared by CPU and CUDA entry points) and the CPU
 // dispatch.
 #include <cmath>
-#include <cstdio>
 #include <string>
 
 #include "fastloss/rowwise.h"
 
 namespace fastloss {
 namespace {
-
-std::string num(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%g", v);
-  return buf;
-}
 
 // The label-row part: integer labels shaped like logits without the class axis, no class
 // weights or smoothing (these losses have their own per-class factors).
@@ -27,7 +20,7 @@ void check_label_rows(const CrossEntropyParams& p) {
 
 void check_softmax_focal_params(const SoftmaxFocalParams& p) {
   check_label_rows(p.rows);
-  if (!(p.gamma >= 0.0) || std::isinf(p.gamma)) throw_value("gamma must be a finite number >= 0, got " + num(p.gamma));
+  if (!(p.gamma >= 0.0) || std::isinf(p.gamma)) throw_value("gamma must be a finite number >= 0, got " + number_string(p.gamma));
   if (!is_none(p.alpha)) {
     const int64_t C = p.rows.logits.shape[p.rows.logits.ndim - 1];
     if (!is_float(p.alpha.dtype)) throw_type(std::string("alpha must be a float array, got ") + dtype_name(p.alpha.dtype));
@@ -39,9 +32,9 @@ void check_softmax_focal_params(const SoftmaxFocalParams& p) {
 
 void check_truncated_cross_entropy_params(const TruncatedCrossEntropyParams& p) {
   check_label_rows(p.rows);
-  if (!std::isfinite(p.margin)) throw_value("margin must be a finite number, got " + num(p.margin));
+  if (!std::isfinite(p.margin)) throw_value("margin must be a finite number, got " + number_string(p.margin));
   if (p.soft && !(p.softness > 0.0 && std::isfinite(p.softness)))
-    throw_value("softness must be None or a finite number > 0, got " + num(p.softness));
+    throw_value("softness must be None or a finite number > 0, got " + number_string(p.softness));
 }
 
 void check_divergence_params(const DivergenceParams& p) {
@@ -76,8 +69,8 @@ void check_multiclass_hinge_params(const MulticlassHingeParams& p) {
     if (p.weight.ndim != 1 || p.weight.shape[0] != C)
       throw_value("weight must have shape (" + std::to_string(C) + ",) (one per class), got " + shape_string(p.weight));
   }
-  if (p.p != 1.0 && p.p != 2.0) throw_value("p must be 1 or 2, got " + num(p.p));
-  if (!std::isfinite(p.margin)) throw_value("margin must be a finite number, got " + num(p.margin));
+  if (p.p != 1.0 && p.p != 2.0) throw_value("p must be 1 or 2, got " + number_string(p.p));
+  if (!std::isfinite(p.margin)) throw_value("margin must be a finite number, got " + number_string(p.margin));
   if (!is_none(p.grad)) {
     bool g = p.grad.ndim == p.scores.ndim;
     for (int i = 0; g && i < p.scores.ndim; ++i) g = p.grad.shape[i] == p.scores.shape[i];

@@ -82,6 +82,8 @@ inline bool is_none(const TensorView& v) { return v.ndim < 0; }
 
 // "(2, 3)" for error messages.
 std::string shape_string(const TensorView& t);
+// A number for a message, as Python would show most values (printf "%g").
+std::string number_string(double v);
 
 // Element `offset` of an integer view (labels, lengths) as int64, for the kernels and the
 // argument checks alike; a uint64 above INT64_MAX reads as negative, i.e. out of range.
