@@ -308,15 +308,6 @@ template <class T> __global__ void __launch_bounds__(256) softmax_kernel(Dev p, 
   }
 }
 
-int grid_for(int64_t work, int per_block) {
-  int dev = 0, sms = 0;
-  cudaGetDevice(&dev);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-  const int64_t want = (work + per_block - 1) / per_block;
-  const int64_t cap = int64_t(sms > 0 ? sms : 80) * 32;
-  return static_cast<int>(want < 1 ? 1 : want < cap ? want : cap);
-}
-
 template <class T> void launch(const Dev& d, const BiTemperedParams& p, cudaStream_t s) {
   typedef typename AccOf<T>::type A;
   Temps<A> K = temps<A>(p.t1, p.t2, p.num_iters, p.label_smoothing, p.binary ? 2 : d.C);

@@ -522,15 +522,6 @@ DevParams make_dev_params(const CrossEntropyParams& p) {
   return d;
 }
 
-int grid_for(int64_t work, int per_block) {
-  int dev = 0, sms = 0;
-  cudaGetDevice(&dev);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-  const int64_t want = (work + per_block - 1) / per_block;
-  const int64_t cap = int64_t(sms > 0 ? sms : 80) * 32;
-  return static_cast<int>(want < 1 ? 1 : want < cap ? want : cap);
-}
-
 // Shared-memory budget of one cached_rows_kernel block for its chunk of the row: two blocks
 // of 512 threads fit on an SM (228 KB on Hopper) and overlap one's barriers with the other's
 // loads. Rows longer than 8 chunks take the two-read rows_kernel.

@@ -257,17 +257,9 @@ __global__ void finish_kernel(DevParams d) {
   }
 }
 
-int grid_for(int64_t work) {
-  int dev = 0, sms = 0;
-  cudaGetDevice(&dev);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-  const int64_t cap = int64_t(sms > 0 ? sms : 80) * 32;
-  return static_cast<int>(work < 1 ? 1 : work < cap ? work : cap);
-}
-
 template <class T, class Lb>
 void launch(const DevParams& d, cudaStream_t s) {
-  if (d.from_logits && d.T > 0 && d.N > 0) lse_kernel<T><<<grid_for(d.T * d.N), 256, 0, s>>>(d);
+  if (d.from_logits && d.T > 0 && d.N > 0) lse_kernel<T><<<grid_for(d.T * d.N, 1), 256, 0, s>>>(d);
   if (d.N > 0) {
     // Threads cover the states of the longest sample (one state each up to 1024) and at least
     // 256 columns of a gradient row.
@@ -347,7 +339,7 @@ void ctc_loss(const CtcParams& p) {
     // A stride-0 (broadcast) label sequence repeats one value: its first label is checked.
     DevParams dl = d;
     dl.Smax = lstride == 0 ? 1 : Smax;
-    const int blocks = grid_for((N * dl.Smax + 255) / 256);
+    const int blocks = grid_for(N * dl.Smax, 256);
     if (l32) labels_kernel<int32_t><<<blocks, 256, 0, s>>>(dl);
     else labels_kernel<int64_t><<<blocks, 256, 0, s>>>(dl);
     FASTLOSS_CUDA_CHECK(cudaGetLastError());

@@ -17,6 +17,17 @@
 namespace fastloss {
 namespace cuda {
 
+// Blocks for `work` items at `per_block` each, capped at `per_sm` blocks per SM of the current
+// device (grid-stride loops do the rest).
+inline int grid_for(int64_t work, int64_t per_block, int per_sm = 32) {
+  int dev = 0, sms = 0;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  const int64_t want = (work + per_block - 1) / per_block;
+  const int64_t cap = int64_t(sms > 0 ? sms : 80) * per_sm;
+  return static_cast<int>(want < 1 ? 1 : want < cap ? want : cap);
+}
+
 inline void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw Error(ErrorKind::runtime, std::string("CUDA error in ") + what + ": " + cudaGetErrorString(e));
 }

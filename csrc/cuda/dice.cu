@@ -210,15 +210,6 @@ template <class T> __global__ void __launch_bounds__(kThreads) grad_kernel(DevDi
   }
 }
 
-int blocks_for(int64_t work, int per_block) {
-  int dev = 0, sms = 0;
-  cudaGetDevice(&dev);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-  const int64_t want = (work + per_block - 1) / per_block;
-  const int64_t cap = int64_t(sms > 0 ? sms : 80) * 8;
-  return static_cast<int>(want < 1 ? 1 : want < cap ? want : cap);
-}
-
 // Position dims of a canonical view (all but the class dim), adjacent dims merged where
 // every view is contiguous across them (fewer divisions per position).
 void position_geoms(const DiceParams& p, RowGeom* xg, RowGeom* tg, RowGeom* gg) {
@@ -249,10 +240,10 @@ void position_geoms(const DiceParams& p, RowGeom* xg, RowGeom* tg, RowGeom* gg) 
 }
 
 template <class T> void run(const DevDice& d, bool grad, cudaStream_t s) {
-  if (d.rows > 0 && d.C > 0) stats_kernel<T><<<blocks_for(d.rows, kThreads * kK), kThreads, 0, s>>>(d);
-  if (d.N * d.C > 0) finish_kernel<T><<<blocks_for(d.N * d.C, kThreads), kThreads, 0, s>>>(d);
+  if (d.rows > 0 && d.C > 0) stats_kernel<T><<<grid_for(d.rows, kThreads * kK, 8), kThreads, 0, s>>>(d);
+  if (d.N * d.C > 0) finish_kernel<T><<<grid_for(d.N * d.C, kThreads, 8), kThreads, 0, s>>>(d);
   if (d.reduction != 0) sum_kernel<T><<<1, 1024, 0, s>>>(d);
-  if (grad && d.rows > 0 && d.C > 0) grad_kernel<T><<<blocks_for(d.rows, kThreads), kThreads, 0, s>>>(d);
+  if (grad && d.rows > 0 && d.C > 0) grad_kernel<T><<<grid_for(d.rows, kThreads, 8), kThreads, 0, s>>>(d);
 }
 
 }  // namespace

@@ -23,16 +23,6 @@ constexpr size_t kAlign = 256;
 
 size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
-// Blocks for `work` items at `per_block` each, capped at 32 per SM (grid-stride loops do the rest).
-int blocks_for(int64_t work, int64_t per_block) {
-  int dev = 0, sms = 0;
-  cudaGetDevice(&dev);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-  const int64_t want = (work + per_block - 1) / per_block;
-  const int64_t cap = int64_t(sms > 0 ? sms : 80) * 32;
-  return static_cast<int>(want < 1 ? 1 : want < cap ? want : cap);
-}
-
 // A (rows, cols) view by value.
 template <class T> struct Mat {
   T* p;
@@ -68,7 +58,7 @@ void check_labels(const TensorView& labels, int64_t K, const char* classes_of, v
   if (y.n == 0) return;
   unsigned long long* d_flag = static_cast<unsigned long long*>(flag);
   FASTLOSS_CUDA_CHECK(cudaMemsetAsync(d_flag, 0xFF, sizeof(unsigned long long), s));
-  labels_kernel<<<blocks_for(y.n, kThreads), kThreads, 0, s>>>(y, K, d_flag);
+  labels_kernel<<<grid_for(y.n, kThreads), kThreads, 0, s>>>(y, K, d_flag);
   FASTLOSS_CUDA_CHECK(cudaGetLastError());
   unsigned long long bad = 0;
   FASTLOSS_CUDA_CHECK(cudaMemcpyAsync(&bad, d_flag, sizeof(bad), cudaMemcpyDeviceToHost, s));
@@ -263,17 +253,17 @@ template <class T> void lm_rows_typed(const LargeMarginParams& p, cudaStream_t s
   d.row_scale = p.grad ? static_cast<double*>(p.row_scale.data) : nullptr;
   if (N > 0 && C > 0) {
     if (p.margin > 1) {
-      row_sq_norms_kernel<T><<<blocks_for(N, kThreads / 32), kThreads, 0, s>>>(mat<const T>(p.features), ws.xsq);
-      col_sq_norms_kernel<T><<<blocks_for(C, kThreads), kThreads, 0, s>>>(mat<const T>(p.weight), ws.wsq);
+      row_sq_norms_kernel<T><<<grid_for(N, kThreads / 32), kThreads, 0, s>>>(mat<const T>(p.features), ws.xsq);
+      col_sq_norms_kernel<T><<<grid_for(C, kThreads), kThreads, 0, s>>>(mat<const T>(p.weight), ws.wsq);
     }
-    lm_rows_kernel<T><<<blocks_for(N, 1), kThreads, 0, s>>>(mat<T>(p.logits), static_cast<T*>(p.loss.data),
+    lm_rows_kernel<T><<<grid_for(N, 1), kThreads, 0, s>>>(mat<T>(p.logits), static_cast<T*>(p.loss.data),
                                                            d.none ? p.loss.strides[0] : 0, d);
   }
   if (!d.none) sum_kernel<T><<<1, kThreads, 0, s>>>(ws.row_loss, N, d.scale, static_cast<T*>(p.loss.data));
   if (p.grad) {
     double* cs = static_cast<double*>(p.class_scale.data);
     if (p.margin > 1 && C > 0)
-      class_scale_kernel<<<blocks_for(C, kThreads), kThreads, 0, s>>>(d.y, C, d.row_scale, ws.xsq, ws.wsq, cs);
+      class_scale_kernel<<<grid_for(C, kThreads), kThreads, 0, s>>>(d.y, C, d.row_scale, ws.xsq, ws.wsq, cs);
     else if (C > 0)
       FASTLOSS_CUDA_CHECK(cudaMemsetAsync(cs, 0, 8 * static_cast<size_t>(C), s));
   }
@@ -284,10 +274,10 @@ template <class T> void lm_rows_typed(const LargeMarginParams& p, cudaStream_t s
 template <class T> void lm_finish_typed(const LargeMarginParams& p, cudaStream_t s) {
   const int64_t N = p.features.shape[0], D = p.features.shape[1], C = p.weight.shape[1];
   if (N > 0 && D > 0)
-    add_scaled_kernel<T><<<blocks_for(N * D, kThreads), kThreads, 0, s>>>(
+    add_scaled_kernel<T><<<grid_for(N * D, kThreads), kThreads, 0, s>>>(
         mat<T>(p.grad_features), mat<const T>(p.features), static_cast<const double*>(p.row_scale.data), false);
   if (D > 0 && C > 0)
-    add_scaled_kernel<T><<<blocks_for(D * C, kThreads), kThreads, 0, s>>>(
+    add_scaled_kernel<T><<<grid_for(D * C, kThreads), kThreads, 0, s>>>(
         mat<T>(p.grad_weight), mat<const T>(p.weight), static_cast<const double*>(p.class_scale.data), true);
 }
 
@@ -372,12 +362,12 @@ void center_loss(const CenterLossParams& p) {
   const int64_t ls = none ? p.loss.strides[0] : 0;
   const int threads = p.features.shape[1] >= 256 ? kThreads : 64;
   if (p.features.dtype == DType::f64) {
-    if (N) center_loss_kernel<double><<<blocks_for(N, 1), threads, 0, s>>>(
+    if (N) center_loss_kernel<double><<<grid_for(N, 1), threads, 0, s>>>(
         mat<const double>(p.features), labels_of(p.labels), mat<const double>(p.centers),
         grad ? mat<double>(p.grad) : Mat<double>{nullptr, 0, 0, 0, 0}, grad, scale, static_cast<double*>(p.loss.data), ls, none, row_loss);
     if (!none) sum_kernel<double><<<1, kThreads, 0, s>>>(row_loss, N, scale, static_cast<double*>(p.loss.data));
   } else {
-    if (N) center_loss_kernel<float><<<blocks_for(N, 1), threads, 0, s>>>(
+    if (N) center_loss_kernel<float><<<grid_for(N, 1), threads, 0, s>>>(
         mat<const float>(p.features), labels_of(p.labels), mat<const float>(p.centers),
         grad ? mat<float>(p.grad) : Mat<float>{nullptr, 0, 0, 0, 0}, grad, scale, static_cast<float*>(p.loss.data), ls, none, row_loss);
     if (!none) sum_kernel<float><<<1, kThreads, 0, s>>>(row_loss, N, scale, static_cast<float*>(p.loss.data));
@@ -393,10 +383,10 @@ void update_centers(const UpdateCentersParams& p) {
   const int threads = D >= kThreads ? kThreads : (D > 32 ? 64 : 32);
   const int64_t work = K * ((D + threads - 1) / threads);
   if (p.centers.dtype == DType::f64)
-    update_centers_kernel<double><<<blocks_for(work, 1), threads, 0, s>>>(
+    update_centers_kernel<double><<<grid_for(work, 1), threads, 0, s>>>(
         mat<const double>(p.centers), mat<const double>(p.features), labels_of(p.labels), p.alpha, mat<double>(p.out));
   else
-    update_centers_kernel<float><<<blocks_for(work, 1), threads, 0, s>>>(
+    update_centers_kernel<float><<<grid_for(work, 1), threads, 0, s>>>(
         mat<const float>(p.centers), mat<const float>(p.features), labels_of(p.labels), p.alpha, mat<float>(p.out));
   FASTLOSS_CUDA_CHECK(cudaGetLastError());
 }

@@ -382,15 +382,6 @@ template <class T> __global__ void __launch_bounds__(kFinishThreads) finish_kern
   }
 }
 
-int grid_for(int64_t work, int per_block) {
-  int dev = 0, sms = 0;
-  cudaGetDevice(&dev);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-  const int64_t want = (work + per_block - 1) / per_block;
-  const int64_t cap = int64_t(sms > 0 ? sms : 80) * 32;
-  return static_cast<int>(want < 1 ? 1 : want < cap ? want : cap);
-}
-
 // x (rows..., C) with its class axis last; t a second array like x, or none.
 DevRows make_rows(const TensorView& x, const TensorView& t, const TensorView& labels, const TensorView& grad,
                   const TensorView& loss, Reduction red, void* workspace) {
