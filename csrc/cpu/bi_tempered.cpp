@@ -291,13 +291,7 @@ void loss_rows(const BiTemperedParams& p) {
   const int64_t rows = p.activations.drop_last().numel();
   const bool want_grad = !is_none(p.grad), reduce_none = p.reduction == Reduction::none;
   if (rows == 0 || C == 0) {
-    if (!reduce_none) store_as<double>(p.loss, 0, 0.0);
-    else {
-      const int64_t* ls[1] = {p.loss.strides};
-      RowWalker<1> walk(p.loss.shape, rank, ls);
-      walk.begin(0);
-      for (int64_t r = 0; r < rows; ++r, walk.next()) store_as<double>(p.loss, walk.offset(0), 0.0);
-    }
+    zero_row_losses(p.loss, p.reduction, rank, rows);
     return;
   }
   const Temps<S> T = temps<S>(p.t1, p.t2, p.num_iters, p.label_smoothing, C);

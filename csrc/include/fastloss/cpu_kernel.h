@@ -461,6 +461,19 @@ template <class C> inline void store_as(const TensorView& t, int64_t offset, C v
   }
 }
 
+// A row loss of zeros: 0 per row for "none" (loss shaped like the rows, rank dims), else a 0
+// total. For calls with no rows or no classes.
+inline void zero_row_losses(const TensorView& loss, Reduction reduction, int rank, int64_t rows) {
+  if (reduction != Reduction::none) {
+    store_as<double>(loss, 0, 0.0);
+    return;
+  }
+  const int64_t* strides[1] = {loss.strides};
+  RowWalker<1> walk(loss.shape, rank, strides);
+  walk.begin(0);
+  for (int64_t r = 0; r < rows; ++r, walk.next()) store_as<double>(loss, walk.offset(0), 0.0);
+}
+
 // A reduced loss: the threads' partial sums added in thread order (the same bits for the same
 // thread count), times the reduction's scale, stored into the 0-d loss.
 inline void store_reduced_loss(const TensorView& loss, const double* partial, int nt, double scale) {

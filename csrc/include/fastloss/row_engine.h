@@ -121,14 +121,7 @@ inline Denominator label_denominator(const CrossEntropyParams& p, int64_t rows, 
 
 // The loss of rows with no classes (all ignored): 0 for each row, or a 0 total.
 inline void zero_loss(const CrossEntropyParams& p, int rank, int64_t rows) {
-  if (p.reduction != Reduction::none) {
-    store_as<double>(p.loss, 0, 0.0);
-    return;
-  }
-  const int64_t* strides[1] = {p.loss.strides};
-  RowWalker<1> walk(p.loss.shape, rank, strides);
-  walk.begin(0);
-  for (int64_t r = 0; r < rows; ++r, walk.next()) store_as<double>(p.loss, walk.offset(0), 0.0);
+  zero_row_losses(p.loss, p.reduction, rank, rows);
 }
 
 // A row of type S, either in place (contiguous, right dtype) or gathered into `buf`.
