@@ -730,6 +730,36 @@ def test_few_classes_in_place_and_nan_rows():
     np.testing.assert_array_equal(g, want_g)
 
 
+@pytest.mark.parametrize("C", [16, 17, 32, 40, 100, 127, 128])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_loss_only_short_rows_take_the_same_bits(isa, C, dtype):
+    """Loss-only calls on (N, C) rows with integer labels take W rows at a time (their max and
+    sum trees as transposed reductions); the loss must be bit-for-bit the loss of the call with
+    the gradient and of a strided copy (row by row), including rows past the last full group
+    of W, ignored rows, weights and every reduction."""
+    r = rng(C + 7)
+    N = 75  # groups of 16 (float32) and 8 (float64) lanes plus a remainder
+    x = (r.standard_normal((N, C)) * 3).astype(dtype)
+    x[3, 1] = 80.0  # a dominant logit
+    x[4] = -np.inf
+    x[4, 0] = 0.0
+    y = r.integers(0, C, N)
+    y[[5, 21, 40]] = -100
+    y[4] = 0
+    strided = np.zeros((N, 2 * C), dtype)
+    strided[:, ::2] = x
+    w = r.random(C) + 0.5
+    for kw in (dict(), dict(weight=w)):
+        for reduction in ("none", "sum", "mean"):
+            only = fastloss.softmax_cross_entropy(x, y, reduction=reduction, **kw)
+            with_grad, _ = fastloss.softmax_cross_entropy(x, y, reduction=reduction, return_grad=True, **kw)
+            from_strided = fastloss.softmax_cross_entropy(strided[:, ::2], y, reduction=reduction, **kw)
+            np.testing.assert_array_equal(only, with_grad)
+            np.testing.assert_array_equal(only, from_strided)
+            tl, _ = torch_ce(x, y, reduction=reduction, **kw)
+            np.testing.assert_allclose(only, tl, **TOL[dtype])
+
+
 def test_layouts_that_take_different_simd_paths_agree():
     """A Fortran-ordered (N, C) array runs lane-per-row (rows contiguous), its C-ordered copy
     row by row: different summation orders, the same values to float rounding."""

@@ -29,6 +29,7 @@ template <> struct DevMath<float> {
   static __host__ __device__ __forceinline__ float log1p01(float e) { return ::log1pf(e); }
   static __host__ __device__ __forceinline__ float abs(float x) { return ::fabsf(x); }
   static __host__ __device__ __forceinline__ float recip(float x) { return 1.0f / x; }
+  static __host__ __device__ __forceinline__ float fma(float a, float b, float c) { return ::fmaf(a, b, c); }
 };
 template <> struct DevMath<double> {
   typedef double S;
@@ -39,6 +40,7 @@ template <> struct DevMath<double> {
   static __host__ __device__ __forceinline__ double log1p01(double e) { return ::log1p(e); }
   static __host__ __device__ __forceinline__ double abs(double x) { return ::fabs(x); }
   static __host__ __device__ __forceinline__ double recip(double x) { return 1.0 / x; }
+  static __host__ __device__ __forceinline__ double fma(double a, double b, double c) { return ::fma(a, b, c); }
 };
 
 constexpr int kThreads = 256;

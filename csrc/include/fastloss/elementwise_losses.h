@@ -5,7 +5,8 @@
 // gradient scale and storage; a functor knows none of that.
 //
 // M provides: types S (scalar) and V (lane type), c(s) (a V of s), exp, log, log1p01
-// (log(1 + e) for e in [0, 1]), abs and recip (1 / x for normal x, maybe approximate).
+// (log(1 + e) for e in [0, 1]), abs, fma (a b + c, one rounding) and recip (1 / x for
+// normal x, maybe approximate).
 // Conditions are written as `cond ? a : b` on V, which GCC's vector extension and plain
 // scalars both accept (both branches are computed on vectors, so each branch is finite or
 // selected away).
@@ -29,31 +30,34 @@ template <class S> struct Consts {
   int n;
 };
 
-// sigmoid(x), sigmoid(-x), softplus(x), softplus(-x) from one exp and one log1p.
+// sigmoid(x), sigmoid(-x) and lp = log1p(exp(-|x|)) from one exp and one log1p;
+// softplus(+-x) = max(+-x, 0) + lp.
 template <class M> struct Sig {
   typedef typename M::V V;
-  V s, sn, spp, spn;
-  FASTLOSS_HD explicit Sig(V x) {
-    const V zero = M::c(0), one = M::c(1);
+  V x, s, sn, lp;
+  FASTLOSS_HD explicit Sig(V x_) : x(x_) {
+    const V one = M::c(1);
     const V e = M::exp(-M::abs(x));
-    const V lp = M::log1p01(e);
+    lp = M::log1p01(e);
     const V r = M::recip(one + e);
     const V er = e * r;
-    s = x >= zero ? r : er;
-    sn = x >= zero ? er : r;
-    spp = (x > zero ? x : zero) + lp;
-    spn = (x < zero ? -x : zero) + lp;
-    // NaN: e, lp and r are NaN and the conditions false, so all four carry it.
+    s = x >= M::c(0) ? r : er;
+    sn = x >= M::c(0) ? er : r;
+    // NaN: e, lp and r are NaN and the condition false, so all three carry it.
   }
 };
 
 // A*softplus(-x) + B*softplus(x) and its derivative B*s - A*(1-s): the binary cross-entropy
-// family (A weighs the positive term, B the negative). A zero coefficient drops its term.
+// family (A weighs the positive term, B the negative). One of max(+-x, 0) is 0, so
+// l = k x + (A + B) lp with k = B (x >= 0) or -A: for targets in [0, 1] a sum of non-negative
+// terms (no cancellation), and k = 0 drops k x (never 0 * inf at infinite logits).
 template <class M>
 FASTLOSS_HD void weighted_bce(const Sig<M>& q, typename M::V A, typename M::V B, typename M::V& l,
                               typename M::V& d) {
-  const typename M::V zero = M::c(0);
-  l = (A == zero ? zero : A * q.spn) + (B == zero ? zero : B * q.spp);
+  typedef typename M::V V;
+  const V zero = M::c(0);
+  const V k = q.x >= zero ? B : -A;
+  l = M::fma(A + B, q.lp, k == zero ? zero : k * q.x);
   d = B * q.s - A * q.sn;
 }
 

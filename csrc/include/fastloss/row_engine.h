@@ -83,17 +83,23 @@ inline Denominator label_denominator(const CrossEntropyParams& p, int64_t rows, 
     {
       int64_t r0, r1;
       thread_range(rows, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
-      RowWalker<1> walk(p.labels.shape, rank, strides);
-      walk.begin(r0);
-      for (int64_t r = r0; r < r1; ++r, walk.next()) {
-        const int64_t y = static_cast<int64_t>(labels[walk.offset(0)]);
-        if (y == ignore) continue;
+      auto one = [&](int64_t r, int64_t offset) {
+        const int64_t y = static_cast<int64_t>(labels[offset]);
+        if (y == ignore) return;
         if (static_cast<uint64_t>(y) >= static_cast<uint64_t>(C)) {
           if (r < first_bad) first_bad = r;
-          continue;
+          return;
         }
-        total += weighted ? load_as<double>(p.weight, y * p.weight.strides[0]) : 1.0;
+        if (weighted) total += load_as<double>(p.weight, y * p.weight.strides[0]);
         ++counted;
+      };
+      if (rank <= 1) {  // one label axis: indexed directly (the walker's step cost more)
+        const int64_t ls = rank ? p.labels.strides[0] : 0;
+        for (int64_t r = r0; r < r1; ++r) one(r, r * ls);
+      } else {
+        RowWalker<1> walk(p.labels.shape, rank, strides);
+        walk.begin(r0);
+        for (int64_t r = r0; r < r1; ++r, walk.next()) one(r, walk.offset(0));
       }
     }
   };
@@ -116,7 +122,8 @@ inline Denominator label_denominator(const CrossEntropyParams& p, int64_t rows, 
                 " is outside [0, " + std::to_string(C) + ") and is not ignore_index (" +
                 std::to_string(p.ignore_index) + ")");
   }
-  return {total, counted};
+  // Unweighted, the denominator is the count (adding 1.0 per label was a chain of FP adds).
+  return {weighted ? total : static_cast<double>(counted), counted};
 }
 
 // The loss of rows with no classes (all ignored): 0 for each row, or a 0 total.
@@ -242,6 +249,87 @@ void short_rows(const RowConsts<S>& k, const Policy& pol, const S* const* x, con
       if (i < NV - 1 || tail == W) store(g[r] + i * W, gv);
       else store_partial(g[r] + i * W, gv, tail);
     }
+  }
+}
+
+// Lane r of the result is the halving-tree reduction of v[r] (as tree_reduce: op(lo, hi) over
+// halves, then quarters, ...), for W vectors at once: each level pairs two vectors and folds
+// every group of 2H lanes to H, so log2 W levels of two shuffles and one op per pair serve W
+// rows, where one row's own tree is a chain of log2 W dependent shuffle + op steps.
+template <int H, int Second, class V, size_t... I>
+inline V fold_groups(V a, V b, std::index_sequence<I...>) {
+  return __builtin_shufflevector(a, b, static_cast<int>((I / H) * 2 * H + Second * H + I % H)...);
+}
+template <class S, int H, class Op> inline void fold_level(vec_t<S>* v, Op op) {
+  constexpr int W = Vec<S>::W;
+  for (int i = 0; i < H; ++i) {  // 2H vectors in, H out
+    const vec_t<S> a = fold_groups<H, 0>(v[2 * i], v[2 * i + 1], std::make_index_sequence<W>());
+    const vec_t<S> b = fold_groups<H, 1>(v[2 * i], v[2 * i + 1], std::make_index_sequence<W>());
+    v[i] = op(a, b);
+  }
+  if constexpr (H > 1) fold_level<S, H / 2>(v, op);
+}
+template <class S, class Op> inline vec_t<S> transpose_reduce(vec_t<S>* v, Op op) {
+  if constexpr (Vec<S>::W > 1) fold_level<S, Vec<S>::W / 2>(v, op);
+  return v[0];
+}
+
+// Loss-only statistics of W short rows with plain integer labels (no smoothing, no
+// probability labels): the rows' max and sum trees run as two transposed reductions, in the
+// same order as short_rows' trees (same bits), instead of 2W dependent chains. NV = ceil(C / W).
+template <class S, int NV, class Policy>
+void wide_rows(const RowConsts<S>& k, const Policy& pol, const S* const* x, const int64_t* y, S* loss) {
+  typedef vec_t<S> V;
+  constexpr int W = Vec<S>::W;
+  const S ninf = -std::numeric_limits<S>::infinity();
+  const int64_t tail = k.C - (NV - 1) * W;
+  auto part = [&](const S* p, int i) { return i < NV - 1 || tail == W ? load(p + i * W) : load_partial(p + i * W, tail, ninf); };
+  V v[W];
+  for (int r = 0; r < W; ++r) {
+    V m = part(x[r], 0);
+    for (int i = 1; i < NV; ++i) m = vmax(m, part(x[r], i));
+    v[r] = m;
+  }
+  const V m = transpose_reduce<S>(v, [](V a, V b) { return a > b ? a : b; });
+  for (int r = 0; r < W; ++r) {
+    V sum = V{};
+    for (int i = 0; i < NV; ++i) sum += vexp(part(x[r], i) - m[r]);  // padding lanes: exp(-inf) = 0
+    v[r] = sum;
+  }
+  const V sum = transpose_reduce<S>(v, [](V a, V b) { return a + b; });
+  const V log_s = vlog(sum);  // the vector log PendingLosses takes, on the same lanes
+  // A local copy: the stores to loss[] could alias the policy's fields, which then were
+  // reloaded and re-tested for every row.
+  const Policy P = pol;
+  S out[W];
+  for (int r = 0; r < W; ++r) {
+    RowStats<S> st;
+    st.m = m[r];
+    st.sum = sum[r];
+    st.log_s = log_s[r];
+    st.swt = st.sx = 0;
+    st.y = y[r];
+    st.xy = x[r][y[r]];
+    st.wy = k.w ? k.w[y[r]] : S(1);
+    out[r] = P.loss(st);
+  }
+  for (int r = 0; r < W; ++r) loss[r] = out[r];
+}
+
+template <class S, class Policy>
+using WideRowsFn = void (*)(const RowConsts<S>&, const Policy&, const S* const*, const int64_t*, S*);
+template <class S, class Policy> WideRowsFn<S, Policy> wide_rows_for(int64_t C) {
+  constexpr int W = Vec<S>::W;
+  switch ((C + W - 1) / W) {
+    case 1: return wide_rows<S, 1, Policy>;
+    case 2: return wide_rows<S, 2, Policy>;
+    case 3: return wide_rows<S, 3, Policy>;
+    case 4: return wide_rows<S, 4, Policy>;
+    case 5: return wide_rows<S, 5, Policy>;
+    case 6: return wide_rows<S, 6, Policy>;
+    case 7: return wide_rows<S, 7, Policy>;
+    case 8: return wide_rows<S, 8, Policy>;
+    default: return nullptr;
   }
 }
 
@@ -503,6 +591,8 @@ void run(const CrossEntropyParams& p, const Policy& pol) {
   const int batch_rows = short_batch<S>(static_cast<int>((C + W - 1) / W));
   const bool plain_rows = rank == 1 && short_batch_fn && !spatial && !p.soft_labels && p.labels.dtype == DType::i64 &&
                           p.logits.dtype == native && p.logits.strides[1] == 1 && (!want_grad || grad_direct);
+  const WideRowsFn<S, Policy> wide_fn =
+      plain_rows && !want_grad && eps == S(0) && W > 1 ? wide_rows_for<S, Policy>(C) : nullptr;
   const int nt = threads_for(rows * C, kMinElementsPerThread);
   const int nthreads = nt < 256 ? nt : 256;
   double partial[256] = {0};
@@ -556,6 +646,21 @@ void run(const CrossEntropyParams& p, const Policy& pol) {
       S* gb = want_grad ? p.grad.ptr<S>() : nullptr;
       const int64_t xs = p.logits.strides[0], ys = p.labels.strides[0], gs = want_grad ? p.grad.strides[0] : 0;
       const int64_t ls = reduce_none ? p.loss.strides[0] : 0;
+      // Loss only with plain labels: W rows at a time through wide_rows.
+      struct {
+        const S* x[W];
+        int64_t y[W], loss_offset[W];
+        int n = 0;
+      } wide;
+      auto add_short = [&](const S* xr, int64_t y, S* gr, int64_t loss_offset) {
+        const int i = batch.n++;
+        batch.x[i] = xr;
+        batch.t[i] = nullptr;
+        batch.y[i] = y;
+        batch.g[i] = gr;
+        batch.loss_offset[i] = loss_offset;
+        if (batch.n == batch_rows) run_batch();
+      };
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t y = yb[r * ys];
         if (y == p.ignore_index) {
@@ -563,14 +668,34 @@ void run(const CrossEntropyParams& p, const Policy& pol) {
           if (want_grad) std::memset(gb + r * gs, 0, C * sizeof(S));
           continue;
         }
-        const int i = batch.n++;
-        batch.x[i] = xb + r * xs;
-        batch.t[i] = nullptr;
-        batch.y[i] = y;
-        batch.g[i] = want_grad ? gb + r * gs : nullptr;
-        batch.loss_offset[i] = r * ls;
-        if (batch.n == batch_rows) run_batch();
+        if (!wide_fn) {
+          add_short(xb + r * xs, y, want_grad ? gb + r * gs : nullptr, r * ls);
+          continue;
+        }
+        const int i = wide.n++;
+        wide.x[i] = xb + r * xs;
+        // The row a group ahead, into the cache (rows from L3 stalled wide_rows' first loads;
+        // the rows' compute hides the prefetch).
+        if (r + W < r1) {
+          const char* ahead = reinterpret_cast<const char*>(xb + (r + W) * xs);
+          for (int64_t b = 0; b < C * int64_t(sizeof(S)) + 63; b += 64) __builtin_prefetch(ahead + b);
+        }
+        wide.y[i] = y;
+        wide.loss_offset[i] = r * ls;
+        if (wide.n == W) {  // (nothing is pending: only the last rows take the short path)
+          S loss[W];
+          wide_fn(k, pol, wide.x, wide.y, loss);
+          if (reduce_none) {
+            for (int j = 0; j < W; ++j) store_as<S>(p.loss, wide.loss_offset[j], loss[j]);
+          } else {
+            double sum = acc;  // one add per row, in row order, as on every path
+            for (int j = 0; j < W; ++j) sum += static_cast<double>(loss[j]);
+            acc = sum;
+          }
+          wide.n = 0;
+        }
       }
+      for (int i = 0; i < wide.n; ++i) add_short(wide.x[i], wide.y[i], nullptr, wide.loss_offset[i]);
       r1 = r0;  // the general loop below has nothing left
     }
     RowWalker<4> walk(p.logits.shape, rank, strides);
