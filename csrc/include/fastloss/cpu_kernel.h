@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "fastloss/runtime.h"
 #include "fastloss/tensor.h"
@@ -88,6 +89,34 @@ template <class S> inline vec_t<S> first_lanes(int64_t n, S value) {
 // Lane-wise max/min (a NaN lane may or may not survive; callers detect NaN separately).
 template <class V> inline V vmax(V a, V b) { return a > b ? a : b; }
 template <class V> inline V vmin(V a, V b) { return a < b ? a : b; }
+
+// Horizontal max and sum as halving trees: log2 W steps, where hsum's lane-order loop is a
+// chain of W - 1 (fine once per 2 KiB block for a sum nothing waits on; too slow once per
+// short row, or for a block max that the block's exps wait on). The halves are register
+// shuffles: halves copied through memory stalled each short row on a failed store forward.
+template <class S, int N> struct Lanes {
+  typedef S V __attribute__((vector_size(N * sizeof(S))));
+};
+template <class S, int N, class Op> inline S tree_reduce(typename Lanes<S, N>::V v, Op op);
+template <class S, int N, class Op, size_t... I>
+inline S tree_halves(typename Lanes<S, N>::V v, Op op, std::index_sequence<I...>) {
+  const typename Lanes<S, N / 2>::V lo = __builtin_shufflevector(v, v, I...);
+  const typename Lanes<S, N / 2>::V hi = __builtin_shufflevector(v, v, (I + N / 2)...);
+  return tree_reduce<S, N / 2>(op(lo, hi), op);
+}
+template <class S, int N, class Op> inline S tree_reduce(typename Lanes<S, N>::V v, Op op) {
+  if constexpr (N == 1) {
+    return v[0];
+  } else {
+    return tree_halves<S, N>(v, op, std::make_index_sequence<N / 2>());
+  }
+}
+template <class S> inline S hmax_tree(vec_t<S> v) {
+  return tree_reduce<S, Vec<S>::W>(v, [](auto a, auto b) { return a > b ? a : b; });
+}
+template <class S> inline S hsum_tree(vec_t<S> v) {
+  return tree_reduce<S, Vec<S>::W>(v, [](auto a, auto b) { return a + b; });
+}
 
 template <class S> inline S hsum(vec_t<S> v) {
   S s = 0;

@@ -140,33 +140,6 @@ inline const S* row_source(const TensorView& t, int64_t offset, int64_t C, S* bu
   return buf;
 }
 
-// Horizontal max and sum as halving trees (log2 W steps; the row path's lane-order loops are
-// fine once per 2 KiB block, too slow once per short row). The halves are register shuffles:
-// halves copied through memory stalled each short row on a failed store forward.
-template <class S, int N> struct Lanes {
-  typedef S V __attribute__((vector_size(N * sizeof(S))));
-};
-template <class S, int N, class Op> inline S tree_reduce(typename Lanes<S, N>::V v, Op op);
-template <class S, int N, class Op, size_t... I>
-inline S tree_halves(typename Lanes<S, N>::V v, Op op, std::index_sequence<I...>) {
-  const typename Lanes<S, N / 2>::V lo = __builtin_shufflevector(v, v, I...);
-  const typename Lanes<S, N / 2>::V hi = __builtin_shufflevector(v, v, (I + N / 2)...);
-  return tree_reduce<S, N / 2>(op(lo, hi), op);
-}
-template <class S, int N, class Op> inline S tree_reduce(typename Lanes<S, N>::V v, Op op) {
-  if constexpr (N == 1) {
-    return v[0];
-  } else {
-    return tree_halves<S, N>(v, op, std::make_index_sequence<N / 2>());
-  }
-}
-template <class S> inline S hmax_tree(vec_t<S> v) {
-  return tree_reduce<S, Vec<S>::W>(v, [](auto a, auto b) { return a > b ? a : b; });
-}
-template <class S> inline S hsum_tree(vec_t<S> v) {
-  return tree_reduce<S, Vec<S>::W>(v, [](auto a, auto b) { return a + b; });
-}
-
 // Everything a row needs that does not change from row to row.
 template <class S> struct RowConsts {
   int64_t C;
@@ -674,10 +647,10 @@ void run(const CrossEntropyParams& p, const Policy& pol) {
         }
         const int i = wide.n++;
         wide.x[i] = xb + r * xs;
-        // The row a group ahead, into the cache (rows from L3 stalled wide_rows' first loads;
+        // The row two groups ahead, into the cache (rows from L3 stalled wide_rows' first loads;
         // the rows' compute hides the prefetch).
-        if (r + W < r1) {
-          const char* ahead = reinterpret_cast<const char*>(xb + (r + W) * xs);
+        if (r + 2 * W < r1) {
+          const char* ahead = reinterpret_cast<const char*>(xb + (r + 2 * W) * xs);
           for (int64_t b = 0; b < C * int64_t(sizeof(S)) + 63; b += 64) __builtin_prefetch(ahead + b);
         }
         wide.y[i] = y;

