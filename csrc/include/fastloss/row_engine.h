@@ -634,6 +634,8 @@ void run(const CrossEntropyParams& p, const Policy& pol) {
         batch.loss_offset[i] = loss_offset;
         if (batch.n == batch_rows) run_batch();
       };
+      // Prefetching pays where this thread's rows come from L3 or memory, not from its L2.
+      const bool prefetch = (r1 - r0) * xs * int64_t(sizeof(S)) > (int64_t(1) << 20);
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t y = yb[r * ys];
         if (y == p.ignore_index) {
@@ -649,7 +651,7 @@ void run(const CrossEntropyParams& p, const Policy& pol) {
         wide.x[i] = xb + r * xs;
         // The row two groups ahead, into the cache (rows from L3 stalled wide_rows' first loads;
         // the rows' compute hides the prefetch).
-        if (r + 2 * W < r1) {
+        if (prefetch && r + 2 * W < r1) {
           const char* ahead = reinterpret_cast<const char*>(xb + (r + 2 * W) * xs);
           for (int64_t b = 0; b < C * int64_t(sizeof(S)) + 63; b += 64) __builtin_prefetch(ahead + b);
         }
