@@ -175,10 +175,10 @@ void short_rows(const RowConsts<S>& k, const Policy& pol, const S* const* x, con
   }
   for (int r = 0; r < R; ++r) st[r].m = hmax_tree<S>(mv[r]);
   for (int r = 0; r < R; ++r) {
-    sv[r] = V{};
+    // Started at the first exp, not at 0 + it: the same bits (an exp is never -0), one add less.
     for (int i = 0; i < NV; ++i) {
       e[r][i] = vexp(xv[r][i] - st[r].m);  // padding lanes: exp(-inf) = 0
-      sv[r] += e[r][i];
+      sv[r] = i == 0 ? e[r][i] : sv[r] + e[r][i];
     }
   }
   for (int r = 0; r < R; ++r) st[r].sum = hsum_tree<S>(sv[r]);
@@ -265,8 +265,8 @@ void wide_rows(const RowConsts<S>& k, const Policy& pol, const S* const* x, cons
   }
   const V m = transpose_reduce<S>(v, [](V a, V b) { return a > b ? a : b; });
   for (int r = 0; r < W; ++r) {
-    V sum = V{};
-    for (int i = 0; i < NV; ++i) sum += vexp(part(x[r], i) - m[r]);  // padding lanes: exp(-inf) = 0
+    V sum = vexp(part(x[r], 0) - m[r]);  // padding lanes: exp(-inf) = 0
+    for (int i = 1; i < NV; ++i) sum += vexp(part(x[r], i) - m[r]);
     v[r] = sum;
   }
   const V sum = transpose_reduce<S>(v, [](V a, V b) { return a + b; });
