@@ -17,6 +17,8 @@
 //    layout with axis=1 and for fewer than 16 classes;
 //  - short rows (at most kShortVecs vectors): the row lives in registers, one load, exp and
 //    store per element; the row's log(sum) is taken W rows at a time with one vector log;
+//    loss-only (N, C) calls with plain integer labels take W such rows at once (wide_rows:
+//    their max and sum trees as transposed reductions, the same bits);
 //  - long rows: 2 KiB blocks (row_softmax.h), one exp per element, the exponentials kept in a
 //    scratch row so the gradient needs no second exp.
 //
