@@ -25,6 +25,7 @@ template <class S_> struct CpuMath {
   typedef typename Vec<S>::I I;
   static V c(S s) { return splat(s); }
   static V exp(V x) { return vexp(x); }
+  static V exp_nonpos(V x) { return vexp<true>(x); }
   static V log(V x) { return vlog(x); }
   // log(1 + e) for e in [0, 1]. Float: e q(e), q a degree-8 fit of log1p(e)/e on [0, 1]
   // (3.2 ulp, no division). Double: log(u) corrected by the rounding of u = 1 + e.

@@ -25,6 +25,7 @@ template <> struct DevMath<float> {
   typedef float V;
   static __host__ __device__ __forceinline__ float c(float s) { return s; }
   static __host__ __device__ __forceinline__ float exp(float x) { return ::expf(x); }
+  static __host__ __device__ __forceinline__ float exp_nonpos(float x) { return ::expf(x); }
   static __host__ __device__ __forceinline__ float log(float x) { return ::logf(x); }
   static __host__ __device__ __forceinline__ float log1p01(float e) { return ::log1pf(e); }
   static __host__ __device__ __forceinline__ float abs(float x) { return ::fabsf(x); }
@@ -36,6 +37,7 @@ template <> struct DevMath<double> {
   typedef double V;
   static __host__ __device__ __forceinline__ double c(double s) { return s; }
   static __host__ __device__ __forceinline__ double exp(double x) { return ::exp(x); }
+  static __host__ __device__ __forceinline__ double exp_nonpos(double x) { return ::exp(x); }
   static __host__ __device__ __forceinline__ double log(double x) { return ::log(x); }
   static __host__ __device__ __forceinline__ double log1p01(double e) { return ::log1p(e); }
   static __host__ __device__ __forceinline__ double abs(double x) { return ::fabs(x); }

@@ -4,7 +4,8 @@
 // gives the loss l and its derivative d = dl/dx. The engine applies weight, reduction,
 // gradient scale and storage; a functor knows none of that.
 //
-// M provides: types S (scalar) and V (lane type), c(s) (a V of s), exp, log, log1p01
+// M provides: types S (scalar) and V (lane type), c(s) (a V of s), exp, exp_nonpos (for
+// x <= 0 or NaN: no upper clamp), log, log1p01
 // (log(1 + e) for e in [0, 1]), abs, fma (a b + c, one rounding) and recip (1 / x for
 // normal x, maybe approximate).
 // Conditions are written as `cond ? a : b` on V, which GCC's vector extension and plain
@@ -37,7 +38,7 @@ template <class M> struct Sig {
   V x, s, sn, lp;
   FASTLOSS_HD explicit Sig(V x_) : x(x_) {
     const V one = M::c(1);
-    const V e = M::exp(-M::abs(x));
+    const V e = M::exp_nonpos(-M::abs(x));
     lp = M::log1p01(e);
     const V r = M::recip(one + e);
     const V er = e * r;
@@ -139,7 +140,7 @@ template <class M> struct TruncatedSigmoidCrossEntropy {
       d = x == x ? d : x;
     } else {
       const V z = (M::c(k.a) - pt) * k.b;
-      const V ez = M::exp(-M::abs(z));
+      const V ez = M::exp_nonpos(-M::abs(z));
       const V r = M::recip(one + ez);
       const V f = z >= zero ? r : ez * r;      // sigmoid(z)
       const V fn = z >= zero ? ez * r : r;     // 1 - f
@@ -251,7 +252,7 @@ template <class M> struct LogCosh {
   FASTLOSS_HD static void eval(const Consts<S>&, V x, V t, V, V& l, V& d) {
     const V one = M::c(1);
     const V r = x - t, ar = M::abs(r);
-    const V e = M::exp(ar * S(-2));
+    const V e = M::exp_nonpos(ar * S(-2));
     l = ar + (M::log1p01(e) - S(0.693147180559945309417232121458176568));
     const V th = (one - e) * M::recip(one + e);
     d = r < M::c(0) ? -th : th;

@@ -179,7 +179,7 @@ void short_rows(const RowConsts<S>& k, const Policy& pol, const S* const* x, con
   for (int r = 0; r < R; ++r) {
     // Started at the first exp, not at 0 + it: the same bits (an exp is never -0), one add less.
     for (int i = 0; i < NV; ++i) {
-      e[r][i] = vexp(xv[r][i] - st[r].m);  // padding lanes: exp(-inf) = 0
+      e[r][i] = vexp<true>(xv[r][i] - st[r].m);  // padding lanes: exp(-inf) = 0
       sv[r] = i == 0 ? e[r][i] : sv[r] + e[r][i];
     }
   }
@@ -267,8 +267,8 @@ void wide_rows(const RowConsts<S>& k, const Policy& pol, const S* const* x, cons
   }
   const V m = transpose_reduce<S>(v, [](V a, V b) { return a > b ? a : b; });
   for (int r = 0; r < W; ++r) {
-    V sum = vexp(part(x[r], 0) - m[r]);  // padding lanes: exp(-inf) = 0
-    for (int i = 1; i < NV; ++i) sum += vexp(part(x[r], i) - m[r]);
+    V sum = vexp<true>(part(x[r], 0) - m[r]);  // padding lanes: exp(-inf) = 0
+    for (int i = 1; i < NV; ++i) sum += vexp<true>(part(x[r], i) - m[r]);
     v[r] = sum;
   }
   const V sum = transpose_reduce<S>(v, [](V a, V b) { return a + b; });
@@ -419,7 +419,7 @@ struct LaneGroup {
     for (int64_t c = 0; c < C; ++c) {
       const int j = static_cast<int>(c % W);
       const V xv = lanes(x + c * xcs, x_in);
-      const V e = vexp(xv - m);
+      const V e = vexp<true>(xv - m);
       ps[j] += e;
       if (k.want_grad) store(e_buf + c * W, e);
       if (p.soft_labels) {

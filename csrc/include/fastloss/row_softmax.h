@@ -89,21 +89,21 @@ SoftmaxStats<S> softmax_stats(const S* x, const RowBlocks<S>& rb, S* exps, S* bl
     j = j0;
     for (; j + 4 * W <= full_end; j += 4 * W) {
       const V x0 = load(x + j), x1 = load(x + j + W), x2 = load(x + j + 2 * W), x3 = load(x + j + 3 * W);
-      const V e0 = vexp(x0 - vmx), e1 = vexp(x1 - vmx), e2 = vexp(x2 - vmx), e3 = vexp(x3 - vmx);
+      const V e0 = vexp<true>(x0 - vmx), e1 = vexp<true>(x1 - vmx), e2 = vexp<true>(x2 - vmx), e3 = vexp<true>(x3 - vmx);
       a0 += e0; a1 += e1; a2 += e2; a3 += e3;
       if (kStore) { store(exps + j, e0); store(exps + j + W, e1); store(exps + j + 2 * W, e2); store(exps + j + 3 * W, e3); }
       side(j, x0, W); side(j + W, x1, W); side(j + 2 * W, x2, W); side(j + 3 * W, x3, W);
     }
     for (; j < full_end; j += W) {
       const V x0 = load(x + j);
-      const V e0 = vexp(x0 - vmx);
+      const V e0 = vexp<true>(x0 - vmx);
       a0 += e0;
       if (kStore) store(exps + j, e0);
       side(j, x0, W);
     }
     if (j < j1) {
       const int64_t n = j1 - j;
-      const V e0 = vexp(load_partial(x + j, n, ninf) - vmx);
+      const V e0 = vexp<true>(load_partial(x + j, n, ninf) - vmx);
       a1 += e0;
       if (kStore) store_partial(exps + j, e0, n);
       side(j, load_partial(x + j, n, S(0)), n);
