@@ -54,12 +54,14 @@ template <class S> struct RowGrad {
 constexpr int64_t kStreamBytes = int64_t(8) << 20;
 
 // Parallel regions pay off only above these sizes. Single-thread kernel costs from
-// bench_fastloss (CrossEntropySmall, avx512, this session's loaded 2-core VM): ~2.4 ns per
-// label checked, ~1.2 ns per logit of a 32-class row (loss only). 16384 per thread is 20-40 us
-// of work, several times the 2-5 us fork/join of two threads on an idle 2-core VM; below it a
-// call stays on the calling thread and never wakes the pool (under load a woken pool cost
-// 0.1-20 ms per call).
-constexpr int64_t kMinLabelsPerThread = 16384;     // labels checked per thread
+// bench_fastloss (CrossEntropySmall, avx512, 2-core VM): ~1.2 ns per logit of a 32-class row
+// (loss only), ~1 ns per label checked. 16384 logits per thread is ~20 us of work, several
+// times the 2-5 us fork/join of two threads on an idle 2-core VM; below it a call stays on the
+// calling thread and never wakes the pool (under load a woken pool cost 0.1-20 ms per call).
+// Labels are checked on as many threads as the row loop will use (its pool is awake anyway),
+// from 4096 per thread: checked on one thread, a (16384, 32) call's other thread spun through
+// the check (15% of the call in libgomp).
+constexpr int64_t kMinLabelsPerThread = 4096;      // labels checked per thread
 constexpr int64_t kMinElementsPerThread = 16384;   // logits per thread in the row loop
 
 struct Denominator {
@@ -73,7 +75,8 @@ inline Denominator label_denominator(const CrossEntropyParams& p, int64_t rows, 
   if (p.soft_labels) return {static_cast<double>(rows), rows};
   const int64_t* strides[1] = {p.labels.strides};
   const bool weighted = !is_none(p.weight);
-  const int nt = threads_for(rows, kMinLabelsPerThread);
+  const int nt_rows = threads_for(rows * C, kMinElementsPerThread), nt_labels = threads_for(rows, kMinLabelsPerThread);
+  const int nt = nt_rows < nt_labels ? nt_rows : nt_labels;
   double total = 0;
   int64_t counted = 0, first_bad = rows;
   // One loop per label type: a dtype switch per label cost more than the check itself.
