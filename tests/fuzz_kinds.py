@@ -251,7 +251,7 @@ class GradOut(Kind):
     """`grad_out` for the input `of`: None, a fresh array, the input itself (in place), or a
     wrong one (dtype, shape, broadcast, read-only, partial overlap with the input, a list)."""
 
-    GOOD = ["none", "none", "fresh", "inplace", "strided"]
+    GOOD = ["none", "none", "fresh", "inplace", "strided", "alias"]
     BAD = ["wrong_dtype", "wrong_shape", "broadcast", "readonly", "overlap", "list", "f16_for_f32"]
 
     def __init__(self, of):
@@ -270,6 +270,19 @@ class GradOut(Kind):
         if m == "strided":
             return layout_view(np.zeros(x.shape, native), "negative" if x.ndim else "c", 0)
         if m == "inplace":
+            return x
+        if m == "alias":
+            # in place, with another float input turned into a view of the same memory (a target
+            # x[::-1], a per-class weight x[-1]): the call must still give the copies' answer
+            for k, v in built.items():
+                if k == self.of or not isinstance(v, np.ndarray) or v.dtype != x.dtype or x.ndim == 0:
+                    continue
+                if v.shape == x.shape:
+                    built[k] = x[::-1]
+                    break
+                if v.shape == x.shape[1:] and x.shape[0] > 0:
+                    built[k] = x[-1]
+                    break
             return x
         if m == "wrong_dtype":
             return np.empty(x.shape, np.float64 if native != np.float64 else np.float32)

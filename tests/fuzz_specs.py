@@ -40,8 +40,12 @@ CE_FORMS = [
 
 
 NAN_ = float("nan")
-# A temperature of the bi-tempered functions: required, so never omitted.
-TEMPERATURE = Option(st.floats(0.05, 4.0, allow_nan=False), bad=[0.0, -1.0, NAN_, float("inf"), "0.5", None], omit=0.0)
+# A temperature of the bi-tempered functions: required, so never omitted. Its edges: 1 and 2
+# exactly and one ulp either side of 1 (where 1/(1-t) blows rounding up), near 0, and 4.
+TEMPERATURE = Option(st.one_of(st.floats(0.05, 4.0, allow_nan=False),
+                               st.sampled_from([1.0, 2.0, float(np.nextafter(1.0, 2.0)), float(np.nextafter(1.0, 0.0)),
+                                                1e-3, 4.0])),
+                     bad=[0.0, -1.0, NAN_, float("inf"), "0.5", None], omit=0.0)
 
 
 def _assert(ok, why):
@@ -49,9 +53,16 @@ def _assert(ok, why):
 
 
 def divergence_result(out, args):
-    """entropy / kl_divergence / js_divergence: a float array without the `axis` dimension."""
+    """entropy / kl_divergence / js_divergence: a float array without the `axis` dimension; with
+    return_grad, (values, grad_p) or (values, (grad_p, grad_q)) shaped like the inputs."""
     want = list(np.shape(args["p"]))
     del want[args.get("axis", -1)]
+    if args.get("return_grad"):
+        _assert(isinstance(out, tuple) and len(out) == 2, f"got {type(out).__name__}, want (values, grads)")
+        out, grads = out
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        for g, name in zip(grads, ("p", "q")):
+            _assert(isinstance(g, np.ndarray) and g.shape == np.shape(args[name]), f"grad of {name}: {np.shape(g)}")
     _assert(isinstance(out, np.ndarray) and out.dtype.kind == "f" and list(out.shape) == want,
             f"got {type(out).__name__} {np.shape(out)}, want {want}")
 
@@ -180,12 +191,15 @@ SPECS = {
         forms=[dict(p=Floats(s, values=["probs", "positive", "extreme"]),
                     **({} if name == "entropy" else {"q": Floats(s, values=["probs", "positive"])}))
                for s in ("N C", "C", "N C D")],
-        options=dict(axis=AXIS),
+        options=dict(axis=AXIS, return_grad=FLAG,
+                     **({"base": Option([None, 2.0, 10.0, 0.5], bad=[0.0, 1.0, -2.0, "2"])} if name == "entropy" else {})),
         returns=divergence_result)
        for name in ("entropy", "kl_divergence", "js_divergence")},
     "large_margin_softmax_loss": Spec(
         forms=[dict(features=Floats("N D"), weight=Floats("D C"), labels=Labels("N", high="C"))],
-        options=dict(margin=Option([1, 2, 3, 4], bad=[0, -1, 1.5, 2**70]), beta=FloatOption(0.0, 10.0, bad=[-1.0]),
+        options=dict(margin=Option([1, 2, 3, 4], bad=[0, -1, 1.5, 2**70]),
+                     beta=Option(st.one_of(st.floats(0.0, 10.0), st.sampled_from([0.0, 1e300, 1e308])),
+                                 bad=[-1.0, float("inf"), NAN_]),
                      reduction=REDUCTION, return_grad=FLAG),
         returns=margin_result),
     "center_loss": Spec(
@@ -233,7 +247,8 @@ SPECS = {
         forms=[dict(inputs=Floats("N C"), targets=Floats("N C", values="probs")),
                dict(inputs=Floats("N C D"), targets=Labels("N D", high="C"), axis=Option([1, -2], omit=0))],
         options=dict(activation=Option([None, "sigmoid", "softmax"], bad=["relu", "SIGMOID", 0]),
-                     smooth=FloatOption(0.0, 2.0, bad=[-1.0, NAN_]), squared=FLAG, reduction=REDUCTION,
+                     smooth=Option(st.one_of(st.floats(0.0, 2.0), st.just(0.0)), bad=[-1.0, NAN_]), squared=FLAG,
+                     reduction=REDUCTION,
                      return_grad=FLAG),
         returns=loss_result("inputs", lambda a: np.shape(a["inputs"])[:1] + (
             (np.shape(a["inputs"])[a["axis"]],) if a.get("axis") is not None else ()))),

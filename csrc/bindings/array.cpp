@@ -6,6 +6,7 @@
 #include <pybind11/numpy.h>
 
 #include <algorithm>
+#include <cstring>
 #include <exception>
 #include <string>
 
@@ -228,12 +229,13 @@ Call::Call(std::initializer_list<std::pair<const char*, py::handle>> arrays) {
 }
 
 Call::~Call() {
-  // An unaligned grad_out was computed into an aligned temporary: copy it over on success
-  // only (an error leaves the caller's arrays unchanged).
+  // A grad_out that is misaligned, or in place over an input that another input shares memory
+  // with, was computed into a temporary: copy it over on success only (an error leaves the
+  // caller's arrays unchanged).
   if (!copy_back_.empty() && std::uncaught_exceptions() == 0) {
     for (auto& [user, temp] : copy_back_) {
       try {
-        numpy_module().attr("copyto")(user, temp);
+        (cuda_ ? py::object(cupy()) : py::object(numpy_module())).attr("copyto")(user, temp);
       } catch (py::error_already_set& e) {
         e.discard_as_unraisable("fastloss: copying the gradient into grad_out");
       }
@@ -421,31 +423,52 @@ py::object Call::grad_out(py::handle user, const TensorView& like, const char* l
     for (int i = 0; i < g.ndim; ++i)
       if (g.strides[i] == 0 && g.shape[i] > 1) throw_value("grad_out must not be a broadcast view (it has a zero stride)");
   // Overlap: grad_out may be the differentiated input itself, or overlap nothing.
+  const Input* like_in = nullptr;  // the differentiated input as the call read it
+  for (const Input& in : inputs_)
+    if (std::strcmp(in.name, like_name) == 0 && same_view(in.view, like)) like_in = &in;
+  const bool in_place = same_view(g, like) ||
+                        (like_in && like_in->original && same_numpy_array(user.ptr(), like_in->original.ptr()));
+  // Does the kernel read, through input `in`, memory that grad_out shares?
   const Extent ge = extent_of(g);
-  if (!same_view(g, like)) {
+  auto shares = [&](const Input& in) {
+    const Extent ie = extent_of(in.view);
+    if (ge.lo >= ie.hi || ie.lo >= ge.hi) return false;
+    // Extents meet: NumPy tells exactly whether elements are shared (interleaved views are fine);
+    // on the device, meeting extents count as sharing.
+    return cuda_ || numpy_module().attr("shares_memory")(user, in.object).cast<bool>();
+  };
+  bool via_temp = in_place_copy;
+  if (in_place) {
+    // The kernel writes the gradient over the input it differentiates; another input that is a
+    // view of the same memory (a target x[::-1], probability labels, a weight) would then be read
+    // after being overwritten. Such a call computes into a temporary, copied over on success.
+    for (const Input& in : inputs_)
+      if (&in != like_in && !in.original && shares(in)) via_temp = true;
+  } else {
     for (const Input& in : inputs_) {
-      if (in.original) {  // the kernel reads a copy; the caller's array is what grad_out must not touch
-        const bool itself = same_view(in.view, like) && same_numpy_array(user.ptr(), in.original.ptr());
-        if (!itself && numpy_module().attr("shares_memory")(user, in.original).cast<bool>())
-          throw_value(std::string("grad_out overlaps ") + in.name + " without being " + like_name +
-                      " itself: pass " + like_name + " for an in-place gradient, or an array that shares no "
-                      "memory with the inputs");
-        continue;
-      }
-      const Extent ie = extent_of(in.view);
-      if (ge.lo >= ie.hi || ie.lo >= ge.hi) continue;
-      // Extents meet: NumPy tells exactly whether elements are shared (interleaved views are fine).
-      if (!cuda_ && !numpy_module().attr("shares_memory")(user, in.object).cast<bool>()) continue;
-      throw_value(std::string("grad_out overlaps ") + in.name + " without being " + like_name +
-                  " itself: pass " + like_name + " for an in-place gradient, or an array that shares no memory "
-                  "with the inputs");
+      // When the kernel reads a copy, the caller's array is what grad_out must not touch.
+      const bool overlaps = in.original ? numpy_module().attr("shares_memory")(user, in.original).cast<bool>()
+                                        : shares(in);
+      if (overlaps)
+        throw_value(std::string("grad_out overlaps ") + in.name + " without being " + like_name +
+                    " itself: pass " + like_name + " for an in-place gradient, or an array that shares no memory "
+                    "with the inputs");
     }
   }
-  if (in_place_copy) {
-    py::object temp = numpy_module().attr("empty_like")(user, py::arg("order") = "C");
+  if (via_temp) {
+    py::object temp = (cuda_ ? py::object(cupy()) : py::object(numpy_module())).attr("empty_like")(user, py::arg("order") = "C");
     copy_back_.emplace_back(py::reinterpret_borrow<py::object>(user), temp);
-    std::string bad;
-    numpy_view(temp.ptr(), "grad_out", &g, &bad);
+    if (cuda_) {
+      g.data = reinterpret_cast<void*>(temp.attr("data").attr("ptr").cast<uintptr_t>());
+      int64_t stride = 1;
+      for (int i = g.ndim - 1; i >= 0; --i) {
+        g.strides[i] = stride;
+        stride *= g.shape[i] > 1 ? g.shape[i] : 1;
+      }
+    } else {
+      std::string bad;
+      numpy_view(temp.ptr(), "grad_out", &g, &bad);
+    }
   }
   *view = g;
   return py::reinterpret_borrow<py::object>(user);

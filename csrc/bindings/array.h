@@ -59,8 +59,9 @@ class __attribute__((visibility("hidden"))) Call {
   // The gradient array: None gives a new array shaped like `like`; a user array must be of
   // the call's library with that shape and dtype, writable, free of zero strides, and either
   // `like` itself (an in-place gradient) or overlapping none of the inputs read so far (so
-  // read every input first). A misaligned grad_out is computed into an aligned temporary and
-  // copied into it when the call succeeds.
+  // read every input first). A misaligned grad_out, or an in-place one that another input
+  // shares memory with (a target that is a view of the input), is computed into a temporary
+  // and copied into it when the call succeeds.
   py::object grad_out(py::handle user, const TensorView& like, const char* like_name, TensorView* view);
   // Device scratch of `bytes` bytes on CUDA (kept alive by the Call); nullptr on the CPU.
   void* workspace(size_t bytes);

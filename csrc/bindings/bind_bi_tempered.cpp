@@ -27,8 +27,8 @@ void run(Call& call, BiTemperedParams& p) {
 }
 
 void options(BiTemperedParams& p, py::handle t1, py::handle t2, py::handle label_smoothing, py::handle num_iters) {
-  p.t1 = float_arg(t1, "t1");
-  p.t2 = float_arg(t2, "t2");
+  p.t1 = snap_temperature(float_arg(t1, "t1"));
+  p.t2 = snap_temperature(float_arg(t2, "t2"));
   p.label_smoothing = float_arg(label_smoothing, "label_smoothing");
   p.num_iters = int_arg(num_iters, "num_iters");
 }
@@ -96,7 +96,7 @@ void register_bi_tempered(py::module_& m) {
     const TensorView x = call.floats(activations, "activations");
     if (x.ndim < 1) throw_value("activations must have at least one dimension (the class axis)");
     const int ax = normalize_axis(int_arg(axis, "axis"), x.ndim, "activations");
-    p.t = float_arg(t, "t");
+    p.t = snap_temperature(float_arg(t, "t"));
     p.num_iters = int_arg(num_iters, "num_iters");
     p.activations = x.axis_moved_last(ax);
     TensorView o;

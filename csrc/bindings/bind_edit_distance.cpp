@@ -236,6 +236,8 @@ int64_t token_value(PyObject* tok, TokenIds& dict, const char* name, int64_t i, 
     if (!overflow && !(v == -1 && PyErr_Occurred())) return v;
     PyErr_Clear();
   } else if (PyUnicode_Check(tok)) {
+    // A one-character token is that character (as rapidfuzz hashes it): "ab" against ["a", "b"] is 0.
+    if (PyUnicode_GET_LENGTH(tok) == 1) return static_cast<int64_t>(PyUnicode_READ_CHAR(tok, 0));
     PyObject* found = PyDict_GetItemWithError(dict.ids.ptr(), tok);
     if (found) return PyLong_AsLongLong(found);
     if (PyErr_Occurred()) throw py::error_already_set();
@@ -245,6 +247,8 @@ int64_t token_value(PyObject* tok, TokenIds& dict, const char* name, int64_t i, 
   }
   const Py_hash_t h = PyObject_Hash(tok);
   if (h == -1) {
+    // An unhashable token is a TypeError naming it; any other error of a __hash__ is the caller's.
+    if (!PyErr_ExceptionMatches(PyExc_TypeError)) throw py::error_already_set();
     PyErr_Clear();
     throw_type(std::string(name) + "[" + std::to_string(i) + "][" + std::to_string(k) +
                "] is not hashable (" + Py_TYPE(tok)->tp_name + "); elements must be str or sequences of "

@@ -61,8 +61,11 @@ LabelRows label_rows(Call& call, py::handle logits, py::handle labels, py::handl
   return r;
 }
 
-py::object divergence_call(Divergence kind, const char* name, py::handle p_arr, py::handle q_arr, py::handle axis) {
-  Call call({{"p", p_arr}, {"q", q_arr}});
+// entropy (q None) or the two-input divergences: the values, or (values, grad_p) for entropy and
+// (values, (grad_p, grad_q)) for KL and JS with return_grad.
+py::object divergence_call(Divergence kind, py::handle p_arr, py::handle q_arr, py::handle base, py::handle axis,
+                           py::handle return_grad, py::handle grad_out) {
+  Call call({{"p", p_arr}, {"q", q_arr}, {"grad_out", grad_out}});
   DivergenceParams p;
   p.kind = kind;
   const TensorView pv = call.floats(p_arr, "p");
@@ -71,15 +74,30 @@ py::object divergence_call(Divergence kind, const char* name, py::handle p_arr, 
   const int ax = normalize_axis(int_arg(axis, "axis"), pv.ndim, "p");
   p.p = pv.axis_moved_last(ax);
   p.q = is_none(qv) || qv.ndim != pv.ndim ? qv : qv.axis_moved_last(ax);
+  if (!base.is_none()) {
+    p.base_given = true;
+    p.base = float_arg(base, "base");
+  }
   py::object out = call.empty(shape_of(pv, ax), pv.dtype, &p.out);
   check_divergence_params(p);
-  static_cast<void>(name);  // no message of this path needs it now
+  const bool want_grad = bool_arg(return_grad, "return_grad") || !grad_out.is_none();
+  py::object gp = py::none(), gq = py::none();
+  if (want_grad) {
+    TensorView g;
+    gp = call.grad_out(grad_out, pv, "p", &g);
+    p.grad_p = g.axis_moved_last(ax);
+    if (kind != Divergence::entropy) {
+      gq = call.grad_out(py::none(), qv, "q", &g);
+      p.grad_q = g.axis_moved_last(ax);
+    }
+  }
   {
     py::gil_scoped_release release;
     if (call.cuda()) FASTLOSS_ROWWISE_CUDA(cuda::divergence(p, call.stream()));
     else cpu::divergence(p);
   }
-  return out;
+  if (!want_grad) return out;
+  return py::make_tuple(out, kind == Divergence::entropy ? gp : py::object(py::make_tuple(gp, gq)));
 }
 
 }  // namespace
@@ -161,14 +179,14 @@ void register_rowwise(py::module_& m) {
     return loss_and_grad(std::move(loss), std::move(grad));
   });
 
-  m.def("entropy", [](py::handle p, py::handle axis) {
-    return divergence_call(Divergence::entropy, "entropy", p, py::none(), axis);
+  m.def("entropy", [](py::handle p, py::handle base, py::handle axis, py::handle return_grad, py::handle grad_out) {
+    return divergence_call(Divergence::entropy, p, py::none(), base, axis, return_grad, grad_out);
   });
-  m.def("kl_divergence", [](py::handle p, py::handle q, py::handle axis) {
-    return divergence_call(Divergence::kl, "kl_divergence", p, q, axis);
+  m.def("kl_divergence", [](py::handle p, py::handle q, py::handle axis, py::handle return_grad) {
+    return divergence_call(Divergence::kl, p, q, py::none(), axis, return_grad, py::none());
   });
-  m.def("js_divergence", [](py::handle p, py::handle q, py::handle axis) {
-    return divergence_call(Divergence::js, "js_divergence", p, q, axis);
+  m.def("js_divergence", [](py::handle p, py::handle q, py::handle axis, py::handle return_grad) {
+    return divergence_call(Divergence::js, p, q, py::none(), axis, return_grad, py::none());
   });
 
   // --- l2_loss ---

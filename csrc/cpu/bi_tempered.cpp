@@ -33,7 +33,9 @@ constexpr int64_t kMinElementsPerThread = 4096;
 template <class S> struct Temps {
   S t1, t2, k1, k2, inv_k2, r12, beta, inv_beta;
   int64_t iters;
-  bool t1_one, t2_one, t_eq;
+  bool t1_one, t2_one, t_eq, t2_gt1;  // from the double temperatures (t2 = 1 + 1e-9 is 1.0f)
+  bool beta_le0, beta_zero;  // t1 >= 2, t1 == 2: the y^(2-t1) terms need their limits (see loss_pass)
+  bool log1p_fix;            // |1 - t2| < 1/4: log(1 + k u) takes 1 + k u's rounding error back (log_1pz)
   // 1/(1-t2) and (1-t1)/(1-t2) when they are small integers (t2 = 1.2, 1.5, 2, 0.5, 0.8 and
   // t1 = 2 - t2 ...), else 0: exp_t is then a few multiplies instead of a log and an exp.
   int n_k2, n_r12;
@@ -64,6 +66,10 @@ template <class S> Temps<S> temps(double t1, double t2, int64_t iters, double ls
   T.t1_one = t1 == 1.0;
   T.t2_one = t2 == 1.0;
   T.t_eq = t1 == t2;
+  T.t2_gt1 = t2 > 1.0;
+  T.beta_le0 = t1 >= 2.0;
+  T.log1p_fix = std::fabs(1.0 - t2) < 0.25;
+  T.beta_zero = t1 == 2.0;
   const double c = static_cast<double>(C);
   T.ls_a = static_cast<S>(ls > 0 ? 1.0 - c / (c - 1.0) * ls : 1.0);
   T.ls_b = static_cast<S>(ls > 0 ? ls / (c - 1.0) : 0.0);
@@ -103,7 +109,10 @@ template <class S> struct ClassLanes {
       f(c);
     }
   }
-  V total(V acc) const { return splat(hsum<S>(acc)); }
+  // A row's sums run in float64 (WideSum): a float32 row of 50000 classes would otherwise sum to
+  // 1e-4 and its tempered softmax miss 1 by as much.
+  typedef WideSum<S> Acc;
+  V total(Acc& acc) const { return splat(static_cast<S>(acc.sum())); }
   V max() const {
     V m = splat(-std::numeric_limits<S>::infinity());
     each([&](const Chunk<S>& c) { m = vmax(m, c.x); });
@@ -139,7 +148,11 @@ template <class S> struct RowLanes {
     c.x = x1;
     f(c);
   }
-  V total(V acc) const { return acc; }
+  struct Acc {  // two classes per row: nothing to widen
+    V acc{};
+    void add(V v) { acc += v; }
+  };
+  V total(Acc& a) const { return a.acc; }
   V max() const { return vmax(x1, V{}); }  // NaN propagates (compare is false)
   V labels(const Chunk<S>& c, const Temps<S>& T) const {
     const V yc = c.off == 0 ? S(1) - t : t;
@@ -163,9 +176,32 @@ template <class V> inline V ipow(V b, int n) {
   return n < 0 ? S(1) / r : r;
 }
 
-// exp_t(u) for the base b = 1 + (1-t) u already formed: max(b, 0)^(1/(1-t)).
-template <class S> inline vec_t<S> exp_t_base(vec_t<S> b, const Temps<S>& T) {
-  return T.n_k2 ? ipow(relu(b), T.n_k2) : vexp(vlog(relu(b)) * T.inv_k2);
+// log(max(b, 0)) for b = 1 + z already rounded, rb = 1 / b (0 where b <= 0): with log1p_fix the
+// rounding error of b comes back as err / b (Fast2Sum), so that near t = 1, where 1/(1-t) blows
+// any error of log b up (t = 1 + 1 ulp: b rounds to 1 and the tempered softmax summed to 0.40),
+// exp_t still follows exp. -inf where b <= 0; NaN stays NaN.
+template <class S> inline vec_t<S> log_base(vec_t<S> z, vec_t<S> b, vec_t<S> rb, const Temps<S>& T) {
+  typedef vec_t<S> V;
+  const V l = vlog(relu(b));
+  if (!T.log1p_fix) return l;
+  const V err = (z < S(1) && z > S(-1)) ? (S(1) - b) + z : (z - b) + S(1);
+  return rb == S(0) ? l : l + err * rb;  // b = +-inf (a padding lane's -inf) or <= 0: no correction
+}
+
+// exp_t(u) = max(1 + z, 0)^(1/(1-t)) for z = (1-t) u.
+template <class S> inline vec_t<S> exp_t_z(vec_t<S> z, const Temps<S>& T) {
+  typedef vec_t<S> V;
+  const V b = S(1) + z;
+  if (T.n_k2) return ipow(relu(b), T.n_k2);
+  const V rb = T.log1p_fix ? (b > S(0) ? S(1) / b : V{}) : V{};
+  return vexp(log_base<S>(z, b, rb, T) * T.inv_k2);
+}
+
+// expm1 lane by lane (once per row): (Z^-k - 1) / k as (exp(-k log Z) - 1) / k would lose every
+// digit to cancellation for k near 0.
+template <class S> inline vec_t<S> expm1_lanes(vec_t<S> v) {
+  for (int i = 0; i < Vec<S>::W; ++i) v[i] = std::expm1(v[i]);
+  return v;
 }
 
 // The normalisation `norm` of each row: p = exp_t(x - norm) sums to 1 (the reference's three cases).
@@ -173,37 +209,42 @@ template <class S, class View> vec_t<S> normalization(const View& v, const Temps
   typedef vec_t<S> V;
   const V m = v.max();
   if (T.t2_one) {
-    V acc = V{};
-    v.each([&](const Chunk<S>& c) { acc += vexp(c.x - m); });
+    typename View::Acc acc;
+    v.each([&](const Chunk<S>& c) { acc.add(vexp(c.x - m)); });
     return m + vlog(v.total(acc));
   }
   const S k = T.k2;
-  if (T.t2 > S(1)) {  // fixed point: a <- (x - m) Z^(1-t), Z = sum exp_t(a); exp_t(a) = (1 + k Z^k (x - m))^(1/k)
+  if (T.t2_gt1) {  // fixed point: a <- (x - m) Z^(1-t), Z = sum exp_t(a); exp_t(a) = (1 + k Z^k (x - m))^(1/k)
     V kc = splat(k);
     auto partition = [&]() {
-      V acc = V{};
-      v.each([&](const Chunk<S>& c) { acc += exp_t_base<S>(S(1) + kc * (c.x - m), T); });
+      typename View::Acc acc;
+      v.each([&](const Chunk<S>& c) { acc.add(exp_t_z<S>(kc * (c.x - m), T)); });
       return v.total(acc);
     };
     for (int64_t i = 0; i < T.iters; ++i) kc = k * vexp(k * vlog(partition()));
     const V Z = partition();
-    return m - (vexp(-k * vlog(Z)) - S(1)) / k;  // -log_t(1/Z) + m
+    return m - expm1_lanes<S>(-k * vlog(Z)) / k;  // -log_t(1/Z) + m
   }
-  // bisection for t < 1 on [0, -log_t(1/effective_dim)]
-  V cnt = V{};
+  // bisection for t < 1 on [0, -log_t(1/effective_dim)]; a NaN anywhere in the row makes the
+  // norm NaN (the bisection's compares would skip it and leave the rest of the row finite)
+  typename View::Acc cnt, nans;
   const S thr = S(-1) / k;
-  v.each([&](const Chunk<S>& c) { cnt += c.x - m > thr ? splat(S(1)) : V{}; });
+  v.each([&](const Chunk<S>& c) {
+    cnt.add(c.x - m > thr ? splat(S(1)) : V{});
+    nans.add(c.x != c.x ? splat(S(1)) : V{});
+  });
   const V eff = v.total(cnt);
-  V lower = V{}, upper = (S(1) - vexp(-k * vlog(eff))) / k;
+  const V poison = v.total(nans) > S(0) ? splat(std::numeric_limits<S>::quiet_NaN()) : V{};
+  V lower = V{}, upper = -expm1_lanes<S>(-k * vlog(eff)) / k;
   for (int64_t i = 0; i < T.iters; ++i) {
     const V mid = (upper + lower) * S(0.5);
-    V acc = V{};
-    v.each([&](const Chunk<S>& c) { acc += exp_t_base<S>(S(1) + k * ((c.x - m) - mid), T); });
+    typename View::Acc acc;
+    v.each([&](const Chunk<S>& c) { acc.add(exp_t_z<S>(k * ((c.x - m) - mid), T)); });
     const V sum = v.total(acc);
     upper = sum < S(1) ? mid : upper;
     lower = sum < S(1) ? lower : mid;
   }
-  return (upper + lower) * S(0.5) + m;
+  return (upper + lower) * S(0.5) + m + poison;
 }
 
 // Per-element probability terms at u = x - norm.
@@ -221,7 +262,8 @@ template <class S> inline Probs<S> probs(vec_t<S> u, const Temps<S>& T) {
     P.r = V{};
     return P;
   }
-  const V s = relu(S(1) + T.k2 * u);
+  const V z = T.k2 * u, b = S(1) + z;
+  const V s = relu(b);
   P.r = s > S(0) ? S(1) / s : V{};
   if (T.n_k2 && (T.t1_one ? false : T.n_r12 != 0)) {  // no log needed
     P.p = ipow(s, T.n_k2);
@@ -229,7 +271,7 @@ template <class S> inline Probs<S> probs(vec_t<S> u, const Temps<S>& T) {
     P.lp = V{};
     return P;
   }
-  const V l = vlog(s);
+  const V l = log_base<S>(z, b, P.r, T);
   P.lp = l * T.inv_k2;
   P.p = T.n_k2 ? ipow(s, T.n_k2) : vexp(P.lp);
   P.q = T.t1_one ? splat(S(1)) : T.n_r12 ? ipow(s, T.n_r12) : vexp(l * T.r12);
@@ -238,25 +280,43 @@ template <class S> inline Probs<S> probs(vec_t<S> u, const Temps<S>& T) {
 
 // The row's loss (per lane) and, with `grad`, the scratch d (at off) and escorts (at W*... e),
 // and the gradient factor D / sum(escorts). label_const: the labels-only part for integer labels.
+//
+// Per class the loss is [y log_t(y + eps) - B(y)] - [y log_t(p) - B(p)] with B(u) = u^b / b,
+// b = 2 - t1. For t1 < 2 the two brackets are summed apart (the first is label_const for
+// integer labels), B(0) = 0. For t1 >= 2 the limits decide: B(u) -> log u at b = 0, and
+// B(0) = -inf, so a class with y = 0 < p costs +inf, y = p = 0 costs 0 (its two terms are one
+// limit), y > 0 = p costs +inf: those classes are summed as one term each.
 template <class S, class View>
 vec_t<S> loss_pass(const View& v, const Temps<S>& T, vec_t<S> norm, vec_t<S> label_const, bool soft, bool grad, S* d,
                    S* e, vec_t<S>* factor) {
   typedef vec_t<S> V;
-  V a_ylt = V{}, a_pq = V{}, a_lab = V{}, a_d = V{}, a_e = V{};
+  typedef typename View::Acc Acc;
+  Acc a_ylt, a_pq, a_lab, a_d, a_e, a_whole;
+  const S inf = std::numeric_limits<S>::infinity();
   v.each([&](const Chunk<S>& c) {
     const Probs<S> P = probs(c.x - norm, T);
     const V y = v.labels(c, T);
     const V ltp = T.t1_one ? P.lp : (P.q - S(1)) / T.k1;
-    a_ylt += y != S(0) ? y * ltp : V{};  // a zero label never meets log_t(0) = -inf
-    const V pq = T.t1_one ? P.p : P.p * P.q;
-    a_pq += c.live ? pq : V{};
-    if (soft) {
-      const V zero = V{};
-      if (std::memcmp(&y, &zero, sizeof(V)) != 0) {  // one-hot rows skip their zero chunks
-        const V lye = vlog(y + T.eps);
-        const V lt = T.t1_one ? lye : (vexp(lye * T.k1) - S(1)) / T.k1;
-        const V yb = T.t1_one ? y : vexp(vlog(y) * T.beta);
-        a_lab += y * lt - yb * T.inv_beta;
+    // p^b: 0 where p = 0 (p * p^(1-t1) would be 0 * inf when t1 > 1)
+    const V pq = T.t1_one ? P.p : (P.p == S(0) ? V{} : P.p * P.q);
+    if (T.beta_le0) {
+      const V lt_y = (vexp(vlog(y + T.eps) * T.k1) - S(1)) / T.k1;
+      const V By = T.beta_zero ? vlog(y) : vexp(vlog(y) * T.beta) * T.inv_beta;
+      const V Bp = T.beta_zero ? vlog(P.p) : pq * T.inv_beta;
+      V term = (y * lt_y - By) - (y * ltp - Bp);
+      term = P.p == S(0) ? (y == S(0) ? V{} : splat(inf)) : (y == S(0) ? splat(inf) : term);
+      a_whole.add(c.live ? term : V{});
+    } else {
+      a_ylt.add(y != S(0) ? y * ltp : V{});  // a zero label never meets log_t(0) = -inf
+      a_pq.add(c.live ? pq : V{});
+      if (soft) {
+        const V zero = V{};
+        if (std::memcmp(&y, &zero, sizeof(V)) != 0) {  // one-hot rows skip their zero chunks
+          const V lye = vlog(y + T.eps);
+          const V lt = T.t1_one ? lye : (vexp(lye * T.k1) - S(1)) / T.k1;
+          const V yb = T.t1_one ? y : vexp(vlog(y) * T.beta);
+          a_lab.add(y * lt - yb * T.inv_beta);
+        }
       }
     }
     if (grad) {
@@ -273,11 +333,12 @@ vec_t<S> loss_pass(const View& v, const Temps<S>& T, vec_t<S> norm, vec_t<S> lab
       esc = c.live ? esc : V{};
       store(d + c.off, dv);
       store(e + c.off, esc);
-      a_d += dv;
-      a_e += esc;
+      a_d.add(dv);
+      a_e.add(esc);
     }
   });
   if (grad) *factor = v.total(a_d) / v.total(a_e);
+  if (T.beta_le0) return v.total(a_whole);
   const V lab = soft ? v.total(a_lab) : label_const;
   return lab - v.total(a_ylt) + v.total(a_pq) * T.inv_beta;
 }

@@ -269,6 +269,7 @@ template <class S> void center_loss_impl(const CenterLossParams& p) {
         const V vsc = splat(sc);
         V a0 = V{}, a1 = V{};
         int64_t j = 0;
+        int folds = 0;
         for (; j + 2 * W <= D; j += 2 * W) {
           const V d0 = load(xr + j) - load(cr + j), d1 = load(xr + j + W) - load(cr + j + W);
           a0 = fmadd(d0, d0, a0);
@@ -276,6 +277,12 @@ template <class S> void center_loss_impl(const CenterLossParams& p) {
           if (want_grad) {
             put_vec(gr, j, d0 * vsc, W, stream);
             put_vec(gr, j + W, d1 * vsc, W, stream);
+          }
+          if (++folds == 32) {  // into float64 every 64 vectors: long rows sum to float32 rounding
+            const V s = a0 + a1;
+            for (int l = 0; l < W; ++l) ss += static_cast<double>(s[l]);
+            a0 = a1 = V{};
+            folds = 0;
           }
         }
         for (; j < D; j += W) {

@@ -58,7 +58,7 @@ void check_label_range(const TensorView& labels, int64_t K, const char* classes_
 MarginConsts margin_consts(int m, double beta) {
   MarginConsts k;
   k.m = m;
-  k.beta = beta;
+  k.beta_w = beta / (1.0 + beta);
   k.inv_1pb = 1.0 / (1.0 + beta);
   const double pi = 3.14159265358979323846;
   for (int j = 0; j < m && j < kMaxLargeMargin; ++j) k.cos_step[j] = std::cos(j * pi / m);

@@ -116,50 +116,102 @@ void divergence_impl(const DivergenceParams& p) {
   const int64_t rows = p.p.drop_last().numel();
   if (rows == 0) return;
   const bool two = p.kind != Divergence::entropy;
-  const int64_t* strides[3] = {p.p.strides, two ? p.q.strides : nullptr, p.out.strides};
-  const int nt = threads_for(rows * C, kMinDivergencePerThread);
+  const bool want_gp = !is_none(p.grad_p), want_gq = !is_none(p.grad_q);
+  const DType native = sizeof(S) == 4 ? DType::f32 : DType::f64;
+  const int64_t gp_cs = want_gp ? p.grad_p.strides[rank] : 1, gq_cs = want_gq ? p.grad_q.strides[rank] : 1;
+  const bool gp_direct = want_gp && p.grad_p.dtype == native && gp_cs == 1;
+  const bool gq_direct = want_gq && p.grad_q.dtype == native && gq_cs == 1;
+  const double log_base = p.base_given ? std::log(p.base) : 1.0;
+  const int64_t* strides[5] = {p.p.strides, two ? p.q.strides : nullptr, p.out.strides,
+                               want_gp ? p.grad_p.strides : nullptr, want_gq ? p.grad_q.strides : nullptr};
+  const int nt = threads_for(rows * C * (want_gp ? 2 : 1), kMinDivergencePerThread);
+  const S ninf = -std::numeric_limits<S>::infinity();
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     int64_t r0, r1;
     thread_range(rows, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
-    ScratchBuffer pbuf, qbuf;
-    RowWalker<3> walk(p.p.shape, rank, strides);
+    ScratchBuffer pbuf, qbuf, gpbuf, gqbuf;
+    RowWalker<5> walk(p.p.shape, rank, strides);
     walk.begin(r0);
     for (int64_t r = r0; r < r1; ++r, walk.next()) {
       // rows in place when contiguous and native, else gathered (same bits either way)
       const S* x = row_engine::row_source<S>(p.p, walk.offset(0), C, pbuf.get<S>(C + W));
       const S* y = two ? row_engine::row_source<S>(p.q, walk.offset(1), C, qbuf.get<S>(C + W)) : nullptr;
       auto at = [C](const S* a, int64_t j) { return j + W <= C ? load(a + j) : load_partial(a + j, C - j, S(0)); };
-      // pass 1: the sums that normalise the rows (padding lanes load as 0 and add 0 below)
-      V sp = V{}, sq = V{};
+      // pass 1: the sums that normalise the rows (padding lanes load as 0 and add 0), in float64
+      WideSum<S> sum_p, sum_q;
       for (int64_t j = 0; j < C; j += W) {
-        sp += at(x, j);
-        if (two) sq += at(y, j);
+        sum_p.add(at(x, j));
+        if (two) sum_q.add(at(y, j));
       }
-      const S Sp = hsum<S>(sp), Sq = two ? hsum<S>(sq) : S(1);
-      // pass 2: the terms, on the row while it is in L1. Entropy and KL take the raw values and
-      // normalise once per row (no divide per element):
-      //   H = T / Sp + log Sp,            T = sum entr(p)
-      //   KL = R / Sp + log(Sq / Sp),     R = sum rel_entr(p, q)
-      // JS needs the normalised mixture m = (p/Sp + q/Sq) / 2 element by element.
-      const V inv_p = splat(S(1) / Sp), inv_q = splat(S(1) / Sq);
-      V acc = V{};
+      const double Sp = sum_p.sum(), Sq = two ? sum_q.sum() : 1.0;
+      // pass 2: scipy's terms of the normalised rows pk = p / Sp, qk = q / Sq (a negative or
+      // zero sum flips or blows up pk as scipy's division does), on the row while it is in L1:
+      //   entropy: a = sum entr(pk);  KL: a = sum rel_entr(pk, qk);
+      //   JS: a = sum rel_entr(pk, m), b = sum rel_entr(qk, m), m = (pk + qk) / 2.
+      const V inv_p = splat(static_cast<S>(1.0 / Sp)), inv_q = splat(static_cast<S>(1.0 / Sq));
+      WideSum<S> sum_a, sum_b;
       for (int64_t j = 0; j < C; j += W) {
+        const V pk = at(x, j) * inv_p;
         if (p.kind == Divergence::entropy) {
-          acc += entr(at(x, j));
+          sum_a.add(entr(pk));
         } else if (p.kind == Divergence::kl) {
-          acc += rel_entr(at(x, j), at(y, j));
+          sum_a.add(rel_entr(pk, at(y, j) * inv_q));
         } else {
-          const V pk = at(x, j) * inv_p, qk = at(y, j) * inv_q;
-          const V m = (pk + qk) * S(0.5);
-          acc += rel_entr(pk, m) + rel_entr(qk, m);
+          const V qk = at(y, j) * inv_q, m = (pk + qk) * S(0.5);
+          sum_a.add(rel_entr(pk, m));
+          sum_b.add(rel_entr(qk, m));
         }
       }
-      const S t = hsum<S>(acc);
-      const S v = p.kind == Divergence::entropy ? t / Sp + std::log(Sp)
-                  : p.kind == Divergence::kl    ? t / Sp + std::log(Sq / Sp)
-                                                : t * S(0.5);
-      store_as<S>(p.out, walk.offset(2), v);
+      const double a = sum_a.sum(), b = sum_b.sum();
+      double v = p.kind == Divergence::entropy ? a / log_base : p.kind == Divergence::kl ? a : 0.5 * (a + b);
+      if (p.kind == Divergence::js && v < 0) v = 0;  // rounding of two equal rows (NaN stays)
+      store_as<S>(p.out, walk.offset(2), static_cast<S>(v));
+      if (!want_gp) continue;
+      // pass 3: d(value)/dp and d(value)/dq through the normalisation (g_k = (t_k - sum_j pk_j t_j) / Sp
+      // for t = d(value)/d(pk)). A zero pk takes the limits: its log is -inf, its ratio to q is 0.
+      //   entropy: gp = (-log pk - H) / (Sp ln base)
+      //   KL:      gp = (log(pk / qk) - KL) / Sp,          gq = (1 - pk / qk) / Sq
+      //   JS:      gp = (log(pk / m) - a) / (2 Sp),         gq = (log(qk / m) - b) / (2 Sq)
+      const int64_t gpo = walk.offset(3), gqo = want_gq ? walk.offset(4) : 0;
+      S* gp = gp_direct ? p.grad_p.ptr<S>() + gpo : gpbuf.get<S>(C + W);
+      S* gq = !want_gq ? nullptr : gq_direct ? p.grad_q.ptr<S>() + gqo : gqbuf.get<S>(C + W);
+      const S half = p.kind == Divergence::js ? S(0.5) : S(1);
+      const V scale_p = splat(static_cast<S>(half / (Sp * (p.kind == Divergence::entropy ? log_base : 1.0))));
+      const V scale_q = splat(static_cast<S>(half / Sq));
+      const V va = splat(static_cast<S>(a)), vb = splat(static_cast<S>(b));
+      const V ln2 = splat(static_cast<S>(0.6931471805599453));
+      for (int64_t j = 0; j < C; j += W) {
+        const int64_t n = C - j < W ? C - j : W;
+        const V pk = at(x, j) * inv_p;
+        V g, h = V{};
+        if (p.kind == Divergence::entropy) {
+          g = (-vlog(pk) - va) * scale_p;
+        } else if (p.kind == Divergence::kl) {
+          const V qk = at(y, j) * inv_q;
+          const V ratio = pk / qk;
+          g = ((pk == S(0) ? splat(ninf) : vlog(ratio)) - va) * scale_p;
+          h = (S(1) - (pk == S(0) ? V{} : ratio)) * scale_q;
+        } else {
+          const V qk = at(y, j) * inv_q, m = (pk + qk) * S(0.5);
+          // a zero entry against a zero entry: p / m -> 2 along the way there
+          const V lp = pk == S(0) ? (qk == S(0) ? ln2 : splat(ninf)) : vlog(pk / m);
+          const V lq = qk == S(0) ? (pk == S(0) ? ln2 : splat(ninf)) : vlog(qk / m);
+          g = (lp - va) * scale_p;
+          h = (lq - vb) * scale_q;
+        }
+        if (n == W) {
+          store(gp + j, g);
+          if (gq) store(gq + j, h);
+        } else {
+          store_partial(gp + j, g, n);
+          if (gq) store_partial(gq + j, h, n);
+        }
+      }
+      if (!gp_direct)
+        for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad_p, gpo + c * gp_cs, gp[c]);
+      if (gq && !gq_direct)
+        for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad_q, gqo + c * gq_cs, gq[c]);
     }
   }
 }
@@ -347,13 +399,13 @@ template <class S> S row_distance(const S* x, const S* t, int64_t C) {
   auto diff = [&](int64_t j) {
     return j + W <= C ? load(x + j) - load(t + j) : load_partial(x + j, C - j, S(0)) - load_partial(t + j, C - j, S(0));
   };
-  V acc = V{};
+  WideSum<S> acc;  // float64: a float32 row of 2^24 differences sums to float32 rounding
   for (int64_t j = 0; j < C; j += W) {
     const V d = diff(j);
-    acc += d * d;
+    acc.add(d * d);
   }
-  const S ss = hsum<S>(acc);
-  if (!std::isinf(ss)) return std::sqrt(ss);
+  const double ss = acc.sum();
+  if (!std::isinf(ss)) return static_cast<S>(std::sqrt(ss));
   S m = 0;
   for (int64_t j = 0; j < C; ++j) m = std::max(m, std::abs(x[j] - t[j]));  // NaN never wins; inf stays inf
   if (std::isinf(m)) return m;

@@ -49,6 +49,9 @@ void check_divergence_params(const DivergenceParams& p) {
     if (p.q.dtype != p.p.dtype)
       throw_type(std::string("q must have the dtype of p (") + dtype_name(p.p.dtype) + "), got " + dtype_name(p.q.dtype));
   }
+  if (p.base_given && !(p.base > 0 && p.base != 1 && std::isfinite(p.base)))
+    throw_value("base must be None or a finite number > 0 other than 1, got " + number_string(p.base));
+  if (!is_none(p.grad_q) && (!two || is_none(p.grad_p))) throw_value("internal: grad_q without grad_p or q");
 }
 
 void check_multiclass_hinge_params(const MulticlassHingeParams& p) {

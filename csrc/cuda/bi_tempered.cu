@@ -26,7 +26,8 @@ static_assert(sizeof(Workspace) == 64, "bi_tempered_workspace_bytes sizes the wo
 template <class A> struct Temps {
   A t1, t2, k1, k2, ik2, r12, ibeta, beta, ls_a, ls_b, eps, label_const, scale;
   int64_t iters;
-  bool t1_one, t2_one, t_eq, soft;
+  bool t1_one, t2_one, t_eq, soft, t2_gt1;  // t2_gt1 from the double t2 (1 + 1e-9 is 1.0f)
+  bool beta_le0, beta_zero;  // t1 >= 2, t1 == 2: the y^(2-t1) terms at their limits (as the CPU kernel)
 };
 
 template <class A> Temps<A> temps(double t1, double t2, int64_t iters, double ls, int64_t C) {
@@ -49,7 +50,10 @@ template <class A> Temps<A> temps(double t1, double t2, int64_t iters, double ls
   T.t1_one = t1 == 1.0;
   T.t2_one = t2 == 1.0;
   T.t_eq = t1 == t2;
+  T.t2_gt1 = t2 > 1.0;
   T.soft = true;
+  T.beta_le0 = t1 >= 2.0;
+  T.beta_zero = t1 == 2.0;
   return T;
 }
 
@@ -126,7 +130,7 @@ template <class A, class View> __device__ A normalization(const View& v, const T
     return m + log(v.total(s));
   }
   const A k = T.k2, ik = T.ik2;
-  if (T.t2 > A(1)) {  // fixed point
+  if (T.t2_gt1) {  // fixed point
     A kc = k;
     auto partition = [&]() {
       A z = 0;
@@ -135,13 +139,17 @@ template <class A, class View> __device__ A normalization(const View& v, const T
     };
     for (int64_t i = 0; i < T.iters; ++i) kc = k * exp(k * log(partition()));
     const A Z = partition();
-    return m - (exp(-k * log(Z)) - A(1)) / k;
+    return m - expm1(-k * log(Z)) / k;  // expm1: no cancellation for t2 near 1
   }
-  A cnt = 0;
+  A cnt = 0, nans = 0;  // a NaN anywhere makes the norm NaN (the bisection's compares would skip it)
   const A thr = A(-1) / k;
-  v.each([&](int64_t, A x) { cnt += x - m > thr ? A(1) : A(0); });
+  v.each([&](int64_t, A x) {
+    cnt += x - m > thr ? A(1) : A(0);
+    nans += x != x ? A(1) : A(0);
+  });
   const A eff = v.total(cnt);
-  A lower = 0, upper = (A(1) - exp(-k * log(eff))) / k;
+  const A poison = v.total(nans) > A(0) ? A(NAN) : A(0);
+  A lower = 0, upper = -expm1(-k * log(eff)) / k;
   for (int64_t i = 0; i < T.iters; ++i) {
     const A mid = (upper + lower) * A(0.5);
     A s = 0;
@@ -150,7 +158,7 @@ template <class A, class View> __device__ A normalization(const View& v, const T
     if (sum < A(1)) upper = mid;
     else lower = mid;
   }
-  return (upper + lower) * A(0.5) + m;
+  return (upper + lower) * A(0.5) + m + poison;
 }
 
 // Forget factor p^(t2-t1) and escort weight p^t2 of one class.
@@ -166,14 +174,25 @@ template <class A> __device__ __forceinline__ void forget_escort(const Probs<A>&
 
 // The row's loss; with `grad`, also D / sum(escorts) in *factor.
 template <class A, class View> __device__ A loss_of(const View& v, const Temps<A>& T, A norm, bool grad, A* factor) {
-  A ylt = 0, pq = 0, lab = 0, d = 0, e = 0;
+  A ylt = 0, pq = 0, lab = 0, d = 0, e = 0, whole = 0;
   v.each([&](int64_t c, A x) {
     const Probs<A> P = probs(x - norm, T);
     const A y = v.label_at(c, T);
     const A ltp = T.t1_one ? P.lp : (P.q - A(1)) / T.k1;
-    if (y != A(0)) ylt += y * ltp;  // a zero label never meets log_t(0) = -inf
-    pq += T.t1_one ? P.p : P.p * P.q;
-    if (T.soft && y != A(0)) {
+    const A pb = T.t1_one ? P.p : (P.p == A(0) ? A(0) : P.p * P.q);  // p^(2-t1); 0 at p = 0
+    if (T.beta_le0) {  // t1 >= 2: each class as one term at its limits (see the CPU kernel's loss_pass)
+      const A lt_y = (exp(log(y + T.eps) * T.k1) - A(1)) / T.k1;
+      const A By = T.beta_zero ? log(y) : exp(log(y) * T.beta) * T.ibeta;
+      const A Bp = T.beta_zero ? log(P.p) : pb * T.ibeta;
+      A term = (y * lt_y - By) - (y * ltp - Bp);
+      if (P.p == A(0)) term = y == A(0) ? A(0) : A(INFINITY);
+      else if (y == A(0)) term = A(INFINITY);
+      whole += term;
+    } else {
+      if (y != A(0)) ylt += y * ltp;  // a zero label never meets log_t(0) = -inf
+      pq += pb;
+    }
+    if (T.soft && !T.beta_le0 && y != A(0)) {
       const A lye = log(y + T.eps);
       const A lt = T.t1_one ? lye : (exp(lye * T.k1) - A(1)) / T.k1;
       const A yb = T.t1_one ? y : exp(log(y) * T.beta);
@@ -187,6 +206,7 @@ template <class A, class View> __device__ A loss_of(const View& v, const Temps<A
     }
   });
   if (grad) *factor = v.total(d) / v.total(e);
+  if (T.beta_le0) return v.total(whole);
   return (T.soft ? v.total(lab) : T.label_const) - v.total(ylt) + v.total(pq) * T.ibeta;
 }
 

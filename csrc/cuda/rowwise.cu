@@ -5,13 +5,16 @@
 // (RowGeom) and class stride. Per row:
 //   pass 1: the functor folds each element into an online (max, sum of exp) pair and kN sums;
 //           the group reduces them in a fixed order;
-//   pass 2: (functors with kSecondPass: JS, which needs the row's normalisers first) more sums;
+//   pass 2: (functors with kSecondPass: the divergences, which need the row's normalisers first) more sums;
 //   loss:   the functor's loss from the row's totals;
 //   grad:   one more read of the row writes the gradient (same kernel).
 // Launches on the caller's stream, in order: labels_kernel (label losses: first bad row ->
 // device flag, integer count of counted rows -> "mean" denominator; integer atomics, so exact),
 // row_kernel, and finish_kernel, which sums the per-row losses in a fixed order (deterministic,
 // no floating-point atomics). A bad label is raised as IndexError after one flag copy.
+#include <cmath>
+#include <type_traits>
+
 #include "cuda_common.cuh"
 #include "fastloss/rowwise.h"
 
@@ -56,6 +59,9 @@ struct DevRows {
   const void* t;       // second float array (q of the divergences), or null
   const void* labels;  // integer labels, or null
   void* grad;
+  void* grad2 = nullptr;  // the gradient w.r.t. t (divergences), or null
+  RowGeom grad2_rows;
+  int64_t grad2_cs = 0;
   void* loss;
   bool has_ignore;
   int64_t ignore_index;
@@ -73,9 +79,10 @@ template <class A> struct Row {
 };
 
 // --- the loss functors ---------------------------------------------------------------------
-// Interface: kN sums; kMax (pass 1 keeps the online max/sum-of-exp); kSecondPass (add2, same
-// kN sums, after pass 1's totals); kRival (the first j != y with x_j = max over j != y);
-// add(ms, v, c, x, t, row); loss(ms, v, row) (may keep per-row state); grad(c, x, row, rival).
+// Interface: kN sums; kMax (pass 1 keeps the online max/sum-of-exp); kSecondPass (begin2 with
+// pass 1's totals, add2 into kN fresh sums, end2 with their totals); kRival (the first j != y
+// with x_j = max over j != y); add(ms, v, c, x, t, row); loss(ms, v, row) (may keep per-row
+// state); grad(c, x, row, rival), or with kGradT grad_xt (both inputs, both gradients).
 
 // Softmax rows with a label: l = log p_y = x_y - m - log s; gradient A (p - onehot(y)).
 template <class A> struct SoftmaxLabelBase {
@@ -146,35 +153,71 @@ template <class A> __device__ __forceinline__ A rel_entr(A x, A y) {
   return x * log(x / y);  // y = 0 < x: inf
 }
 
-// Divergences of probability rows (x = p, t = q), no gradient.
-//   entropy: v = (Sp, T = sum entr(p)):          H = T / Sp + log Sp
-//   kl:      v = (Sp, Sq, R = sum rel_entr(p,q)): KL = R / Sp + log(Sq / Sp)
-//   js:      pass 1 v = (Sp, Sq); pass 2 v[2] = sum rel_entr(pk, m) + rel_entr(qk, m)
+// Divergences of probability rows (x = p, t = q), as the CPU kernel computes them:
+//   pass 1: v = (Sp, Sq); pass 2 on the normalised rows pk = p / Sp, qk = q / Sq:
+//   entropy a = sum entr(pk) (value a / log base); kl a = sum rel_entr(pk, qk);
+//   js a = sum rel_entr(pk, m), b = sum rel_entr(qk, m), m = (pk + qk) / 2 (value (a + b) / 2 >= 0).
+// The gradients of the sum of the values w.r.t. p (grad) and q (grad2), zero entries at their limits.
 template <class A, int kKind> struct DivergenceFn {
-  static constexpr int kN = 3;
-  static constexpr bool kMax = false, kSecondPass = kKind == 2, kRival = false;
-  A inv_p, inv_q;
+  static constexpr int kN = 2;
+  static constexpr bool kMax = false, kSecondPass = true, kRival = false, kGradT = true;
+  A log_base = 1;
+  A inv_p, inv_q, a, b;
   __device__ void add(MaxSum<A>&, A (&v)[kN], int64_t, A x, A t, const Row<A>&) {
     v[0] += x;
     if (kKind != 0) v[1] += t;
-    if (kKind == 0) v[2] += entr(x);
-    if (kKind == 1) v[2] += rel_entr(x, t);
   }
   __device__ void begin2(const A (&v)[kN]) {
     inv_p = A(1) / v[0];
-    inv_q = A(1) / v[1];
+    inv_q = kKind != 0 ? A(1) / v[1] : A(1);
   }
   __device__ void add2(A (&v)[kN], int64_t, A x, A t, const Row<A>&) {
-    const A pk = x * inv_p, qk = t * inv_q, m = (pk + qk) * A(0.5);
-    v[2] += rel_entr(pk, m) + rel_entr(qk, m);
+    const A pk = x * inv_p;
+    if (kKind == 0) {
+      v[0] += entr(pk);
+    } else if (kKind == 1) {
+      v[0] += rel_entr(pk, t * inv_q);
+    } else {
+      const A qk = t * inv_q, m = (pk + qk) * A(0.5);
+      v[0] += rel_entr(pk, m);
+      v[1] += rel_entr(qk, m);
+    }
   }
-  __device__ A loss(const MaxSum<A>&, const A (&v)[kN], const Row<A>&) {
-    if (kKind == 0) return v[2] / v[0] + log(v[0]);
-    if (kKind == 1) return v[2] / v[0] + log(v[1] / v[0]);
-    return v[2] * A(0.5);
+  __device__ void end2(const A (&v)[kN]) {
+    a = v[0];
+    b = v[1];
+  }
+  __device__ A loss(const MaxSum<A>&, const A (&)[kN], const Row<A>&) const {
+    if (kKind == 0) return a / log_base;
+    if (kKind == 1) return a;
+    const A js = (a + b) * A(0.5);
+    return js < A(0) ? A(0) : js;  // rounding of two equal rows (NaN stays)
+  }
+  __device__ void grad_xt(int64_t, A x, A t, const Row<A>&, A& gx, A& gt) const {
+    const A pk = x * inv_p;
+    if (kKind == 0) {
+      gx = (-log(pk) - a) * inv_p / log_base;
+      gt = A(0);
+    } else if (kKind == 1) {
+      const A qk = t * inv_q;
+      gx = ((pk == A(0) ? -INFINITY : log(pk / qk)) - a) * inv_p;
+      gt = (A(1) - (pk == A(0) ? A(0) : pk / qk)) * inv_q;
+    } else {
+      const A qk = t * inv_q, m = (pk + qk) * A(0.5);
+      const A ln2 = A(0.6931471805599453);
+      const A lp = pk == A(0) ? (qk == A(0) ? ln2 : -INFINITY) : log(pk / m);
+      const A lq = qk == A(0) ? (pk == A(0) ? ln2 : -INFINITY) : log(qk / m);
+      gx = (lp - a) * inv_p * A(0.5);
+      gt = (lq - b) * inv_q * A(0.5);
+    }
   }
   __device__ A grad(int64_t, A, const Row<A>&, int64_t) const { return A(0); }
 };
+
+// Functors whose gradient reads the second input and may write a second gradient (the
+// divergences) declare kGradT and give grad_xt.
+template <class F, class = void> struct GradT { static constexpr bool value = false; };
+template <class F> struct GradT<F, std::void_t<decltype(F::kGradT)>> { static constexpr bool value = F::kGradT; };
 
 // Weston-Watkins: loss = w_y / C sum_{j != y} h_j^p, h_j = max(0, margin - x_y + x_j);
 // gradient gk h_j (p = 2) or gk [z_j > 0] at j != y, minus their sum at y.
@@ -315,7 +358,7 @@ __global__ void __launch_bounds__(kWarpRows ? 256 : 512) row_kernel(DevRows p, F
           __syncthreads();  // block_reduce's shared memory is free again
           block_reduce<A, kN>(unused, v2, smem);
         }
-        v[kN - 1] = v2[kN - 1];
+        f.end2(v2);
       }
       loss = f.loss(ms, v, row);
       if (kGrad) {
@@ -331,8 +374,19 @@ __global__ void __launch_bounds__(kWarpRows ? 256 : 512) row_kernel(DevRows p, F
         if (!kWarpRows) __syncthreads();  // every thread has read x (and x_y) before grad (maybe x) is written
         T* g = static_cast<T*>(p.grad);
         const int64_t go = row_offset(p.grad_rows, r);
-        for (int64_t c = lane; c < p.C; c += group)
-          store_f(g, go + c * p.grad_cs, f.grad(c, A(load_f(x, xo + c * p.x_cs)), row, rival));
+        if constexpr (GradT<F>::value) {
+          T* g2 = static_cast<T*>(p.grad2);
+          const int64_t go2 = g2 ? row_offset(p.grad2_rows, r) : 0;
+          for (int64_t c = lane; c < p.C; c += group) {
+            A gx, gt;
+            f.grad_xt(c, A(load_f(x, xo + c * p.x_cs)), t ? A(load_f(t, to + c * p.t_cs)) : A(0), row, gx, gt);
+            store_f(g, go + c * p.grad_cs, gx);
+            if (g2) store_f(g2, go2 + c * p.grad2_cs, gt);
+          }
+        } else {
+          for (int64_t c = lane; c < p.C; c += group)
+            store_f(g, go + c * p.grad_cs, f.grad(c, A(load_f(x, xo + c * p.x_cs)), row, rival));
+        }
       }
     } else if (kGrad) {
       T* g = static_cast<T*>(p.grad);
@@ -531,10 +585,22 @@ void truncated_cross_entropy(const TruncatedCrossEntropyParams& p) {
 
 void divergence(const DivergenceParams& p, void* stream) {
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  const DevRows d = make_rows(p.p, p.q, none_view(), none_view(), p.out, Reduction::none, nullptr);
-  if (p.kind == Divergence::entropy) dispatch<EntropyFn>(p.p, none_view(), d, false, s, [](auto z) { return EntropyFn<decltype(z)>{}; });
-  else if (p.kind == Divergence::kl) dispatch<KlFn>(p.p, none_view(), d, false, s, [](auto z) { return KlFn<decltype(z)>{}; });
-  else dispatch<JsFn>(p.p, none_view(), d, false, s, [](auto z) { return JsFn<decltype(z)>{}; });
+  DevRows d = make_rows(p.p, p.q, none_view(), p.grad_p, p.out, Reduction::none, nullptr);
+  if (!is_none(p.grad_q)) {
+    d.grad2 = p.grad_q.data;
+    d.grad2_rows = row_geom(p.grad_q, p.grad_q.ndim - 1);
+    d.grad2_cs = p.grad_q.strides[p.grad_q.ndim - 1];
+  }
+  const bool grad = !is_none(p.grad_p);
+  const double log_base = p.base_given ? std::log(p.base) : 1.0;
+  auto make = [log_base](auto z) {
+    DivergenceFn<decltype(z), 0> f{};
+    f.log_base = static_cast<decltype(z)>(log_base);
+    return f;
+  };
+  if (p.kind == Divergence::entropy) dispatch<EntropyFn>(p.p, none_view(), d, grad, s, make);
+  else if (p.kind == Divergence::kl) dispatch<KlFn>(p.p, none_view(), d, grad, s, [](auto z) { return KlFn<decltype(z)>{}; });
+  else dispatch<JsFn>(p.p, none_view(), d, grad, s, [](auto z) { return JsFn<decltype(z)>{}; });
   FASTLOSS_CUDA_CHECK(cudaGetLastError());
 }
 

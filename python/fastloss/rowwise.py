@@ -78,48 +78,71 @@ def truncated_cross_entropy(logits, labels, *, margin=0.6, softness=None, axis=-
     return _C.truncated_cross_entropy(logits, labels, margin, softness, axis, ignore_index, reduction, return_grad)
 
 
-def entropy(p, *, axis=-1):
-    """Shannon entropy (natural log) of each distribution along ``axis``.
+def entropy(p, *, base=None, axis=-1, return_grad=False, grad_out=None):
+    """Shannon entropy of each distribution along ``axis``.
 
-    ``p`` is normalised first (``pk = p / sum(p)``), then ``H = -sum(pk * log(pk))`` with
-    ``0 * log 0 = 0``; a negative entry gives ``-inf``. Matches ``scipy.stats.entropy(p, axis=axis)``.
-    Returns an array shaped like ``p`` without ``axis`` (0-d for 1-D ``p``), in ``p``'s dtype.
+    ``p`` is normalised first (``pk = p / sum(p)``), then ``H = -sum(pk * log(pk)) / log(base)``
+    (natural log when ``base`` is None) with ``0 * log 0 = 0``; a negative entry of ``pk`` gives
+    ``-inf``, an empty row 0. Matches ``scipy.stats.entropy(p, base=base, axis=axis)``. Sums are
+    accumulated in float64 on the CPU. Returns an array shaped like ``p`` without ``axis`` (0-d
+    for 1-D ``p``), in ``p``'s dtype.
+
+    With ``return_grad=True`` returns ``(H, grad)``: ``grad`` is the gradient of ``H.sum()``
+    with respect to ``p`` (through the normalisation), ``(-log(pk) - H) / (sum(p) * log(base))``;
+    a zero entry takes its limit ``+inf``. ``grad_out`` may name the array to write it into
+    (``p`` itself for an in-place gradient).
+
+    Args:
+        p: float array (any strides).
+        base: None (natural log) or a finite number > 0 other than 1 (``ValueError`` otherwise).
+        axis: the axis summed over.
 
     Example:
         >>> import numpy as np, fastloss
         >>> round(float(fastloss.entropy(np.array([0.5, 0.5, 0.0]))), 6)  # log 2
         0.693147
+        >>> round(float(fastloss.entropy(np.array([0.5, 0.5]), base=2)), 6)  # one bit
+        1.0
     """
-    return _C.entropy(p, axis)
+    return _C.entropy(p, base, axis, return_grad, grad_out)
 
 
-def kl_divergence(p, q, *, axis=-1):
+def kl_divergence(p, q, *, axis=-1, return_grad=False):
     """Kullback-Leibler divergence ``sum(pk * log(pk / qk))`` along ``axis``.
 
     Both inputs are normalised to sum 1 along ``axis`` first; ``pk = 0`` contributes 0,
-    ``qk = 0 < pk`` (or a negative entry) gives ``inf``. Matches
+    ``qk = 0 < pk`` (or a negative entry) gives ``inf``, an empty row 0. Matches
     ``scipy.stats.entropy(p, q, axis=axis)``. ``p`` and ``q``: same shape and dtype.
+
+    With ``return_grad=True`` returns ``(KL, (grad_p, grad_q))``, the gradients of ``KL.sum()``
+    through the normalisations: ``grad_p = (log(pk / qk) - KL) / sum(p)`` and
+    ``grad_q = (1 - pk / qk) / sum(q)``; a zero ``pk`` takes the limits (``grad_p = -inf``,
+    ``pk / qk = 0``).
 
     Example:
         >>> import numpy as np, fastloss
         >>> round(float(fastloss.kl_divergence(np.array([0.5, 0.5]), np.array([0.9, 0.1]))), 6)
         0.510826
     """
-    return _C.kl_divergence(p, q, axis)
+    return _C.kl_divergence(p, q, axis, return_grad)
 
 
-def js_divergence(p, q, *, axis=-1):
+def js_divergence(p, q, *, axis=-1, return_grad=False):
     """Jensen-Shannon divergence (natural log) along ``axis``:
     ``(KL(pk || m) + KL(qk || m)) / 2`` with ``m = (pk + qk) / 2`` and both inputs normalised to
     sum 1. Equals ``scipy.spatial.distance.jensenshannon(p, q, axis=axis) ** 2``; symmetric,
-    between 0 and ``log 2``.
+    between 0 and ``log 2`` (clamped at 0 against rounding).
+
+    With ``return_grad=True`` returns ``(JS, (grad_p, grad_q))``, the gradients of ``JS.sum()``:
+    ``grad_p = (log(pk / m) - KL(pk || m)) / (2 sum(p))`` and the same with ``q``; a zero entry
+    takes the limit (``-inf``, or ``log 2`` where the other input is 0 too).
 
     Example:
         >>> import numpy as np, fastloss
         >>> round(float(fastloss.js_divergence(np.array([1.0, 0.0]), np.array([0.0, 1.0]))), 6)  # log 2
         0.693147
     """
-    return _C.js_divergence(p, q, axis)
+    return _C.js_divergence(p, q, axis, return_grad)
 
 
 def multiclass_hinge_loss(scores, labels, *, margin=1.0, p=1, weight=None, kind="weston_watkins", axis=-1,

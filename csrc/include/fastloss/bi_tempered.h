@@ -44,6 +44,11 @@ struct TemperedSoftmaxParams {
   void* stream = nullptr;  // CUDA only
 };
 
+// A temperature within 1e-12 of 1 is 1: there exp_t(u) and exp(u) differ by (1-t) u^2 / 2,
+// below double rounding for every u that matters, while the tempered forms would divide
+// rounding errors by 1 - t (t = 1 - 1 ulp summed to 0.40) or bisect where softmax is exact.
+inline double snap_temperature(double t) { return t - 1.0 <= 1e-12 && 1.0 - t <= 1e-12 ? 1.0 : t; }
+
 // Argument checks shared by both devices (fastloss::Error naming the argument).
 void check_bi_tempered_params(const BiTemperedParams& p);
 void check_tempered_softmax_params(const TemperedSoftmaxParams& p);

@@ -123,6 +123,29 @@ template <class S> inline S hsum(vec_t<S> v) {
   for (int i = 0; i < Vec<S>::W; ++i) s += v[i];
   return s;
 }
+// A float64 running sum of vectors: the lanes add in S for at most kFlush vectors, then fold
+// into a double, so a float32 row of 2^31 terms sums to float32 rounding (float lanes alone
+// lose 1e-4 at 2^24 terms and stall once a lane's sum dwarfs its terms).
+template <class S> struct WideSum {
+  static constexpr int kFlush = 64;
+  vec_t<S> acc{};
+  int n = 0;
+  double total = 0;
+  void add(vec_t<S> v) {
+    acc += v;
+    if (++n == kFlush) flush();
+  }
+  void flush() {
+    total += static_cast<double>(hsum<S>(acc));
+    acc = vec_t<S>{};
+    n = 0;
+  }
+  double sum() {
+    flush();
+    return total;
+  }
+};
+
 template <class S> inline S hmax(vec_t<S> v) {
   S m = v[0];
   for (int i = 1; i < Vec<S>::W; ++i) m = v[i] > m ? v[i] : m;
@@ -395,8 +418,9 @@ class RowWalker {
   void begin(int64_t row) {
     for (int v = 0; v < NV; ++v) offset_[v] = 0;
     for (int d = ndim_ - 1; d >= 0; --d) {
-      const int64_t i = row % shape_[d];
-      row /= shape_[d];
+      const int64_t n = shape_[d] > 0 ? shape_[d] : 1;  // a size-0 dimension has no rows to reach
+      const int64_t i = row % n;
+      row /= n;
       index_[d] = i;
       for (int v = 0; v < NV; ++v) offset_[v] += i * strides_[v][d];
     }

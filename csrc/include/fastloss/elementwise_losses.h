@@ -134,10 +134,11 @@ template <class M> struct TruncatedSigmoidCrossEntropy {
     weighted_bce<M>(q, t, one - t, ce, dce);
     const V pt = t * q.s + (one - t) * q.sn;
     if (k.n == 0) {
+      // pt is NaN when x or t is: the compare would select 0, so NaN is put back from pt.
       l = pt < k.a ? ce : zero;
       d = pt < k.a ? dce : zero;
-      l = x == x ? l : x;
-      d = x == x ? d : x;
+      l = pt == pt ? l : pt;
+      d = pt == pt ? d : pt;
     } else {
       const V z = (M::c(k.a) - pt) * k.b;
       const V ez = M::exp_nonpos(-M::abs(z));

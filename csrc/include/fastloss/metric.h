@@ -63,11 +63,12 @@ struct UpdateCentersParams {
   void* workspace = nullptr;
 };
 
-// The margin's constants, built once per call on the host: m, the blend 1/(1+beta), and
-// cos(j*pi/m) for j = 1..m-1 (theta passes j*pi/m exactly when cos(theta) drops below it).
+// The margin's constants, built once per call on the host: m, the blend weights beta/(1+beta)
+// and 1/(1+beta) (apart, so that beta = 1e308 never forms beta * f), and cos(j*pi/m) for
+// j = 1..m-1 (theta passes j*pi/m exactly when cos(theta) drops below it).
 struct MarginConsts {
   int m = 1;
-  double beta = 0.0, inv_1pb = 1.0;
+  double beta_w = 0.0, inv_1pb = 1.0;
   double cos_step[kMaxLargeMargin] = {};
 };
 MarginConsts margin_consts(int m, double beta);
@@ -117,8 +118,8 @@ static inline FASTLOSS_HOST_DEVICE MarginRow margin_row(const MarginConsts& k, d
   }
   const double sign = (piece & 1) ? -1.0 : 1.0;
   const double psi = sign * t - 2.0 * piece, dpsi = sign * k.m * u;
-  r.z = (k.beta * f + ab * psi) * k.inv_1pb;
-  r.dz_df = (k.beta + dpsi) * k.inv_1pb;
+  r.z = k.beta_w * f + ab * psi * k.inv_1pb;
+  r.dz_df = k.beta_w + dpsi * k.inv_1pb;
   r.along = (psi - c * dpsi) * k.inv_1pb;
   return r;
 }

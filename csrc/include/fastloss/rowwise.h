@@ -29,15 +29,21 @@ struct TruncatedCrossEntropyParams {
 };
 
 // Divergences along the last axis of (rows..., C) probability arrays, one value per row, as
-// scipy computes them (inputs normalised to sum 1 first; 0 log 0 = 0):
-//   entropy:        -sum p log p
+// scipy computes them (inputs normalised to sum 1 first; 0 log 0 = 0; sums in float64):
+//   entropy:        -sum p log p / log(base)   (-inf where an entry of the normalised row is < 0)
 //   kl_divergence:   sum p log(p / q)   (inf where q = 0 < p, or any input is negative)
-//   js_divergence:  (KL(p || m) + KL(q || m)) / 2,  m = (p + q) / 2  (scipy's jensenshannon**2)
+//   js_divergence:  (KL(p || m) + KL(q || m)) / 2,  m = (p + q) / 2  (scipy's jensenshannon**2,
+//                   clamped at 0)
+// An empty row gives 0. With gradients, grad_p / grad_q = d(sum of out)/dp and /dq through the
+// normalisation, zero entries at their limits (see the CPU kernel for the formulas).
 enum class Divergence { entropy, kl, js };
 struct DivergenceParams {
   Divergence kind = Divergence::entropy;
   TensorView p, q;   // q: none for entropy
   TensorView out;    // (rows...)
+  bool base_given = false;  // entropy's `base` (finite, > 0, != 1); the natural log otherwise
+  double base = 0;
+  TensorView grad_p = none_view(), grad_q = none_view();  // like p and q, or none (grad_q needs grad_p)
 };
 
 // Multiclass hinge of scores (rows..., C) and integer labels y, class weights w (or 1):
