@@ -33,7 +33,11 @@ py::dict build_info() {
   d["compiler"] = FASTLOSS_COMPILER_STRING;
   d["simd"] = isa_name(cpu_isa());
   d["simd_best"] = isa_name(best_supported_isa());
+#if defined(__x86_64__) || defined(__i386__)
   d["simd_compiled"] = py::make_tuple("avx512", "avx2", "baseline");
+#else
+  d["simd_compiled"] = py::make_tuple("baseline");  // portable vector code only
+#endif
   d["openmp"] = std::to_string(_OPENMP);
   d["num_threads"] = num_threads();
 #ifdef FASTLOSS_WITH_CUDA

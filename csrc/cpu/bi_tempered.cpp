@@ -367,11 +367,10 @@ void loss_rows(const BiTemperedParams& p) {
   const int nt0 = threads_for(rows * C * (p.num_iters + 2) / 8, kMinElementsPerThread);
   const int nt = nt0 < 256 ? nt0 : 256;
   double partial[256] = {0};
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    const int tid = omp_get_thread_num();
+  parallel_parts(nt, [&](int part, int nparts) {
+    const int tid = part;
     int64_t r0, r1;
-    thread_range(rows, tid, omp_get_num_threads(), &r0, &r1);
+    thread_range(rows, tid, nparts, &r0, &r1);
     ScratchBuffer xbuf, ybuf, dbuf, ebuf, gbuf;
     S* d = dbuf.get<S>(C + W);
     S* e = ebuf.get<S>(C + W);
@@ -403,7 +402,7 @@ void loss_rows(const BiTemperedParams& p) {
       else acc += static_cast<double>(loss);
     }
     partial[tid] = acc;
-  }
+  });
   if (!reduce_none) store_reduced_loss(p.loss, partial, nt, scale);
 }
 
@@ -430,11 +429,10 @@ void loss_binary(const BiTemperedParams& p) {
   const int nt0 = threads_for(n * 2 * (p.num_iters + 2) / 8, kMinElementsPerThread);
   const int nt = nt0 < 256 ? nt0 : 256;
   double partial[256] = {0};
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    const int tid = omp_get_thread_num();
+  parallel_parts(nt, [&](int part, int nparts) {
+    const int tid = part;
     int64_t r0, r1;
-    thread_range(n, tid, omp_get_num_threads(), &r0, &r1);
+    thread_range(n, tid, nparts, &r0, &r1);
     RowWalker<4> walk(xv.shape, rank, strides);
     walk.begin(r0);
     S d[2 * W], e[2 * W];
@@ -484,7 +482,7 @@ void loss_binary(const BiTemperedParams& p) {
       }
     }
     partial[tid] = acc;
-  }
+  });
   if (!reduce_none) store_reduced_loss(p.loss, partial, nt, scale);
 }
 
@@ -502,10 +500,9 @@ void softmax_rows(const TemperedSoftmaxParams& p) {
   const bool direct = p.out.dtype == native && ocs == 1;
   const int64_t* strides[2] = {p.activations.strides, p.out.strides};
   const int nt = threads_for(rows * C * (p.num_iters + 2) / 8, kMinElementsPerThread);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
+  parallel_parts(nt, [&](int part, int nparts) {
     int64_t r0, r1;
-    thread_range(rows, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
+    thread_range(rows, part, nparts, &r0, &r1);
     ScratchBuffer xbuf, obuf;
     RowWalker<2> walk(p.activations.shape, rank, strides);
     walk.begin(r0);
@@ -526,7 +523,7 @@ void softmax_rows(const TemperedSoftmaxParams& p) {
       if (!direct)
         for (int64_t c = 0; c < C; ++c) store_as<S>(p.out, oo + c * ocs, o[c]);
     }
-  }
+  });
 }
 
 }  // namespace

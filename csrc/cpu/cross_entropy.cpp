@@ -88,14 +88,12 @@ void nll_impl(const CrossEntropyParams& p) {
   const int64_t* strides[4] = {p.logits.strides, p.labels.strides, want_grad ? p.grad.strides : nullptr,
                                reduce_none ? p.loss.strides : nullptr};
   // a row is a label load and a (usually strided) clear of C gradient entries
-  const int nt0 = threads_for(want_grad ? rows * C : rows, kMinNllPerThread);
-  const int nt = nt0 < 256 ? nt0 : 256;
-  double partial[256] = {0};
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    const int tid = omp_get_thread_num();
-    int64_t r0, r1;
-    thread_range(rows, tid, omp_get_num_threads(), &r0, &r1);
+  const int64_t per_row = want_grad ? C : 1;
+  const int nt = threads_for(rows * per_row, kMinNllPerThread);
+  // Fixed chunks of rows, one partial per chunk: the same bits for every thread count.
+  const Chunks chunks = fixed_chunks(rows, (kMinNllPerThread / 2 + per_row - 1) / per_row);
+  double partial[kMaxFixedChunks] = {0};
+  parallel_chunks(chunks, nt, [&](int64_t tid, int64_t r0, int64_t r1) {
     RowWalker<4> walk(p.logits.shape, rank, strides);
     walk.begin(r0);
     double acc = 0;
@@ -116,9 +114,9 @@ void nll_impl(const CrossEntropyParams& p) {
       }
     }
     partial[tid] = acc;
-  }
+  });
   if (!reduce_none) {
-    store_reduced_loss(p.loss, partial, nt, scale);
+    store_reduced_loss(p.loss, partial, static_cast<int>(chunks.count), scale);
   }
 }
 

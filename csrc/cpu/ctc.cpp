@@ -273,8 +273,8 @@ void ctc_impl(const CtcParams& p) {
   }
   const int nt_work = threads_for(work, kMinWorkPerThread);
   const int nt = N < nt_work ? static_cast<int>(N > 0 ? N : 1) : nt_work;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
+  Claim claim(N, 1);
+  parallel_parts(nt, [&](int, int) {
     Sample<S> smp;
     smp.p = &p;
     smp.C = C;
@@ -287,8 +287,7 @@ void ctc_impl(const CtcParams& p) {
     smp.gt_c = want_grad ? p.grad.strides[2] : 0;
     smp.g_native = want_grad && p.grad.dtype == native && p.grad.strides[2] == 1;
     smp.stream = smp.g_native && p.grad.numel() * int64_t(sizeof(S)) >= kStreamBytes;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t b = 0; b < N; ++b) {
+    for (int64_t b, b_end; claim.take(&b, &b_end);) {
       if (failed.load(std::memory_order_relaxed)) continue;
       const int64_t Sb = p.label_lengths[b];
       const double scale = p.reduction == Reduction::mean ? inv_n / static_cast<double>(Sb > 1 ? Sb : 1) : 1.0;
@@ -297,13 +296,12 @@ void ctc_impl(const CtcParams& p) {
       try {
         losses[b] = smp.run(b, offsets[b], label_stride, static_cast<S>(scale), want_grad);
       } catch (...) {
-#pragma omp critical(fastloss_ctc_error)
-        if (!error) error = std::current_exception();
-        failed.store(true, std::memory_order_relaxed);
+        // The first failure keeps its exception (read after every sample has finished).
+        if (!failed.exchange(true)) error = std::current_exception();
       }
     }
     if (smp.stream) stream_fence();
-  }
+  });
   if (error) std::rethrow_exception(error);
   if (p.reduction == Reduction::none) {
     for (int64_t b = 0; b < N; ++b) store_as<double>(p.loss, b * p.loss.strides[0], losses[b]);

@@ -313,17 +313,18 @@ int64_t dice_rows(const Kernel<S>& k, const DiceParams& p, double scale, double*
   const bool x_direct = k.x_native && k.xcs == 1, t_direct = !p.int_targets && k.t_native && k.tcs == 1;
   const bool g_direct = want_grad && k.g_native && k.gcs == 1;
   const int nt = threads_for(N * C, kMinDicePerThread);
-  int64_t first_bad = INT64_MAX;
-#pragma omp parallel num_threads(nt) if (nt > 1) reduction(min : first_bad)
-  {
+  int64_t first_bad_all = INT64_MAX;
+  parallel_parts(nt, [&](int t_part, int t_parts) {
+    int64_t first_bad = INT64_MAX;
     ScratchBuffer xbuf, tbuf, pbuf, dbuf, gbuf;  // rows padded by a vector
     S* xg = xbuf.get<S>(C + W);
     S* tg = tbuf.get<S>(C + W);
     S* pr = pbuf.get<S>(C + W);  // the activation
     S* dr = sig ? dbuf.get<S>(C + W) : nullptr;  // sigmoid'
     S* gr = gbuf.get<S>(C + W);
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
+    int64_t n0, n1;
+    thread_range(N, t_part, t_parts, &n0, &n1);
+    for (int64_t n = n0; n < n1; ++n) {
       const S* x = x_direct ? p.inputs.ptr<const S>() + n * xs : xg;
       if (!x_direct)
         for (int64_t c = 0; c < C; ++c) xg[c] = load_as<S>(p.inputs, n * xs + c * k.xcs);
@@ -406,8 +407,9 @@ int64_t dice_rows(const Kernel<S>& k, const DiceParams& p, double scale, double*
           for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad, n * gs + c * k.gcs, g[c]);
       }
     }
-  }
-  return first_bad;
+    atomic_min(&first_bad_all, first_bad);
+  });
+  return first_bad_all;
 }
 
 template <class S>
@@ -457,14 +459,14 @@ void dice_impl(const DiceParams& p) {
     double* edge = edge_buf.get<double>(int64_t(nchunks) * 2 * 3 * C + 1);
     std::memset(edge, 0, sizeof(double) * nchunks * 2 * 3 * C);
     int64_t* bad_of = bad_buf.get<int64_t>(nchunks);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
+    Claim claim(nchunks, 1);
+    parallel_parts(nt, [&](int, int) {
       ScratchBuffer abuf, pbuf, dbuf;
       V* acc = abuf.get<V>(3 * C);
       V* pv = pbuf.get<V>(C);
       double* d = dbuf.get<double>(3 * C);
-#pragma omp for schedule(dynamic, 1)
-      for (int ch = 0; ch < nchunks; ++ch) {
+      for (int64_t c0, c1; claim.take(&c0, &c1);)
+      for (int ch = static_cast<int>(c0); ch < c1; ++ch) {
         int64_t r0, r1;
         thread_range(rows, ch, nchunks, &r0, &r1);
         int64_t bad = INT64_MAX;
@@ -479,7 +481,7 @@ void dice_impl(const DiceParams& p) {
         }
         bad_of[ch] = bad;
       }
-    }
+    });
     int64_t first_bad = INT64_MAX;
     for (int t = 0; t < nchunks; ++t) {
       first_bad = bad_of[t] < first_bad ? bad_of[t] : first_bad;
@@ -532,18 +534,18 @@ void dice_impl(const DiceParams& p) {
   if (!reduce_none) store_as<double>(p.loss, 0, total * scale);
 
   if (want_grad && rows > 0 && C > 0) {
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
+    Claim claim(nchunks, 1);
+    parallel_parts(nt, [&](int, int) {
       ScratchBuffer pbuf, dbuf;
       V* pv = pbuf.get<V>(C);
       V* dv = dbuf.get<V>(C);
-#pragma omp for schedule(dynamic, 1)
-      for (int ch = 0; ch < nchunks; ++ch) {
+      for (int64_t c0, c1; claim.take(&c0, &c1);)
+      for (int ch = static_cast<int>(c0); ch < c1; ++ch) {
         int64_t r0, r1;
         thread_range(rows, ch, nchunks, &r0, &r1);
         if (r0 < r1) k.grad(r0, r1, ca, cb, pv, dv);
       }
-    }
+    });
   }
 }
 

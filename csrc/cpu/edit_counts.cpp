@@ -13,7 +13,7 @@
 // rapidfuzz restricts steps 2 and 3 to a diagonal band; every cell the walk or the split reads
 // with a value that matters lies on an optimal path, where the band's values are exact, so the
 // full matrix computed here takes the same decisions.
-#include <omp.h>
+#include <atomic>
 
 #include <cstring>
 #include <type_traits>
@@ -215,19 +215,22 @@ void edit_counts(EditCountsParams& p) {
   long long work = 0;
   for (int64_t i = 0; i < p.n; ++i) work += p.ref[i].len + p.hyp[i].len;
   const int nt = threads_for(work, kMinElementsPerThread);
-  int64_t h = 0, su = 0, de = 0, in = 0;
-#pragma omp parallel num_threads(nt) if (nt > 1) reduction(+ : h, su, de, in)
-  {
+  // Pairs in pieces of 64 claimed in turn; integer totals, so their order does not matter.
+  std::atomic<int64_t> h{0}, su{0}, de{0}, in{0};
+  constexpr int64_t kGrain = 64;
+  parallel_tasks((p.n + kGrain - 1) / kGrain, nt, [&](int64_t piece) {
     static thread_local Scratch s;
-#pragma omp for schedule(dynamic, 64)
-    for (int64_t i = 0; i < p.n; ++i) {
+    int64_t ph = 0, psu = 0, pde = 0, pin = 0;
+    const int64_t i1 = (piece + 1) * kGrain < p.n ? (piece + 1) * kGrain : p.n;
+    for (int64_t i = piece * kGrain; i < i1; ++i) {
       EditCounts c;
       pair_counts(s, p.ref[i], p.hyp[i], c);
       if (p.out) p.out[i] = c;
-      h += c.hits, su += c.substitutions, de += c.deletions, in += c.insertions;
+      ph += c.hits, psu += c.substitutions, pde += c.deletions, pin += c.insertions;
     }
-  }
-  p.total = EditCounts{h, su, de, in};
+    h += ph, su += psu, de += pde, in += pin;
+  });
+  p.total = EditCounts{h.load(), su.load(), de.load(), in.load()};
 }
 
 }  // namespace cpu

@@ -636,10 +636,18 @@ template <int NB> struct BytePattern {
   typedef __m256i R;
   static R cmp(R a, uint8_t c) { return _mm256_cmpeq_epi8(a, _mm256_set1_epi8(static_cast<char>(c))); }
   static uint32_t bits(R a) { return static_cast<uint32_t>(_mm256_movemask_epi8(a)); }
-#else
+#elif defined(FASTLOSS_X86)
   typedef __m128i R;
   static R cmp(R a, uint8_t c) { return _mm_cmpeq_epi8(a, _mm_set1_epi8(static_cast<char>(c))); }
   static uint32_t bits(R a) { return static_cast<uint32_t>(_mm_movemask_epi8(a)); }
+#else  // portable: 16 byte lanes compared, the top bit of each gathered into a 16-bit mask
+  typedef uint8_t R __attribute__((vector_size(16)));
+  static R cmp(R a, uint8_t c) { return (R)(a == c); }
+  static uint32_t bits(R a) {
+    uint32_t m = 0;
+    for (int i = 0; i < 16; ++i) m |= uint32_t(a[i] >> 7) << i;
+    return m;
+  }
 #endif
   static constexpr int W = sizeof(R), P = NB / W;
   R v[P];
@@ -882,16 +890,15 @@ void pairwise_lanes(const EditPairwiseParams& p, const int64_t* rows, int64_t nr
   }
   const int64_t cblocks = (p.nb + col_block - 1) / col_block;
   const int64_t tiles = groups * cblocks;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
+  Claim claim(tiles, 1);
+  parallel_parts(nt, [&](int, int) {
     static thread_local LaneGroup<U> lg;
     static thread_local ScratchBuffer refs_buf;
     SeqRef* refs = refs_buf.get<SeqRef>(L);
     int64_t cur_group = -1;
     int count = 0;
     int64_t res[L];
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t tile = 0; tile < tiles; ++tile) {
+    for (int64_t tile, end; claim.take(&tile, &end);) {
       const int64_t g = tile / cblocks, cb = tile % cblocks;
       if (g != cur_group) {
         if (cur_group >= 0) lg.clear(refs, count);
@@ -915,7 +922,7 @@ void pairwise_lanes(const EditPairwiseParams& p, const int64_t* rows, int64_t nr
       }
     }
     if (cur_group >= 0) lg.clear(refs, count);
-  }
+  });
 }
 
 }  // namespace
@@ -936,8 +943,8 @@ void edit_distance_batch(const EditBatchParams& p) {
   int64_t chunk = p.n / (8 * nt);
   chunk = chunk > 1024 ? 1024 : (chunk < 64 ? 64 : chunk);
   const int64_t chunks = (p.n + chunk - 1) / chunk;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
+  Claim claim(chunks, 1);
+  parallel_parts(nt, [&](int, int) {
     // Per-thread scratch kept between calls (a small call allocates and clears nothing).
     Work& w = thread_work();
     static thread_local BatchLanes<uint32_t> l32;
@@ -947,8 +954,7 @@ void edit_distance_batch(const EditBatchParams& p) {
     LaneItem* items = lanes ? items_buf.get<LaneItem>(2 * chunk) : nullptr;
     LaneItem* sorted = lanes ? sorted_buf.get<LaneItem>(chunk) : nullptr;
     int64_t* pos = lanes ? pos_buf.get<int64_t>(256) : nullptr;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t ch = 0; ch < chunks; ++ch) {
+    for (int64_t ch, end; claim.take(&ch, &end);) {
       const int64_t i0 = ch * chunk, i1 = i0 + chunk < p.n ? i0 + chunk : p.n;
       int64_t n32 = 0, n64 = 0;
       for (int64_t i = i0; i < i1; ++i) {
@@ -987,7 +993,7 @@ void edit_distance_batch(const EditBatchParams& p) {
       if (n32) run_lanes(l32, items, n32, sorted, pos, p);
       if (n64) run_lanes(l64, items + chunk, n64, sorted, pos, p);
     }
-  }
+  });
 }
 
 void edit_distance_pairwise(const EditPairwiseParams& p) {
@@ -1014,16 +1020,14 @@ void edit_distance_pairwise(const EditPairwiseParams& p) {
   for (int64_t r = 0; r < nrest; ++r) work += p.a[rest[r]].len * p.nb;
   for (int64_t j = 0; j < p.nb; ++j) work += p.b[j].len * nrest;
   const int nt = threads_for(work, kMinElementsPerThread);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
+  parallel_for(tiles, 16, nt, [&](int64_t t0, int64_t t1) {
     Work& w = thread_work();
-#pragma omp for schedule(dynamic, 16)
-    for (int64_t t = 0; t < tiles; ++t) {
+    for (int64_t t = t0; t < t1; ++t) {
       const int64_t i = rest[t / p.nb], j = t % p.nb;
       const int64_t d = distance(w, p.a[i], p.b[j], c, pair_bound(p.cutoff, p.normalize, p.a[i].len, p.b[j].len, c));
       store_out(p, i, j, d, p.a[i].len, p.b[j].len);
     }
-  }
+  });
 }
 
 }  // namespace FASTLOSS_ISA

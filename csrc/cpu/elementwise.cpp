@@ -2,12 +2,14 @@
 //
 // Every view of a call (pred, target, weight, pos_weight, grad, "none" output) has pred's
 // shape after the checks (broadcast inputs through zero strides). Dimensions that are
-// contiguous in all of them are merged, so a contiguous call is one long row. Threads take
-// equal ranges of the flat index; within a row, chunks of kChunk elements go through the
+// contiguous in all of them are merged, so a contiguous call is one long row. The flat index
+// splits into fixed ranges (kRangeElements or more, fixed by the size alone) that the threads
+// claim in turn; within a row, chunks of kChunk elements go through the
 // loss functor W lanes at a time. A view that is contiguous and of the compute type is read
 // and written in place; any other (strided, float16, broadcast) is gathered into a
 // per-thread buffer and its outputs scattered back, so one SIMD loop serves every layout.
-// Loss sums accumulate in float64 lanes, one partial per thread, added in thread order.
+// Loss sums accumulate in float64 lanes, one partial per range, added in range order: the same
+// bits for every thread count.
 #include "fastloss/cpu_kernel.h"
 #include "fastloss/elementwise.h"
 #include "fastloss/elementwise_losses.h"
@@ -60,8 +62,10 @@ template <class S_> struct CpuMath {
 #else
 #if defined(__AVX__)
       V r = (V)_mm256_rcp_ps((__m256)x);
-#else
+#elif defined(FASTLOSS_X86)
       V r = (V)_mm_rcp_ps((__m128)x);
+#else
+      V r = splat(1.0f) / x;  // no estimate instruction in the portable build
 #endif
       r = fmadd(r, fmadd(-x, r, splat(1.0f)), r);  // 12-bit estimates take two steps
 #endif
@@ -89,6 +93,9 @@ constexpr int64_t kStreamBytes = int64_t(8) << 20;
 // so a thread pays off from ~2^14-2^15 elements. ElementwiseThreads in
 // bench/bench_elementwise.cpp sweeps 1 and 2 threads to re-measure it on another machine.
 constexpr int64_t kMinPerThread = 1 << 15;
+// Elements per claimed range (~5 us of the cheapest loss): several per thread at the smallest
+// threaded size, so a thread that falls behind (a busy core) leaves its share to the others.
+constexpr int64_t kRangeElements = 1 << 13;
 
 // The views with merged dimensions.
 struct Layout {
@@ -143,9 +150,13 @@ inline vec_t<double> widen(vec_t<float> v) {
   const __m256 f = (__m256)v;
   return (vec_t<double>)_mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(f)),
                                       _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1)));
-#else
+#elif defined(FASTLOSS_X86)
   const __m128 f = (__m128)v;
   return (vec_t<double>)_mm_add_pd(_mm_cvtps_pd(f), _mm_cvtps_pd(_mm_movehl_ps(f, f)));
+#else
+  typedef float F2 __attribute__((vector_size(8)));
+  const F2 lo = __builtin_shufflevector(v, v, 0, 1), hi = __builtin_shufflevector(v, v, 2, 3);
+  return __builtin_convertvector(lo, vec_t<double>) + __builtin_convertvector(hi, vec_t<double>);
 #endif
 }
 
@@ -212,7 +223,7 @@ void run_chunk(const elementwise::Consts<S>& k, const Chunk<S>& ch, int64_t m, i
   acc = sum;
 }
 
-// One thread's flat range [f0, f1) of the call.
+// One flat range [f0, f1) of the call.
 template <class L, class S>
 void run_range(const Layout& lay, const elementwise::Consts<S>& k, int64_t f0, int64_t f1,
                S gscale, bool stream, double* partial) {
@@ -288,23 +299,16 @@ template <class L, class S> void run_typed(const ElementwiseParams& p, const Ele
   const Layout lay = make_layout(views);
   const bool stream = want_grad && N * static_cast<int64_t>(sizeof(S)) > kStreamBytes;
   const int nt = threads_for(N, kMinPerThread);
-  double partials[256] = {};
-  const int nparts = nt < 256 ? nt : 256;
-#pragma omp parallel num_threads(nparts) if (nparts > 1)
-  {
-    const int t = omp_get_thread_num(), T = omp_get_num_threads();
-    // Equal ranges, cut at whole cache lines of the flat index.
-    const int64_t unit = 64 / static_cast<int64_t>(sizeof(S));
-    const int64_t units = (N + unit - 1) / unit;
-    int64_t u0, u1;
-    thread_range(units, t, T, &u0, &u1);
-    const int64_t f0 = imin(N, u0 * unit), f1 = imin(N, u1 * unit);
-    if (f0 < f1) run_range<L, S>(lay, k, f0, f1, gscale, stream, &partials[t]);
-  }
-  if (stream) stream_fence();
+  // Ranges cut at whole cache lines of the flat index.
+  const Chunks ranges = fixed_chunks(N, kRangeElements, 64 / static_cast<int64_t>(sizeof(S)));
+  double partials[kMaxFixedChunks] = {};
+  parallel_chunks(ranges, nt, [&](int64_t c, int64_t f0, int64_t f1) {
+    run_range<L, S>(lay, k, f0, f1, gscale, stream, &partials[c]);
+    if (stream) stream_fence();  // on the thread that streamed
+  });
   if (!none) {
     double total = 0;
-    for (int t = 0; t < nparts; ++t) total += partials[t];
+    for (int64_t c = 0; c < ranges.count; ++c) total += partials[c];
     if (mean) total = denom > 0 ? total / static_cast<double>(denom) : 0.0;
     store_as<double>(p.loss, 0, total);
   }
@@ -326,11 +330,9 @@ TargetStats elementwise_target_stats(const ElementwiseParams& p) {
   const int nt = threads_for(N, kMinPerThread);
   TargetStats parts[256];
   const int nparts = nt < 256 ? nt : 256;
-#pragma omp parallel num_threads(nparts) if (nparts > 1)
-  {
-    const int th = omp_get_thread_num();
+  parallel_parts(nparts, [&](int th, int T) {
     int64_t r0, r1;
-    thread_range(N, th, omp_get_num_threads(), &r0, &r1);
+    thread_range(N, th, T, &r0, &r1);
     TargetStats s;
     if (r0 < r1) {
       // Elements as rows of a 0-wide inner dimension: the walker steps every dimension.
@@ -348,7 +350,7 @@ TargetStats elementwise_target_stats(const ElementwiseParams& p) {
       }
     }
     parts[th] = s;
-  }
+  });
   for (int th = 0; th < nparts; ++th) {
     const TargetStats& s = parts[th];
     total.zeros += s.zeros;

@@ -78,9 +78,8 @@ template <class S> void large_margin_rows_impl(const LargeMarginParams& p) {
   const bool need_norms = p.margin > 1;
   if (need_norms) {
     const int64_t wrs = p.weight.strides[0], wcs = p.weight.strides[1];
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-      const int tid = omp_get_thread_num(), ntt = omp_get_num_threads();
+    parallel_parts(nt, [&](int part, int nparts) {
+      const int tid = part, ntt = nparts;
       int64_t i0, i1;
       thread_range(N, tid, ntt, &i0, &i1);
       for (int64_t i = i0; i < i1; ++i) xsq[i] = row_sq_norm<S>(p.features, i, D);
@@ -103,7 +102,7 @@ template <class S> void large_margin_rows_impl(const LargeMarginParams& p) {
           }
         }
       }
-    }
+    });
   }
 
   const RowBlocks<S> rb{C};
@@ -111,11 +110,10 @@ template <class S> void large_margin_rows_impl(const LargeMarginParams& p) {
   double partial[kMaxThreads] = {0};
   double* row_scale = p.grad ? p.row_scale.ptr<double>() : nullptr;
   const int64_t rss = p.grad ? p.row_scale.strides[0] : 0;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    const int tid = omp_get_thread_num();
+  parallel_parts(nt, [&](int part, int nparts) {
+    const int tid = part;
     int64_t r0, r1;
-    thread_range(N, tid, omp_get_num_threads(), &r0, &r1);
+    thread_range(N, tid, nparts, &r0, &r1);
     ScratchBuffer ebuf, bbuf;
     S* exps = ebuf.get<S>(C + Vec<S>::W);
     S* bmax = bbuf.get<S>(rb.count());
@@ -146,7 +144,7 @@ template <class S> void large_margin_rows_impl(const LargeMarginParams& p) {
       row_scale[i * rss] = a > 0.0 ? gy * mr.along * (b / a) : 0.0;
     }
     partial[tid] = acc;
-  }
+  });
   if (!none) {
     store_reduced_loss(p.loss, partial, nt, scale);
   }
@@ -172,10 +170,9 @@ void add_scaled_rows(const TensorView& out, const TensorView& src, const double*
   const int64_t rows = out.shape[0], cols = out.shape[1];
   typedef vec_t<S> V;
   constexpr int W = Vec<S>::W;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
+  parallel_parts(nt, [&](int part, int nparts) {
     int64_t i0, i1;
-    thread_range(rows, omp_get_thread_num(), omp_get_num_threads(), &i0, &i1);
+    thread_range(rows, part, nparts, &i0, &i1);
     for (int64_t i = i0; i < i1; ++i) {
       const double ki = k[i * ks];
       if (ki == 0.0) continue;
@@ -192,7 +189,7 @@ void add_scaled_rows(const TensorView& out, const TensorView& src, const double*
         for (int64_t j = 0; j < cols; ++j) o[j * ocs] = o[j * ocs] + kk * x[j * xcs];
       }
     }
-  }
+  });
 }
 
 template <class S> void large_margin_finish_impl(const LargeMarginParams& p) {
@@ -211,10 +208,9 @@ template <class S> void large_margin_finish_impl(const LargeMarginParams& p) {
   for (int64_t j = 0; j < C; ++j) sv[j] = static_cast<S>(s[j * css]);
   typedef vec_t<S> V;
   constexpr int W = Vec<S>::W;
-#pragma omp parallel num_threads(nt_w) if (nt_w > 1)
-  {
+  parallel_parts(nt_w, [&](int part, int nparts) {
     int64_t d0, d1;
-    thread_range(D, omp_get_thread_num(), omp_get_num_threads(), &d0, &d1);
+    thread_range(D, part, nparts, &d0, &d1);
     for (int64_t d = d0; d < d1; ++d) {
       S* o = gw.ptr<S>() + d * gw.strides[0];
       const S* x = w.ptr<const S>() + d * w.strides[0];
@@ -233,7 +229,7 @@ template <class S> void large_margin_finish_impl(const LargeMarginParams& p) {
           if (sv[j] != S(0)) o[j * ocs] = o[j * ocs] + sv[j] * x[j * xcs];
       }
     }
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -253,11 +249,10 @@ template <class S> void center_loss_impl(const CenterLossParams& p) {
   const S sc = static_cast<S>(scale);
   // A gradient bigger than the caches goes around them (written once, not read back here).
   const bool stream = want_grad && N * D * static_cast<int64_t>(sizeof(S)) > kStreamBytes;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    const int tid = omp_get_thread_num();
+  parallel_parts(nt, [&](int part, int nparts) {
+    const int tid = part;
     int64_t i0, i1;
-    thread_range(N, tid, omp_get_num_threads(), &i0, &i1);
+    thread_range(N, tid, nparts, &i0, &i1);
     double acc = 0;
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t y = load_index(p.labels, i * ys);
@@ -308,7 +303,7 @@ template <class S> void center_loss_impl(const CenterLossParams& p) {
       else acc += li;
     }
     partial[tid] = acc;
-  }
+  });
   if (stream) stream_fence();
   if (!none) {
     store_reduced_loss(p.loss, partial, nt, scale);
@@ -336,12 +331,12 @@ template <class S> void update_centers_impl(const UpdateCentersParams& p, const 
     for (int64_t i = 0; i < N; ++i) order[fill[load_index(p.labels, i * ys)]++] = i;
   }
   const int nt = threads_for(N * D + K * D, kMinElemsPerThread);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
+  Claim claim(K, 4);
+  parallel_parts(nt, [&](int, int) {
     ScratchBuffer acc_buf;
     double* acc = acc_buf.get<double>(D);
-#pragma omp for schedule(dynamic, 4)
-    for (int64_t k = 0; k < K; ++k) {
+    for (int64_t k0, k1; claim.take(&k0, &k1);)
+    for (int64_t k = k0; k < k1; ++k) {
       const S* cr = c.ptr<const S>() + k * c.strides[0];
       S* orow = o.ptr<S>() + k * o.strides[0];
       const int64_t n = counts[k];
@@ -363,7 +358,7 @@ template <class S> void update_centers_impl(const UpdateCentersParams& p, const 
         orow[j * ocs] = static_cast<S>(cj - k1 * (nn * cj - acc[j]));
       }
     }
-  }
+  });
 }
 
 }  // namespace

@@ -126,10 +126,9 @@ void divergence_impl(const DivergenceParams& p) {
                                want_gp ? p.grad_p.strides : nullptr, want_gq ? p.grad_q.strides : nullptr};
   const int nt = threads_for(rows * C * (want_gp ? 2 : 1), kMinDivergencePerThread);
   const S ninf = -std::numeric_limits<S>::infinity();
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
+  parallel_parts(nt, [&](int part, int nparts) {
     int64_t r0, r1;
-    thread_range(rows, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
+    thread_range(rows, part, nparts, &r0, &r1);
     ScratchBuffer pbuf, qbuf, gpbuf, gqbuf;
     RowWalker<5> walk(p.p.shape, rank, strides);
     walk.begin(r0);
@@ -137,7 +136,7 @@ void divergence_impl(const DivergenceParams& p) {
       // rows in place when contiguous and native, else gathered (same bits either way)
       const S* x = row_engine::row_source<S>(p.p, walk.offset(0), C, pbuf.get<S>(C + W));
       const S* y = two ? row_engine::row_source<S>(p.q, walk.offset(1), C, qbuf.get<S>(C + W)) : nullptr;
-      auto at = [C](const S* a, int64_t j) { return j + W <= C ? load(a + j) : load_partial(a + j, C - j, S(0)); };
+      auto at = [&](const S* a, int64_t j) { return j + W <= C ? load(a + j) : load_partial(a + j, C - j, S(0)); };
       // pass 1: the sums that normalise the rows (padding lanes load as 0 and add 0), in float64
       WideSum<S> sum_p, sum_q;
       for (int64_t j = 0; j < C; j += W) {
@@ -213,7 +212,7 @@ void divergence_impl(const DivergenceParams& p) {
       if (gq && !gq_direct)
         for (int64_t c = 0; c < C; ++c) store_as<S>(p.grad_q, gqo + c * gq_cs, gq[c]);
     }
-  }
+  });
 }
 
 // --- multiclass hinge ------------------------------------------------------------------------
@@ -268,11 +267,10 @@ void hinge_impl(const MulticlassHingeParams& p) {
   const int nt0 = threads_for(rows * C, kMinHingePerThread);
   const int nt = nt0 < 256 ? nt0 : 256;
   double partial[256] = {0};
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    const int tid = omp_get_thread_num();
+  parallel_parts(nt, [&](int part, int nparts) {
+    const int tid = part;
     int64_t r0, r1;
-    thread_range(rows, tid, omp_get_num_threads(), &r0, &r1);
+    thread_range(rows, tid, nparts, &r0, &r1);
     ScratchBuffer xbuf, gbuf;
     RowWalker<4> walk(p.scores.shape, rank, strides);
     walk.begin(r0);
@@ -355,7 +353,7 @@ void hinge_impl(const MulticlassHingeParams& p) {
     }
     partial[tid] = acc;
     if (stream) stream_fence();
-  }
+  });
   if (!reduce_none) {
     store_reduced_loss(p.loss, partial, nt, scale);
   }
@@ -451,11 +449,10 @@ void l2_impl(const L2LossParams& p) {
   const int nt0 = threads_for(rows * C, kMinL2PerThread);
   const int nt = nt0 < 256 ? nt0 : 256;
   double partial[256] = {0};
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    const int tid = omp_get_thread_num();
+  parallel_parts(nt, [&](int part, int nparts) {
+    const int tid = part;
     int64_t r0, r1;
-    thread_range(rows, tid, omp_get_num_threads(), &r0, &r1);
+    thread_range(rows, tid, nparts, &r0, &r1);
     ScratchBuffer xbuf, tbuf, gbuf;
     RowWalker<5> walk(p.pred.shape, rank, strides);
     walk.begin(r0);
@@ -479,7 +476,7 @@ void l2_impl(const L2LossParams& p) {
       else acc += static_cast<double>(loss);
     }
     partial[tid] = acc;
-  }
+  });
   if (!reduce_none) {
     store_reduced_loss(p.loss, partial, nt, scale);
   }

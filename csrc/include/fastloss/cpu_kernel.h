@@ -8,8 +8,13 @@
 #error "cpu_kernel.h is for the per-ISA kernel sources (FASTLOSS_ISA must be defined)"
 #endif
 
+// x86 builds compile three variants (avx512, avx2, baseline = SSE2); any other target (aarch64:
+// Graviton, Grace) compiles only the baseline one, written in GCC vector extensions with no
+// intrinsics (the x86 intrinsics below are all under FASTLOSS_X86).
+#if defined(__x86_64__) || defined(__i386__)
+#define FASTLOSS_X86 1
 #include <immintrin.h>
-#include <omp.h>
+#endif
 
 #include <cmath>
 #include <cstdint>
@@ -179,8 +184,12 @@ inline vec_t<float> clamp_keep_nan(vec_t<float> x, float lo, float hi) {
   return (vec_t<float>)_mm512_min_ps(_mm512_set1_ps(hi), _mm512_max_ps(_mm512_set1_ps(lo), (__m512)x));
 #elif defined(__AVX__)
   return (vec_t<float>)_mm256_min_ps(_mm256_set1_ps(hi), _mm256_max_ps(_mm256_set1_ps(lo), (__m256)x));
-#else
+#elif defined(FASTLOSS_X86)
   return (vec_t<float>)_mm_min_ps(_mm_set1_ps(hi), _mm_max_ps(_mm_set1_ps(lo), (__m128)x));
+#else
+  // x86's max/min semantics (a false compare picks the second operand, x or t: NaN survives)
+  const vec_t<float> l = splat(lo), h = splat(hi), t = l > x ? l : x;
+  return h < t ? h : t;
 #endif
 }
 inline vec_t<double> clamp_keep_nan(vec_t<double> x, double lo, double hi) {
@@ -188,8 +197,11 @@ inline vec_t<double> clamp_keep_nan(vec_t<double> x, double lo, double hi) {
   return (vec_t<double>)_mm512_min_pd(_mm512_set1_pd(hi), _mm512_max_pd(_mm512_set1_pd(lo), (__m512d)x));
 #elif defined(__AVX__)
   return (vec_t<double>)_mm256_min_pd(_mm256_set1_pd(hi), _mm256_max_pd(_mm256_set1_pd(lo), (__m256d)x));
-#else
+#elif defined(FASTLOSS_X86)
   return (vec_t<double>)_mm_min_pd(_mm_set1_pd(hi), _mm_max_pd(_mm_set1_pd(lo), (__m128d)x));
+#else
+  const vec_t<double> l = splat(lo), h = splat(hi), t = l > x ? l : x;
+  return h < t ? h : t;
 #endif
 }
 
@@ -200,8 +212,10 @@ inline void stream_store(float* p, vec_t<float> v) {
   _mm512_stream_ps(p, (__m512)v);
 #elif defined(__AVX__)
   _mm256_stream_ps(p, (__m256)v);
-#else
+#elif defined(FASTLOSS_X86)
   _mm_stream_ps(p, (__m128)v);
+#else
+  store(p, v);
 #endif
 }
 inline void stream_store(double* p, vec_t<double> v) {
@@ -209,11 +223,17 @@ inline void stream_store(double* p, vec_t<double> v) {
   _mm512_stream_pd(p, (__m512d)v);
 #elif defined(__AVX__)
   _mm256_stream_pd(p, (__m256d)v);
-#else
+#elif defined(FASTLOSS_X86)
   _mm_stream_pd(p, (__m128d)v);
+#else
+  store(p, v);
 #endif
 }
-inline void stream_fence() { _mm_sfence(); }
+inline void stream_fence() {
+#if defined(FASTLOSS_X86)
+  _mm_sfence();
+#endif
+}
 
 // exp(x) for every lane: range reduction x = n*ln2 + r, a polynomial for e^r, and 2^n built
 // in two halves (or by AVX-512's scalef) so results down to the smallest subnormal and up
@@ -445,12 +465,76 @@ class RowWalker {
   int64_t offset_[NV];
 };
 
-// Rows [begin, end) of `rows` for thread `t` of `nt`: contiguous, balanced blocks.
+// Rows [begin, end) of `rows` for part `t` of `nt`: contiguous, balanced blocks.
 inline void thread_range(int64_t rows, int t, int nt, int64_t* begin, int64_t* end) {
   const int64_t q = rows / nt, r = rows % nt;
   *begin = t * q + (t < r ? t : r);
   *end = *begin + q + (t < r ? 1 : 0);
 }
+
+// ---------------------------------------------------------------------------------------
+// Parallel loops, all on fastloss::parallel_tasks (runtime.h): the calling thread claims work
+// from the start and returns once the work is done, never waiting for a worker that the OS
+// has not scheduled yet (an OpenMP parallel region waits at its end for every team thread,
+// which on a busy machine cost milliseconds per call). One thread (nt <= 1) runs inline.
+
+// Fixed chunks of [0, n) whose size depends only on n (never on the thread count), so sums
+// taken per chunk and combined in chunk order have the same bits for every thread count.
+constexpr int64_t kMaxFixedChunks = 512;  // bounds the per-chunk partials (on the stack)
+struct Chunks {
+  int64_t n, size, count;
+  int64_t begin(int64_t c) const { return c * size; }
+  int64_t end(int64_t c) const { return (c + 1) * size < n ? (c + 1) * size : n; }
+};
+// Chunks of at least min_size items, a multiple of `align`, and at most kMaxFixedChunks of them.
+inline Chunks fixed_chunks(int64_t n, int64_t min_size, int64_t align = 1) {
+  int64_t size = min_size > 1 ? min_size : 1;
+  const int64_t least = (n + kMaxFixedChunks - 1) / kMaxFixedChunks;
+  if (size < least) size = least;
+  size = (size + align - 1) / align * align;
+  return Chunks{n, size, n > 0 ? (n + size - 1) / size : 0};
+}
+// f(chunk, begin, end) once per chunk, on up to nt threads.
+template <class F> inline void parallel_chunks(const Chunks& ch, int nt, F&& f) {
+  parallel_tasks(ch.count, nt, [&](int64_t c) { f(c, ch.begin(c), ch.end(c)); });
+}
+// f(i0, i1) over [0, n) in pieces of `grain` items, claimed in turn (dynamic scheduling).
+template <class F> inline void parallel_for(int64_t n, int64_t grain, int nt, F&& f) {
+  if (grain < 1) grain = 1;
+  parallel_tasks((n + grain - 1) / grain, nt, [&](int64_t c) {
+    const int64_t i0 = c * grain;
+    f(i0, n - i0 < grain ? n : i0 + grain);
+  });
+}
+// f(part, nt) once for each part in [0, nt): a region whose parts split their work with
+// thread_range(..., part, nt) or claim it from a Claim. Parts that no worker has claimed run
+// on the calling thread, one after another.
+template <class F> inline void parallel_parts(int nt, F&& f) {
+  if (nt < 1) nt = 1;
+  parallel_tasks(nt, nt, [&](int64_t t) { f(static_cast<int>(t), nt); });
+}
+// *p = min(*p, v), from any thread.
+inline void atomic_min(int64_t* p, int64_t v) {
+  int64_t cur = __atomic_load_n(p, __ATOMIC_RELAXED);
+  while (v < cur && !__atomic_compare_exchange_n(p, &cur, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+}
+// Items [0, n) handed out `grain` at a time to the parts of a parallel_parts region.
+class Claim {
+ public:
+  Claim(int64_t n, int64_t grain) : n_(n), grain_(grain > 0 ? grain : 1) {}
+  bool take(int64_t* begin, int64_t* end) {
+    const int64_t b = __atomic_fetch_add(&next_, grain_, __ATOMIC_RELAXED);
+    if (b >= n_) return false;
+    *begin = b;
+    *end = n_ - b < grain_ ? n_ : b + grain_;
+    return true;
+  }
+
+ private:
+  int64_t next_ = 0;
+  const int64_t n_, grain_;
+};
 
 // ---------------------------------------------------------------------------------------
 // Scalar conversions between storage types and the compute type (float16 via F16C when
@@ -533,8 +617,8 @@ inline void zero_row_losses(const TensorView& loss, Reduction reduction, int ran
   for (int64_t r = 0; r < rows; ++r, walk.next()) store_as<double>(loss, walk.offset(0), 0.0);
 }
 
-// A reduced loss: the threads' partial sums added in thread order (the same bits for the same
-// thread count), times the reduction's scale, stored into the 0-d loss.
+// A reduced loss: the partial sums (per chunk or per part) added in their order, times the
+// reduction's scale, stored into the 0-d loss.
 inline void store_reduced_loss(const TensorView& loss, const double* partial, int nt, double scale) {
   double total = 0;
   for (int i = 0; i < nt; ++i) total += partial[i];

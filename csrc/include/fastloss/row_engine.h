@@ -63,6 +63,7 @@ constexpr int64_t kStreamBytes = int64_t(8) << 20;
 // the check (15% of the call in libgomp).
 constexpr int64_t kMinLabelsPerThread = 4096;      // labels checked per thread
 constexpr int64_t kMinElementsPerThread = 16384;   // logits per thread in the row loop
+constexpr int64_t kChunkElements = 8192;           // logits per claimed chunk of rows (~10 us)
 
 struct Denominator {
   double value;       // sum of w_y over counted rows (or their count)
@@ -79,15 +80,20 @@ inline Denominator label_denominator(const CrossEntropyParams& p, int64_t rows, 
   const int nt = nt_rows < nt_labels ? nt_rows : nt_labels;
   double total = 0;
   int64_t counted = 0, first_bad = rows;
+  // Fixed chunks, a weight sum per chunk added in chunk order (the same bits for every thread
+  // count); counts and the first bad row are exact in any order.
+  const Chunks chunks = fixed_chunks(rows, kMinLabelsPerThread / 2);
+  double chunk_total[kMaxFixedChunks] = {0};
+  int64_t chunk_counted[kMaxFixedChunks] = {0};
+  int64_t chunk_bad[kMaxFixedChunks];
   // One loop per label type: a dtype switch per label cost more than the check itself.
   auto check = [&](auto label_type) {
     typedef decltype(label_type) L;
     const L* labels = p.labels.ptr<const L>();
     const int64_t ignore = p.ignore_index;
-#pragma omp parallel num_threads(nt) if (nt > 1) reduction(+ : total, counted) reduction(min : first_bad)
-    {
-      int64_t r0, r1;
-      thread_range(rows, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
+    parallel_chunks(chunks, nt, [&](int64_t ch, int64_t r0, int64_t r1) {
+      double total = 0;
+      int64_t counted = 0, first_bad = rows;
       auto one = [&](int64_t r, int64_t offset) {
         const int64_t y = static_cast<int64_t>(labels[offset]);
         if (y == ignore) return;
@@ -106,6 +112,14 @@ inline Denominator label_denominator(const CrossEntropyParams& p, int64_t rows, 
         walk.begin(r0);
         for (int64_t r = r0; r < r1; ++r, walk.next()) one(r, walk.offset(0));
       }
+      chunk_total[ch] = total;
+      chunk_counted[ch] = counted;
+      chunk_bad[ch] = first_bad;
+    });
+    for (int64_t ch = 0; ch < chunks.count; ++ch) {
+      total += chunk_total[ch];
+      counted += chunk_counted[ch];
+      if (chunk_bad[ch] < first_bad) first_bad = chunk_bad[ch];
     }
   };
   switch (p.labels.dtype) {
@@ -572,15 +586,14 @@ void run(const CrossEntropyParams& p, const Policy& pol) {
   const WideRowsFn<S, Policy> wide_fn =
       plain_rows && !want_grad && eps == S(0) && W > 1 ? wide_rows_for<S, Policy>(C) : nullptr;
   const int nt = threads_for(rows * C, kMinElementsPerThread);
-  const int nthreads = nt < 256 ? nt : 256;
-  double partial[256] = {0};
+  // Rows in fixed chunks claimed by the threads in turn, one partial sum per chunk (the same
+  // bits for every thread count); whole lane groups per chunk where rows go W at a time.
+  const Chunks chunks = fixed_chunks(rows, (kChunkElements + C - 1) / C, spatial ? W : 1);
+  double partial[kMaxFixedChunks] = {0};
 
-#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
-  {
-    const int tid = omp_get_thread_num(), ntt = omp_get_num_threads();
-    int64_t r0, r1;
-    thread_range(rows, tid, ntt, &r0, &r1);
-    ScratchBuffer xbuf, tbuf, ebuf, bmbuf, gbuf;
+  parallel_chunks(chunks, nt, [&](int64_t tid, int64_t r0, int64_t r1) {
+    // Kept by each thread between chunks and calls (a chunk allocates nothing).
+    static thread_local ScratchBuffer xbuf, tbuf, ebuf, bmbuf, gbuf;
     PendingLosses<S> pending;
     pending.logs_known = want_grad && pol.grad_needs_log();
     double acc = 0;
@@ -795,9 +808,9 @@ void run(const CrossEntropyParams& p, const Policy& pol) {
     pending.flush(pol, reduce_none, p.loss, &acc);
     partial[tid] = acc;
     if (stream) stream_fence();
-  }
+  });
   if (!reduce_none) {
-    store_reduced_loss(p.loss, partial, nthreads, scale);
+    store_reduced_loss(p.loss, partial, static_cast<int>(chunks.count), scale);
   }
 }
 
