@@ -609,7 +609,7 @@ def chart(results, path, threads):
     ax.set_xlabel("speed-up: peer time / fastloss time (log scale; right of the line = fastloss faster); "
                   "labels: speed-up (fastloss time vs peer time)", fontsize=8)
     ax.set_title(f"fastloss {fastloss.__version__} against its peers, CPU float32, {threads} threads, "
-                 f"{cpu_name()}", fontsize=10, pad=28)
+                 f"{cpu_name()}", fontsize=10, pad=14 + 14 * -(-len(fams) // 4))  # room for the legend rows
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[f]) for f in fams]
     # At most four entries a row: one row of seven clipped the last ("Metric learning").
     ax.legend(handles, [FAMILIES.get(f, f).split(" (")[0] for f in fams], fontsize=8, frameon=False,

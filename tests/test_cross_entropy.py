@@ -539,7 +539,7 @@ def test_error_label_out_of_range_names_position(backend):
     (dict(z_loss=-1.0), ValueError, "z_loss"),
     (dict(axis=2), ValueError, "axis"),
     (dict(weight=np.ones(3)), ValueError, "weight"),
-    (dict(weight=np.ones(4, np.int64)), TypeError, "weight"),
+    (dict(weight=np.array(["a"] * 4)), TypeError, "weight"),  # integer weights are floats (issue 20)
     (dict(grad_out=np.zeros((5, 4), np.float32)), ValueError, "grad_out"),
     (dict(grad_out=np.zeros((3, 4), np.float64)), TypeError, "grad_out"),
     (dict(grad_out=np.broadcast_to(np.zeros(4, np.float32), (3, 4))), ValueError, "grad_out"),
@@ -562,8 +562,14 @@ def test_errors_on_inputs():
         fastloss.softmax_cross_entropy(x, np.array([0, 1]))
     with pytest.raises(ValueError, match="labels"):
         fastloss.softmax_cross_entropy(x, np.zeros((3, 5)))
-    with pytest.raises(TypeError, match="labels"):
+    # bool labels are 0/1 probabilities (a one-hot mask); shaped like class indices they are a
+    # ValueError that says integers were probably meant
+    with pytest.raises(ValueError, match="labels.*integer class indices"):
         fastloss.softmax_cross_entropy(x, np.array([True, False, True]))
+    onehot = np.eye(4, dtype=bool)[[0, 1, 2]]
+    assert float(fastloss.softmax_cross_entropy(x, onehot)) == float(fastloss.softmax_cross_entropy(x, onehot * 1.0))
+    with pytest.raises(TypeError, match="labels"):
+        fastloss.softmax_cross_entropy(x, np.array(["a", "b", "c"]))
     with pytest.raises(ValueError, match="logits"):
         fastloss.softmax_cross_entropy(np.float32(1.0), np.array(0))
     with pytest.raises(TypeError, match="log_probs"):

@@ -360,8 +360,11 @@ def test_bad_inputs():
         fastloss.softmax_focal_loss(x, y, gamma="2")
     with pytest.raises(ValueError, match="alpha"):
         fastloss.softmax_focal_loss(x, y, alpha=np.ones(4))
+    # integer per-class weights are read as floats (issue 20)
+    assert float(fastloss.softmax_focal_loss(x, y, alpha=np.ones(3, np.int32))) == float(
+        fastloss.softmax_focal_loss(x, y, alpha=np.ones(3)))
     with pytest.raises(TypeError, match="alpha"):
-        fastloss.softmax_focal_loss(x, y, alpha=np.ones(3, np.int32))
+        fastloss.softmax_focal_loss(x, y, alpha=np.array(["a", "b", "c"]))
     with pytest.raises(IndexError, match=r"labels\[2\] = 3"):
         fastloss.softmax_focal_loss(x, np.array([0, 1, 3, 0]))
     with pytest.raises(IndexError, match="labels"):
