@@ -2,16 +2,20 @@
 """fastloss's headline comparison: every loss family against the peers installed, in one run.
 
     python3 -m pip install ".[bench]"      # fastloss and the peers it is compared with
-    python3 bench/main.py                   # ~1-2 minutes on 2 cores; writes fastloss-speedups.png
+    python3 bench/main.py                   # ~1-2 minutes on 2 cores; writes bench/out/fastloss-speedups.png
 
 From a source checkout with a development build (no ``pip install``), run it as
 ``PYTHONPATH=python python3 bench/main.py``. Options: ``--family cross-entropy`` (repeatable)
-runs one table, ``--repeats N`` sets the calls per measurement, ``--chart PATH`` / ``--no-chart``.
+runs one table, ``--repeats N`` sets the calls per measurement, ``--out DIR`` the folder of the
+chart (default ``bench/out``, which git ignores), ``--chart PATH`` / ``--no-chart``.
 
 What it measures: CPU, float32, all cores on both sides (``torch.set_num_threads``, rapidfuzz
 ``workers=-1``; JAX uses its own pool). Every row is the fastest of several calls; fastloss, the
-peers and the floor are called in turn within one loop, so a busy machine slows all of them
-alike and the ratios hold. Speed-up = peer time / fastloss time. Where a kernel is bound by
+peers and the floor are called in turn within one loop. That evens out slow drifts, not
+contention: on a busy machine (other processes on the cores) each library loses a different
+share of its threads' time, the ratios move far from the quiet figures (one run under load gave
+671x for the bi-tempered row instead of 32x), and the script warns when the load average is
+high. Quote figures from a quiet machine. Speed-up = peer time / fastloss time. Where a kernel is bound by
 memory, "vs floor" is its time over that of a NumPy copy moving the same bytes on the same
 number of threads (timed in the same loop): 1.00x is as fast as memory allows. Each peer's
 result is checked against fastloss's before its row is printed.
@@ -565,14 +569,30 @@ def row(*cells) -> str:
     return "  ".join(f"{c:{align}{w}}" for c, (_, w, align) in zip(cells, COLUMNS)).rstrip()
 
 
+def load_note(threads: int) -> Optional[str]:
+    """A warning when the 1-minute load average says other processes compete for the cores."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+    cpus = os.cpu_count() or 1
+    if load < 0.5 * cpus:
+        return None
+    return (f"WARNING: load average {load:.1f} on {cpus} logical CPUs: other processes are using the cores. "
+            f"Each library loses a different share of its {threads} threads' time, so these times are slower and "
+            f"the ratios can be far from a quiet machine's (bench/RESULTS.md has quiet figures); rerun when the "
+            f"machine is idle before quoting them.")
+
+
 def chart(results, path, threads):
-    """Horizontal bars of the speed-ups (log scale), one per (workload, peer), grouped by family."""
+    """Horizontal bars of the speed-ups (log scale), one per (workload, peer), grouped by family;
+    each bar is labelled with both absolute times."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    bars = [(fam, f"{name}\nvs {peer}", s) for fam, name, peer, s in results]
+    bars = [(fam, f"{name}\nvs {peer}", tp / tf, tf, tp) for fam, name, peer, tf, tp in results]
     fams = list(dict.fromkeys(b[0] for b in bars))
     colours = dict(zip(fams, plt.get_cmap("tab10").colors))
     fig, ax = plt.subplots(figsize=(10, 0.55 * len(bars) + 1.6))
@@ -581,18 +601,21 @@ def chart(results, path, threads):
     ax.set_yticks(ys, [b[1] for b in bars], fontsize=8)
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", linewidth=0.8)
-    for y, (_, _, s) in zip(ys, bars):
-        ax.text(s * 1.04, y, f"{s:.0f}x" if s >= 100 else f"{s:.1f}x", va="center", fontsize=8)
-    ax.set_xlim(min(0.5, min(b[2] for b in bars) / 1.5), max(b[2] for b in bars) * 2.5)
+    for y, (_, _, s, tf, tp) in zip(ys, bars):
+        ax.text(s * 1.04, y, (f"{s:.0f}x" if s >= 100 else f"{s:.1f}x") + f"  ({ms(tf)} vs {ms(tp)})",
+                va="center", fontsize=7)
+    ax.set_xlim(min(0.5, min(b[2] for b in bars) / 1.5), max(b[2] for b in bars) * 12)
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
-    ax.set_xlabel("speed-up: peer time / fastloss time (log scale; right of the line = fastloss faster)")
+    ax.set_xlabel("speed-up: peer time / fastloss time (log scale; right of the line = fastloss faster); "
+                  "labels: speed-up (fastloss time vs peer time)", fontsize=8)
     ax.set_title(f"fastloss {fastloss.__version__} against its peers, CPU float32, {threads} threads, "
-                 f"{cpu_name()}", fontsize=10, pad=28)
+                 f"{cpu_name()}", fontsize=10, pad=14 + 14 * -(-len(fams) // 4))  # room for the legend rows
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[f]) for f in fams]
+    # At most four entries a row: one row of seven clipped the last ("Metric learning").
     ax.legend(handles, [FAMILIES.get(f, f).split(" (")[0] for f in fams], fontsize=8, frameon=False,
-              loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(fams))
+              loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(4, len(fams)))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the figure grows to hold the legend and labels
     plt.close(fig)
 
 
@@ -603,7 +626,10 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=9, help="calls per measurement (default 9)")
     ap.add_argument("--budget", type=float, default=1.5,
                     help="seconds a slow peer may take per row before it stops at 3 calls (default 1.5)")
-    ap.add_argument("--chart", default="fastloss-speedups.png", help="PNG chart of the speed-ups")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"),
+                    help="folder of the chart (default: bench/out, ignored by git)")
+    ap.add_argument("--chart", default=None,
+                    help="PNG chart of the speed-ups (default: OUT/fastloss-speedups.png)")
     ap.add_argument("--no-chart", action="store_true")
     args = ap.parse_args(argv)
 
@@ -626,11 +652,14 @@ def main(argv=None):
         reqs = " ".join(f'"{r}"' if any(c in r for c in "[]=<>") else r for r in reqs)
         print(f"missing: {', '.join(names)}; add them with {INSTALL_PEERS} (or: python3 -m pip install {reqs})",
               flush=True)
+    busy = load_note(threads)
+    if busy:
+        print(busy, flush=True)
     print(f"float32 on the CPU; times are the fastest of up to {args.repeats} calls, fastloss and the "
           f"peers called in turn; speed-up = peer time / fastloss time. {len(workloads)} workloads, "
           f"each row printed when measured.", flush=True)
 
-    results = []  # (family, workload, peer, speed-up)
+    results = []  # (family, workload, peer, fastloss time, peer time)
     family = None
     start = time.perf_counter()
     for i, w in enumerate(workloads, 1):
@@ -659,7 +688,7 @@ def main(argv=None):
             print(row(w.name, ms(tf), floor, "(no peer installed)", "", ""), flush=True)
         for k, peer in enumerate(case.peers):
             tp = best[peer]
-            results.append((w.family, w.name, peer, tp / tf))
+            results.append((w.family, w.name, peer, tf, tp))
             note = "  VALUES DIFFER" if peer in bad else ""
             print(row(w.name if k == 0 else "", ms(tf) if k == 0 else "", floor if k == 0 else "",
                       peer, ms(tp), f"{tp / tf:.1f}x") + note, flush=True)
@@ -670,10 +699,16 @@ def main(argv=None):
               f"(loss + grad: np.copyto reading the logits and writing as many bytes; loss only: np.add.reduce "
               f"reading them); 1.00x is as fast as memory allows.")
 
+    busy_after = load_note(threads)
+    if busy_after and not busy:
+        print(busy_after, flush=True)
+
     if args.no_chart or no_chart or not results:
         return
-    chart(results, args.chart, threads)
-    print(f"chart of the speed-ups: {os.path.abspath(args.chart)}")
+    path = args.chart or os.path.join(args.out, "fastloss-speedups.png")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    chart(results, path, threads)
+    print(f"chart of the speed-ups (and the times): {os.path.abspath(path)}")
 
 
 if __name__ == "__main__":

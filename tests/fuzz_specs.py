@@ -79,6 +79,18 @@ def margin_result(out, args):
                 f"grads {gf.shape} {gw.shape}")
 
 
+def dice_none_shape(args):
+    """dice_loss's "none" shape: (N,) or (N, C'), without N with batch (C' = C - 1 without the
+    background, when C > 1)."""
+    x = np.shape(args["inputs"])
+    axis = args.get("axis")
+    shape = () if args.get("batch") else x[:1]
+    if axis is not None:
+        c = x[axis]
+        shape += (c - 1 if args.get("include_background") is False and c > 1 else c,)
+    return shape
+
+
 def ctc_none_shape(args):
     lp = args["log_probs"]
     if np.ndim(lp) == 2:
@@ -98,7 +110,7 @@ SPECS = {
     "nll_loss": Spec(
         forms=[{"log_probs" if k == "logits" else k: v for k, v in f.items()} for f in CE_FORMS[:3]],
         options=dict(weight=Floats("C", values="positive", optional=True), ignore_index=IntOption([-100, 0, 1, -1]),
-                     axis=AXIS, reduction=REDUCTION, return_grad=FLAG),
+                     axis=AXIS, reduction=REDUCTION, return_grad=FLAG, grad_out=GradOut("log_probs")),
         returns=loss_result("log_probs", drop_axis("log_probs"))),
     "ctc_loss": Spec(
         forms=[
@@ -110,7 +122,8 @@ SPECS = {
                  label_lengths=Lengths("N", "S"), layout=Option(["NTC"], omit=0)),
         ],
         options=dict(blank=IntOption([0, 1, 2]), layout=Choice(["TNC"], bad=["tnc", "NCT"]),
-                     from_logits=FLAG, zero_infinity=FLAG, reduction=REDUCTION, return_grad=FLAG),
+                     from_logits=FLAG, zero_infinity=FLAG, reduction=REDUCTION, return_grad=FLAG,
+                     grad_out=GradOut("log_probs")),
         returns=loss_result("log_probs", ctc_none_shape),
         dims={"C": (1, 6), "T": (0, 12), "S": (0, 6)}),
     "edit_distance": Spec(
@@ -154,12 +167,13 @@ SPECS = {
        ]},
     "hinge_loss": Spec(
         forms=[dict(scores=Floats(s), labels=Labels(s, high=2)) for s in ("N", "N C")],
-        options=dict(margin=FloatOption(0.0, 2.0), squared=FLAG, reduction=REDUCTION, return_grad=FLAG,
-                     grad_out=GradOut("scores")),
+        options=dict(margin=FloatOption(0.0, 2.0), squared=FLAG, weight=Floats("C", values="positive", optional=True),
+                     reduction=REDUCTION, return_grad=FLAG, grad_out=GradOut("scores")),
         returns=loss_result("scores", lambda a: np.shape(a["scores"]))),
     "kl_div": Spec(
         forms=[dict(input=Floats(s), target=Floats(s, values=["probs", "normal"])) for s in ("N C", "N")],
-        options=dict(log_target=FLAG, reduction=Choice(["mean", "sum", "none", "batchmean"], bad=["avg"]),
+        options=dict(log_target=FLAG, weight=Floats("C", values="positive", optional=True),
+                     reduction=Choice(["mean", "sum", "none", "batchmean"], bad=["avg"]),
                      return_grad=FLAG, grad_out=GradOut("input")),
         returns=loss_result("input", lambda a: np.shape(a["input"]))),
     **{name: Spec(
@@ -173,19 +187,21 @@ SPECS = {
     "softmax_focal_loss": Spec(
         forms=CE_FORMS[:3],
         options=dict(alpha=Option([None, 0.25, 1.0], bad=[-1.0, "x", NAN_]), gamma=FloatOption(0.0, 5.0, bad=[-1.0]),
-                     ignore_index=IntOption([-100, 0, 1]), axis=AXIS, reduction=REDUCTION, return_grad=FLAG),
+                     ignore_index=IntOption([-100, 0, 1]), axis=AXIS, reduction=REDUCTION, return_grad=FLAG,
+                     grad_out=GradOut("logits")),
         returns=loss_result("logits", drop_axis("logits"))),
     "truncated_cross_entropy": Spec(
         forms=CE_FORMS[:3],
         options=dict(margin=FloatOption(0.0, 1.0, bad=[-0.5, 2.0]), softness=Option([None, 1.0, 10.0], bad=[0.0, -1.0]),
-                     ignore_index=IntOption([-100, 0, 1]), axis=AXIS, reduction=REDUCTION, return_grad=FLAG),
+                     ignore_index=IntOption([-100, 0, 1]), axis=AXIS, reduction=REDUCTION, return_grad=FLAG,
+                     grad_out=GradOut("logits")),
         returns=loss_result("logits", drop_axis("logits"))),
     "multiclass_hinge_loss": Spec(
         forms=[{"scores" if k == "logits" else k: v for k, v in f.items()} for f in CE_FORMS[:3]],
         options=dict(margin=FloatOption(0.0, 2.0), p=Option([1, 2], bad=[0, 3, 2**70, 1.5]),
                      weight=Floats("C", values="positive", optional=True),
                      kind=Choice(["weston_watkins", "crammer_singer"], bad=["ww", "WESTON_WATKINS"]),
-                     axis=AXIS, reduction=REDUCTION, return_grad=FLAG),
+                     axis=AXIS, reduction=REDUCTION, return_grad=FLAG, grad_out=GradOut("scores")),
         returns=loss_result("scores", drop_axis("scores"))),
     **{name: Spec(
         forms=[dict(p=Floats(s, values=["probs", "positive", "extreme"]),
@@ -204,7 +220,7 @@ SPECS = {
         returns=margin_result),
     "center_loss": Spec(
         forms=[dict(features=Floats("N D"), labels=Labels("N", high="C"), centers=Floats("C D"))],
-        options=dict(reduction=REDUCTION, return_grad=FLAG),
+        options=dict(reduction=REDUCTION, return_grad=FLAG, grad_out=GradOut("features")),
         returns=loss_result("features", lambda a: (np.shape(a["features"])[0],))),
     "update_centers": Spec(
         forms=[dict(centers=Floats("C D"), features=Floats("N D"), labels=Labels("N", high="C"))],
@@ -226,13 +242,15 @@ SPECS = {
                 dict(logits=Floats("C"), labels=Labels((), high="C")),
                 CE_FORMS[3]]],
         options=dict(t1=TEMPERATURE, t2=TEMPERATURE, label_smoothing=FloatOption(0.0, 0.5, bad=[-0.1, 1.0]),
-                     num_iters=IntOption([1, 5, 20], bad=[0, -1]), axis=AXIS, reduction=REDUCTION, return_grad=FLAG),
+                     num_iters=IntOption([1, 5, 20], bad=[0, -1]), axis=AXIS, reduction=REDUCTION, return_grad=FLAG,
+                     grad_out=GradOut("activations")),
         returns=loss_result("activations", drop_axis("activations"))),
     "bi_tempered_binary_logistic_loss": Spec(
         forms=[dict(activations=Floats(shape), targets=Floats(shape, values=["probs", "normal", "extreme"]))
                for shape in ("N C", "N", "C")],
         options=dict(t1=TEMPERATURE, t2=TEMPERATURE, label_smoothing=FloatOption(0.0, 0.5, bad=[-0.1, 1.0]),
-                     num_iters=IntOption([1, 5, 20], bad=[0, -1]), reduction=REDUCTION, return_grad=FLAG),
+                     num_iters=IntOption([1, 5, 20], bad=[0, -1]), reduction=REDUCTION, return_grad=FLAG,
+                     grad_out=GradOut("activations")),
         returns=loss_result("activations", lambda a: np.shape(a["activations"]))),
     "tempered_softmax": Spec(
         forms=[dict(activations=Floats(s), t=TEMPERATURE) for s in ("N C", "C", "N C D")],
@@ -241,17 +259,20 @@ SPECS = {
                                        and out.dtype.kind == "f", f"got {type(out).__name__} {np.shape(out)}")),
     "l2_loss": Spec(
         forms=[dict(pred=Floats("N C"), target=Floats("N C"))],
-        options=dict(weight=Floats("N", values="positive", optional=True), reduction=REDUCTION, return_grad=FLAG),
+        options=dict(weight=Floats("N", values="positive", optional=True), reduction=REDUCTION, return_grad=FLAG,
+                     grad_out=GradOut("pred")),
         returns=loss_result("pred", drop_axis("pred"))),
     "dice_loss": Spec(
         forms=[dict(inputs=Floats("N C"), targets=Floats("N C", values="probs")),
                dict(inputs=Floats("N C D"), targets=Labels("N D", high="C"), axis=Option([1, -2], omit=0))],
         options=dict(activation=Option([None, "sigmoid", "softmax"], bad=["relu", "SIGMOID", 0]),
-                     smooth=Option(st.one_of(st.floats(0.0, 2.0), st.just(0.0)), bad=[-1.0, NAN_]), squared=FLAG,
-                     reduction=REDUCTION,
-                     return_grad=FLAG),
-        returns=loss_result("inputs", lambda a: np.shape(a["inputs"])[:1] + (
-            (np.shape(a["inputs"])[a["axis"]],) if a.get("axis") is not None else ()))),
+                     smooth=Option(st.one_of(st.floats(0.0, 2.0), st.just(0.0)), bad=[-1.0, NAN_]), squared=FLAG, reduction=REDUCTION,
+                     return_grad=FLAG, jaccard=FLAG, batch=FLAG,
+                     smooth_nr=Option([None, 0.0, 1e-5, 1.0], bad=[-1.0, NAN_, "x"]),
+                     smooth_dr=Option([None, 0.0, 1e-5, 1.0], bad=[-1.0, float("inf")]),
+                     include_background=FLAG, weight=Option([None, 1.0, 0.5, [1.0, 2.0]], bad=["x"]),
+                     grad_out=GradOut("inputs")),
+        returns=loss_result("inputs", dice_none_shape)),
 }
 
 # Names in fastloss.__all__ that are not functions to fuzz.

@@ -480,8 +480,13 @@ def test_bad_inputs(backend):
         bt(x, backend.asarray(np.zeros((4, 2))), t1=0.8, t2=1.2)
     with pytest.raises(ValueError, match="targets"):
         fastloss.bi_tempered_binary_logistic_loss(x, backend.asarray(np.zeros(4)), t1=0.8, t2=1.2)
-    with pytest.raises(TypeError, match="targets"):
-        fastloss.bi_tempered_binary_logistic_loss(x, backend.asarray(np.zeros((4, 3), np.int64)), t1=0.8, t2=1.2)
+    # integer targets are read as floats (issue 20; contract section 7), like lists of them
+    assert float(backend.to_numpy(fastloss.bi_tempered_binary_logistic_loss(
+        x, backend.asarray(np.zeros((4, 3), np.int64)), t1=0.8, t2=1.2))) == float(backend.to_numpy(
+            fastloss.bi_tempered_binary_logistic_loss(x, backend.asarray(np.zeros((4, 3))), t1=0.8, t2=1.2)))
+    if backend.name == "numpy":
+        with pytest.raises(TypeError, match="targets"):
+            fastloss.bi_tempered_binary_logistic_loss(x, np.array([["a"] * 3] * 4), t1=0.8, t2=1.2)
     with pytest.raises(TypeError, match="activations"):
         bt(backend.asarray(np.zeros((4, 3), np.int32)), y, t1=0.8, t2=1.2)
     with pytest.raises(ValueError, match="reduction"):
@@ -532,3 +537,33 @@ def test_cupy_matches_cpu(backend, dtype, shape, axis):
     xs = backend.asarray(x)[..., ::-1]  # a negative class stride
     np.testing.assert_allclose(_np(fastloss.bi_tempered_logistic_loss(xs, backend.asarray(ints), t1=0.8, t2=1.2)),
                                fastloss.bi_tempered_logistic_loss(x[..., ::-1], ints, t1=0.8, t2=1.2), rtol=tol, atol=tol)
+
+
+# --------------------------------------------------------------------------- grad_out (issue 20)
+@pytest.mark.parametrize("soft", [False, True])
+def test_grad_out(backend, soft):
+    from grad_out_check import check_grad_out
+    rng = np.random.default_rng(2024)
+    x = rng.normal(size=(6, 5)) * 3
+    y = rng.dirichlet(np.ones(5), 6) if soft else rng.integers(0, 5, 6)
+    check_grad_out(fastloss.bi_tempered_logistic_loss, [x, y], dict(t1=0.7, t2=1.3, num_iters=8), backend)
+    check_grad_out(fastloss.bi_tempered_logistic_loss, [np.ascontiguousarray(x.T), y if soft is False else
+                                                        np.ascontiguousarray(y.T)],
+                   dict(t1=0.7, t2=1.3, axis=0, reduction="none"), backend)
+
+
+def test_binary_grad_out(backend):
+    from grad_out_check import check_grad_out
+    rng = np.random.default_rng(2025)
+    x = rng.normal(size=(4, 7)) * 2
+    t = (rng.random((4, 7)) < 0.4).astype(np.float64)
+    check_grad_out(fastloss.bi_tempered_binary_logistic_loss, [x, t], dict(t1=0.5, t2=2.0), backend)
+
+
+def test_binary_bool_and_integer_targets():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(3, 4))
+    t = rng.random((3, 4)) < 0.5
+    want = fastloss.bi_tempered_binary_logistic_loss(x, t.astype(np.float64), t1=0.8, t2=1.2)
+    for tt in (t, t.astype(np.int32)):
+        assert float(fastloss.bi_tempered_binary_logistic_loss(x, tt, t1=0.8, t2=1.2)) == float(want)

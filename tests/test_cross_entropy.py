@@ -539,7 +539,7 @@ def test_error_label_out_of_range_names_position(backend):
     (dict(z_loss=-1.0), ValueError, "z_loss"),
     (dict(axis=2), ValueError, "axis"),
     (dict(weight=np.ones(3)), ValueError, "weight"),
-    (dict(weight=np.ones(4, np.int64)), TypeError, "weight"),
+    (dict(weight=np.array(["a"] * 4)), TypeError, "weight"),  # integer weights are floats (issue 20)
     (dict(grad_out=np.zeros((5, 4), np.float32)), ValueError, "grad_out"),
     (dict(grad_out=np.zeros((3, 4), np.float64)), TypeError, "grad_out"),
     (dict(grad_out=np.broadcast_to(np.zeros(4, np.float32), (3, 4))), ValueError, "grad_out"),
@@ -562,8 +562,14 @@ def test_errors_on_inputs():
         fastloss.softmax_cross_entropy(x, np.array([0, 1]))
     with pytest.raises(ValueError, match="labels"):
         fastloss.softmax_cross_entropy(x, np.zeros((3, 5)))
-    with pytest.raises(TypeError, match="labels"):
+    # bool labels are 0/1 probabilities (a one-hot mask); shaped like class indices they are a
+    # ValueError that says integers were probably meant
+    with pytest.raises(ValueError, match="labels.*integer class indices"):
         fastloss.softmax_cross_entropy(x, np.array([True, False, True]))
+    onehot = np.eye(4, dtype=bool)[[0, 1, 2]]
+    assert float(fastloss.softmax_cross_entropy(x, onehot)) == float(fastloss.softmax_cross_entropy(x, onehot * 1.0))
+    with pytest.raises(TypeError, match="labels"):
+        fastloss.softmax_cross_entropy(x, np.array(["a", "b", "c"]))
     with pytest.raises(ValueError, match="logits"):
         fastloss.softmax_cross_entropy(np.float32(1.0), np.array(0))
     with pytest.raises(TypeError, match="log_probs"):
@@ -864,3 +870,51 @@ class TestCudaRowCache:
             loss, g = fastloss.softmax_cross_entropy(view, cp.asarray(y), return_grad=True)
             np.testing.assert_allclose(cp.asnumpy(loss), tl, rtol=2e-5, err_msg=what)
             np.testing.assert_allclose(cp.asnumpy(g), tg, rtol=2e-5, atol=1e-9, err_msg=what)
+
+
+# --------------------------------------------------------------------------- grad_out on nll_loss (issue 20)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_nll_loss_grad_out(backend, weighted):
+    from grad_out_check import check_grad_out
+    rng = np.random.default_rng(2020)
+    lp = np.log(rng.dirichlet(np.ones(7), size=9))
+    y = rng.integers(0, 7, 9)
+    y[3] = -100
+    kw = dict(weight=rng.random(7) + 0.5) if weighted else {}
+    if backend.name == "cupy":
+        kw = {k: backend.asarray(v) for k, v in kw.items()}
+    check_grad_out(fastloss.nll_loss, [lp, y], kw, backend)
+    check_grad_out(fastloss.nll_loss, [np.ascontiguousarray(np.log(rng.dirichlet(np.ones(5), size=(3, 4))).transpose(0, 2, 1)),
+                                       rng.integers(0, 5, (3, 4))], dict(kw if not weighted else {}, axis=1,
+                                                                        reduction="sum"), backend)
+
+
+def test_float_class_indices_message_says_integers_were_meant():
+    x = np.zeros((8, 5), np.float32)
+    with pytest.raises(ValueError, match=r"integer class indices were meant.*astype\(int\)"):
+        fastloss.softmax_cross_entropy(x, np.arange(8.0) % 5)
+    with pytest.raises(ValueError, match="integer class indices were meant"):
+        fastloss.bi_tempered_logistic_loss(x, np.arange(8.0) % 5, t1=0.8, t2=1.2)
+    with pytest.raises(ValueError) as e:  # a probability array of another shape: no such hint
+        fastloss.softmax_cross_entropy(x, np.zeros((8, 4)))
+    assert "integer" not in str(e.value)
+
+
+def test_torch_tensor_requiring_grad_names_the_fix():
+    import torch
+    t = torch.zeros(4, 3, requires_grad=True)
+    with pytest.raises(TypeError, match=r"logits.*requires grad.*detach\(\).*fastloss\.torch"):
+        fastloss.softmax_cross_entropy(t, np.zeros(4, np.int64))
+
+
+def test_integer_and_bool_weights_are_floats():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(6, 4))
+    y = rng.integers(0, 4, 6)
+    w = np.array([1, 2, 3, 4])
+    want = fastloss.softmax_cross_entropy(x, y, weight=w.astype(np.float64))
+    for weight in (w, w.astype(np.int8), w.astype(np.uint16), w.tolist()):
+        assert float(fastloss.softmax_cross_entropy(x, y, weight=weight)) == float(want)
+    wb = np.array([True, False, True, True])
+    assert float(fastloss.softmax_cross_entropy(x, y, weight=wb)) == float(
+        fastloss.softmax_cross_entropy(x, y, weight=wb.astype(np.float64)))

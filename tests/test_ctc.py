@@ -618,3 +618,16 @@ class TestCuda:
             fastloss.ctc_loss(cp.asarray(x), cp.asarray(labels), cp.asarray(np.array([9, 1])), cp.asarray(ll))
         with pytest.raises(TypeError):
             fastloss.ctc_loss(cp.asarray(x), labels, cp.asarray(il), cp.asarray(ll))
+
+
+# --------------------------------------------------------------------------- grad_out (issue 20)
+@pytest.mark.parametrize("layout", ["TNC", "NTC"])
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_grad_out(backend, layout, from_logits):
+    from grad_out_check import check_grad_out
+    rng = np.random.default_rng(2023)
+    x, labels, il, ll = make_batch(rng, T=9, N=4, C=5, S=3, blank=0, feasible_only=True)
+    if layout == "NTC":
+        x = np.ascontiguousarray(x.transpose(1, 0, 2))
+    check_grad_out(fastloss.ctc_loss, [x, labels, il, ll], dict(layout=layout, from_logits=from_logits), backend,
+                   rtol=1e-10, atol=1e-12)

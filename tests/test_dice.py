@@ -367,8 +367,8 @@ def test_bad_inputs():
         fastloss.dice_loss(x, np.zeros((2, 3, 5)), axis=1)
     with pytest.raises(ValueError, match="targets"):
         fastloss.dice_loss(x, np.zeros((2, 3, 4), np.int64))  # integer labels need axis
-    with pytest.raises(TypeError, match="targets"):
-        fastloss.dice_loss(x, np.zeros((2, 3, 4), bool))
+    # bool targets are masks (issue 20): read as 0.0 / 1.0
+    assert float(fastloss.dice_loss(x, np.zeros((2, 3, 4), bool))) == float(fastloss.dice_loss(x, np.zeros((2, 3, 4))))
     with pytest.raises(TypeError, match="inputs"):
         fastloss.dice_loss(np.zeros((2, 3), np.int64), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="inputs"):
@@ -424,3 +424,191 @@ def test_backend_bad_label_and_empty(backend):
     loss = fastloss.dice_loss(backend.asarray(np.zeros((2, 3, 4))), backend.asarray(np.zeros((2, 3, 4))), smooth=0.0,
                               axis=1, reduction="none")
     assert np.array_equal(backend.to_numpy(loss), np.zeros((2, 3)))
+
+
+# --------------------------------------------------------------------------- MONAI's options (issue 20)
+def monai_options(x, t, axis=1, activation=None, **kw):
+    """MONAI's DiceLoss itself (installed with `pip install --no-deps monai`) on (N, C, ...) with
+    the class axis `axis` moved to 1: (loss, grad w.r.t. x) from torch autograd."""
+    monai_losses = pytest.importorskip("monai.losses")
+    xt = torch.tensor(np.moveaxis(np.asarray(x, np.float64), axis, 1), requires_grad=True)
+    t = np.asarray(t)
+    if t.dtype.kind in "iu":
+        tt = torch.tensor(t, dtype=torch.int64).unsqueeze(1)
+        kw = dict(kw, to_onehot_y=True)
+    else:
+        tt = torch.tensor(np.moveaxis(t.astype(np.float64), axis, 1))
+    loss_fn = monai_losses.DiceLoss(softmax=activation == "softmax", sigmoid=activation == "sigmoid", **kw)
+    with np.errstate(all="ignore"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = loss_fn(xt, tt)
+    out.sum().backward()
+    return out.detach().numpy(), np.moveaxis(xt.grad.numpy(), 1, axis)
+
+
+MONAI_OPTIONS = [
+    dict(jaccard=True),
+    dict(batch=True),
+    dict(include_background=False),
+    dict(weight=[0.5, 2.0, 1.0]),
+    dict(smooth_nr=0.0, smooth_dr=1e-5),
+    dict(smooth_nr=1e-5, smooth_dr=1e-5, squared_pred=True, jaccard=True),
+    dict(batch=True, include_background=False, weight=[3.0, 0.25], jaccard=True),
+    dict(batch=True, squared_pred=True, smooth_nr=0.5, smooth_dr=2.0),
+    dict(include_background=False, weight=2.0, squared_pred=True),
+]
+
+
+@pytest.mark.parametrize("opts", MONAI_OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize("activation,int_t", [("softmax", True), ("sigmoid", False), (None, False)])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_monai_options_match_monai(opts, activation, int_t, reduction):
+    r = rng(2030)
+    shape = (3, 3, 5, 6)
+    x = r.normal(size=shape) * 2
+    if activation is None:
+        x = r.uniform(0, 1, shape)
+    t = _labels(r, shape, 1) if int_t else (r.uniform(size=shape) < 0.4).astype(np.float64)
+    want, wgrad = monai_options(x, t, activation=activation, reduction=reduction, **opts)
+    kw = {("squared" if k == "squared_pred" else k): v for k, v in opts.items()}
+    kw.setdefault("smooth", 1e-5)  # MONAI's default smoothing
+    loss, grad = fastloss.dice_loss(x, t, activation=activation, axis=1, reduction=reduction, return_grad=True, **kw)
+    if reduction == "none":  # MONAI keeps the spatial axes as 1s
+        assert want.shape == loss.shape + (1, 1), (want.shape, loss.shape)
+        want = want.reshape(loss.shape)
+    # MONAI's squared form takes I as (P + T - sum((p - t)**2)) / 2: its own cancellation, ~1e-9
+    rtol = 1e-7 if opts.get("squared_pred") else 1e-12
+    np.testing.assert_allclose(loss, want, rtol=rtol, atol=1e-14)
+    np.testing.assert_allclose(grad, wgrad, rtol=rtol * 100, atol=1e-13 if rtol < 1e-9 else 1e-9)
+
+
+@pytest.mark.parametrize("opts", [dict(jaccard=True), dict(batch=True), dict(smooth_nr=0.0, smooth_dr=0.5),
+                                  dict(batch=True, jaccard=True, squared=True, weight=3.0)])
+def test_monai_options_without_axis(opts):
+    """No class axis: one bucket per sample (MONAI with one channel holding everything)."""
+    r = rng(2031)
+    x, t = r.normal(size=(4, 3, 7)), (r.uniform(size=(4, 3, 7)) < 0.5).astype(np.float64)
+    mk = {("squared_pred" if k == "squared" else k): v for k, v in opts.items() if k != "weight"}
+    want, wgrad = monai_options(x.reshape(4, 1, 21), t.reshape(4, 1, 21), activation="sigmoid",
+                                reduction="none", smooth_nr=mk.pop("smooth_nr", 1.0), smooth_dr=mk.pop("smooth_dr", 1.0),
+                                **mk)
+    w = opts.get("weight", 1.0)  # MONAI ignores a weight with one channel; fastloss applies it
+    loss, grad = fastloss.dice_loss(x, t, activation="sigmoid", reduction="none", return_grad=True, **opts)
+    assert loss.shape == (() if opts.get("batch") else (4,))
+    rtol = 1e-7 if opts.get("squared") else 1e-12  # MONAI's squared I: see test_monai_options_match_monai
+    np.testing.assert_allclose(loss, w * want.reshape(loss.shape), rtol=rtol, atol=1e-14)
+    np.testing.assert_allclose(grad, w * wgrad.reshape(grad.shape), rtol=rtol * 100, atol=1e-13 if rtol < 1e-9 else 1e-9)
+
+
+@pytest.mark.parametrize("opts", [dict(jaccard=True, squared=True), dict(batch=True, include_background=False),
+                                  dict(weight=np.array([1, 3, 2]), smooth_nr=0.3, smooth_dr=0.7, jaccard=True)])
+@pytest.mark.parametrize("activation", ["softmax", "sigmoid", None])
+def test_monai_options_finite_differences(opts, activation):
+    r = rng(2032)
+    x = r.normal(size=(2, 3, 4)) if activation else r.uniform(0.1, 0.9, (2, 3, 4))
+    t = r.uniform(size=(2, 3, 4))
+    kw = dict(opts, activation=activation, axis=1, reduction="sum")
+    _, g = fastloss.dice_loss(x, t, return_grad=True, **kw)
+    num = numerical_grad(lambda z: float(fastloss.dice_loss(z, t, **kw)), x)
+    np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-8)
+
+
+def test_monai_options_row_path_shape():
+    """(N, C) with axis=1: the options leave the one-element-bucket row path for the bucket path.
+    MONAI is given (N, C, 1) (with no spatial axis its sums run over every axis)."""
+    r = rng(2033)
+    x, y = r.normal(size=(6, 4)), r.integers(0, 4, 6)
+    for opts in MONAI_OPTIONS[:5]:
+        kw = {k: v for k, v in opts.items() if k != "weight"}
+        want, wgrad = monai_options(x[..., None], y[..., None], activation="softmax", reduction="mean", **kw)
+        wgrad = wgrad[..., 0]
+        loss, grad = fastloss.dice_loss(x, y, activation="softmax", axis=1, return_grad=True,
+                                        **dict(kw, smooth=1e-5))
+        np.testing.assert_allclose(loss, want, rtol=1e-12)
+        np.testing.assert_allclose(grad, wgrad, rtol=1e-10, atol=1e-13)
+
+
+def test_monai_option_errors():
+    x, y = np.zeros((2, 3, 4)), np.zeros((2, 4), np.int64)
+    for kw, exc, word in [(dict(smooth_nr=-1.0), ValueError, "smooth_nr"), (dict(smooth_dr=np.inf), ValueError, "smooth_dr"),
+                          (dict(weight=[1.0, 2.0]), ValueError, "weight"),
+                          (dict(weight=[1.0, 2.0, 3.0], include_background=False), ValueError, "weight"),
+                          (dict(weight="x"), TypeError, "weight"), (dict(jaccard=None), TypeError, "jaccard"),
+                          (dict(batch="yes"), TypeError, "batch"),
+                          (dict(include_background=None), TypeError, "include_background")]:
+        with pytest.raises(exc, match=word):
+            fastloss.dice_loss(x, y, activation="softmax", axis=1, **kw)
+    with pytest.raises(ValueError, match="include_background"):
+        fastloss.dice_loss(np.zeros((2, 5)), np.zeros((2, 5)), include_background=False)
+    # one class: include_background=False is ignored, as MONAI
+    a = fastloss.dice_loss(np.ones((2, 1, 3)), np.ones((2, 1, 3)), axis=1, include_background=False, reduction="none")
+    assert a.shape == (2, 1)
+
+
+def test_batch_over_no_sample_and_empty():
+    loss = fastloss.dice_loss(np.zeros((0, 3, 4)), np.zeros((0, 4), np.int64), activation="softmax", axis=1,
+                              batch=True, reduction="none")
+    assert loss.shape == (3,) and np.array_equal(loss, np.zeros(3))
+    loss, g = fastloss.dice_loss(np.zeros((0, 3, 4)), np.zeros((0, 3, 4)), batch=True, return_grad=True)
+    assert float(loss) == 0.0 and g.shape == (0, 3, 4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64])
+@pytest.mark.parametrize("shape,axis", [((2, 2), 1), ((2, 2, 3), 1)])
+def test_softmax_smooth0_saturated_logits_never_nan(dtype, shape, axis):
+    """Issue 19 item 5: softmax over logits like [-50, 50] in float32 with smooth=0 gave a NaN loss
+    for the class with p = exp(-100) (a denormal) and NaN gradients for the whole sample; float64
+    gives 1 and finite gradients."""
+    x = np.zeros(shape)
+    x[:, 0], x[:, 1] = -50.0, 50.0
+    y = np.ones((shape[0],) + shape[2:], np.int64)
+    want, wgrad = fastloss.dice_loss(x, y, activation="softmax", axis=axis, smooth=0.0, reduction="none",
+                                     return_grad=True)
+    assert np.isfinite(want).all() and np.isfinite(wgrad).all()
+    loss, grad = fastloss.dice_loss(x.astype(dtype), y, activation="softmax", axis=axis, smooth=0.0,
+                                    reduction="none", return_grad=True)
+    assert np.isfinite(loss).all() and np.isfinite(grad).all(), (loss, grad)
+    # class 1 is predicted and there: 0; class 0 scores 1, or 0 where the activation rounded
+    # exp(-100) to 0 (an empty class)
+    assert np.all(loss[:, 1] == 0)
+    assert np.all((loss[:, 0] == 1) | (loss[:, 0] == 0))
+    np.testing.assert_allclose(grad.astype(np.float64), wgrad, atol=1e-6)
+    for red in ("mean", "sum"):
+        loss, grad = fastloss.dice_loss(x.astype(dtype), y, activation="softmax", axis=axis, smooth=0.0,
+                                        reduction=red, return_grad=True)
+        assert np.isfinite(loss) and np.isfinite(grad).all()
+
+
+def test_grad_out(backend):
+    from grad_out_check import check_grad_out
+    r = rng(2034)
+    x = r.normal(size=(3, 4, 5, 2))
+    y = _labels(r, x.shape, 1)
+    for kw in [dict(activation="softmax", axis=1), dict(activation="sigmoid", axis=1, jaccard=True, batch=True),
+               dict(activation="softmax", axis=1, include_background=False, weight=[1.0, 2.0, 0.5])]:
+        check_grad_out(fastloss.dice_loss, [x, y], kw, backend)
+    check_grad_out(fastloss.dice_loss, [x, r.uniform(size=x.shape)], dict(activation="sigmoid"), backend)
+    xr = r.normal(size=(6, 5))  # the (N, C) row path
+    check_grad_out(fastloss.dice_loss, [xr, r.integers(0, 5, 6)], dict(activation="softmax", axis=1), backend)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_backends_agree_monai_options(backend, dtype):
+    r = rng(2035)
+    x = (r.normal(size=(3, 4, 6, 5)) * 2).astype(dtype)
+    y = _labels(r, x.shape, 1)
+    tol = {np.float64: 1e-12, np.float32: 2e-5}[dtype]
+    for opts in [dict(jaccard=True), dict(batch=True), dict(include_background=False, weight=np.array([1, 2, 3])),
+                 dict(batch=True, include_background=False, smooth_nr=0.0, smooth_dr=1e-3, squared=True),
+                 dict(weight=0.5, jaccard=True, batch=True)]:
+        for red in ("mean", "none"):
+            kw = dict(opts, activation="softmax", axis=1, reduction=red)
+            want, wgrad = fastloss.dice_loss(x.astype(np.float64), y, return_grad=True, **kw)
+            bkw = {k: backend.asarray(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
+            loss, grad = fastloss.dice_loss(backend.asarray(x), backend.asarray(y), return_grad=True, **bkw)
+            assert loss.shape == want.shape and loss.dtype == dtype
+            np.testing.assert_allclose(backend.to_numpy(loss).astype(np.float64), want, rtol=tol, atol=tol)
+            np.testing.assert_allclose(backend.to_numpy(grad).astype(np.float64), wgrad, rtol=tol * 10,
+                                       atol=tol * np.abs(wgrad).max())

@@ -695,3 +695,72 @@ def test_argument_types_and_grad_out_overlap():
         fastloss.mse_loss(x, t, grad_out=buf[6:18].reshape(4, 3))  # overlaps the target
     with pytest.raises(ValueError, match="reduction"):
         fastloss.kl_div(x, x, reduction="avg")
+
+
+# --------------------------------------------------------------------------- issue 20
+@pytest.mark.parametrize("log_target", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none", "batchmean"])
+def test_kl_div_weight(backend, log_target, reduction):
+    import torch
+    r = np.random.default_rng(2040)
+    x = np.log(r.dirichlet(np.ones(5), 6))
+    t = r.dirichlet(np.ones(5), 6)
+    t[0, 1] = 0.0
+    if log_target:
+        t = np.log(t)
+    for w in (r.uniform(0.5, 2, 5), r.uniform(0.5, 2, (6, 1)), np.array(3.0)):
+        loss, g = fastloss.kl_div(backend.asarray(x), backend.asarray(t), log_target=log_target,
+                                  weight=backend.asarray(w), reduction=reduction, return_grad=True)
+        xt = torch.tensor(x, requires_grad=True)
+        per = torch.nn.functional.kl_div(xt, torch.tensor(t), log_target=log_target, reduction="none")
+        per = torch.nan_to_num(per) * torch.tensor(np.broadcast_to(w, x.shape).copy())
+        want = {"mean": per.mean(), "sum": per.sum(), "none": per, "batchmean": per.sum() / x.shape[0]}[reduction]
+        want.sum().backward()
+        np.testing.assert_allclose(backend.to_numpy(loss), want.detach().numpy(), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(backend.to_numpy(g), xt.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("squared", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_hinge_loss_weight(backend, squared, reduction):
+    import torch
+    r = np.random.default_rng(2041)
+    s = r.normal(size=(7, 3))
+    y = r.integers(0, 2, (7, 3))
+    w = r.uniform(0, 2, 3)
+    loss, g = fastloss.hinge_loss(backend.asarray(s), backend.asarray(y), squared=squared, weight=backend.asarray(w),
+                                  reduction=reduction, return_grad=True)
+    st_ = torch.tensor(s, requires_grad=True)
+    per = torch.clamp(1.0 - torch.tensor(2.0 * y - 1) * st_, min=0)
+    per = (per ** 2 if squared else per) * torch.tensor(w)
+    want = {"mean": per.mean(), "sum": per.sum(), "none": per}[reduction]
+    want.sum().backward()
+    np.testing.assert_allclose(backend.to_numpy(loss), want.detach().numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(backend.to_numpy(g), st_.grad.numpy(), rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="weight"):
+        fastloss.hinge_loss(backend.asarray(s), backend.asarray(y), weight=backend.asarray(np.ones(4)))
+
+
+def test_bool_targets_and_integer_weight_arrays(backend):
+    """docs/elementwise.md: bool targets are accepted; integer (and bool) weight arrays are
+    read as float64, like the lists of the same values."""
+    r = np.random.default_rng(2042)
+    x = r.normal(size=(2, 3))
+    t = r.random((2, 3)) < 0.5
+    xb = backend.asarray(x)
+    for name in ("mse_loss", "l1_loss", "sigmoid_cross_entropy", "hinge_loss"):
+        fn = getattr(fastloss, name)
+        want = fn(xb, backend.asarray(t.astype(np.float64)), return_grad=True)
+        got = fn(xb, backend.asarray(t), return_grad=True)
+        np.testing.assert_array_equal(backend.to_numpy(got[0]), backend.to_numpy(want[0]))
+        np.testing.assert_array_equal(backend.to_numpy(got[1]), backend.to_numpy(want[1]))
+    want = fastloss.mse_loss(xb, xb * 0, weight=[[4], [3]])
+    for w in (np.array([[4], [3]]), np.array([[4], [3]], np.uint8), np.array([[4], [3]], np.int16)):
+        assert float(backend.to_numpy(fastloss.mse_loss(xb, xb * 0, weight=backend.asarray(w)))) == float(
+            backend.to_numpy(want))
+    wb = np.array([True, False, True])
+    np.testing.assert_array_equal(
+        backend.to_numpy(fastloss.huber_loss(xb, xb * 0, weight=backend.asarray(wb), reduction="none")),
+        backend.to_numpy(fastloss.huber_loss(xb, xb * 0, weight=wb.astype(np.float64).tolist(), reduction="none")))
+    with pytest.raises(TypeError, match="pred"):  # the differentiated input stays float-only
+        fastloss.mse_loss(backend.asarray(np.zeros((2, 3), np.int64)), xb)

@@ -463,3 +463,57 @@ def test_center_loss_awkward_arrays_and_extremes():
     assert np.isinf(loss[0]) and np.isfinite(loss[1:]).all()
     new = fastloss.update_centers(c.astype(">f8"), x, y)
     np.testing.assert_allclose(new, update_centers_reference(c, x, y, 0.5), rtol=1e-14)
+
+
+# --------------------------------------------------------------------------- grad_out (issue 20)
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_center_loss_grad_out(backend, reduction):
+    from grad_out_check import check_grad_out
+    rng = np.random.default_rng(2026)
+    x, c, y = rng.standard_normal((9, 6)), rng.standard_normal((4, 6)), rng.integers(0, 4, 9)
+    check_grad_out(fastloss.center_loss, [x, y, c], dict(reduction=reduction), backend)
+
+
+def test_center_loss_grad_out_float16_in_place():
+    rng = np.random.default_rng(2027)
+    x, c, y = rng.standard_normal((5, 8)).astype(np.float16), rng.standard_normal((3, 8)), rng.integers(0, 3, 5)
+    loss0, g0 = fastloss.center_loss(x, y, c, return_grad=True)
+    xi = x.copy()
+    loss, g = fastloss.center_loss(xi, y, c, grad_out=xi)
+    assert g is xi and g.dtype == np.float16 and float(loss) == float(loss0)
+    np.testing.assert_array_equal(g, g0)
+    with pytest.raises(TypeError, match="grad_out"):
+        fastloss.center_loss(x, y, c, grad_out=np.zeros((5, 8), np.float32))
+
+
+@pytest.mark.parametrize("m", [1, 3])
+def test_lsoftmax_grad_out_pair(backend, m):
+    xp = backend.xp
+    rng = np.random.default_rng(2028)
+    x, w, y = rng.standard_normal((7, 5)), rng.standard_normal((5, 4)), rng.integers(0, 4, 7)
+    X, Wt, Y = backend.asarray(x), backend.asarray(w), backend.asarray(y)
+    loss0, (gx0, gw0) = fastloss.large_margin_softmax_loss(X, Wt, Y, margin=m, return_grad=True)
+    gx0, gw0 = backend.to_numpy(gx0), backend.to_numpy(gw0)
+    bx, bw = xp.full(x.shape, np.nan), xp.full(w.shape, np.nan)
+    loss, (gx, gw) = fastloss.large_margin_softmax_loss(X, Wt, Y, margin=m, grad_out=(bx, bw))
+    assert gx is bx and gw is bw and float(loss) == float(loss0)
+    np.testing.assert_allclose(backend.to_numpy(gx), gx0, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(backend.to_numpy(gw), gw0, rtol=1e-13, atol=1e-15)
+    # in place over both inputs
+    xi, wi = X.copy(), Wt.copy()
+    loss, (gx, gw) = fastloss.large_margin_softmax_loss(xi, wi, Y, margin=m, grad_out=[xi, wi])
+    assert gx is xi and gw is wi and float(loss) == float(loss0)
+    np.testing.assert_allclose(backend.to_numpy(xi), gx0, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(backend.to_numpy(wi), gw0, rtol=1e-13, atol=1e-15)
+    # errors name grad_out and change nothing
+    for bad, exc in [((bx,), ValueError), (bx, TypeError), ((bx, None), TypeError),
+                     ((xp.zeros((7, 6)), bw), ValueError), ((bx, xp.zeros((5, 4), np.float32)), TypeError),
+                     ((X[::-1], bw), ValueError)]:
+        before = backend.to_numpy(X).copy()
+        with pytest.raises(exc, match="grad_out"):
+            fastloss.large_margin_softmax_loss(X, Wt, Y, margin=m, grad_out=bad)
+        np.testing.assert_array_equal(backend.to_numpy(X), before)
+    shared = xp.zeros(35 + 20)
+    with pytest.raises(ValueError, match="grad_out"):  # the two gradients in one buffer, overlapping
+        fastloss.large_margin_softmax_loss(X, Wt, Y, margin=m, grad_out=(shared[:35].reshape(7, 5),
+                                                                        shared[30:50].reshape(5, 4)))

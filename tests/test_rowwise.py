@@ -360,8 +360,11 @@ def test_bad_inputs():
         fastloss.softmax_focal_loss(x, y, gamma="2")
     with pytest.raises(ValueError, match="alpha"):
         fastloss.softmax_focal_loss(x, y, alpha=np.ones(4))
+    # integer per-class weights are read as floats (issue 20)
+    assert float(fastloss.softmax_focal_loss(x, y, alpha=np.ones(3, np.int32))) == float(
+        fastloss.softmax_focal_loss(x, y, alpha=np.ones(3)))
     with pytest.raises(TypeError, match="alpha"):
-        fastloss.softmax_focal_loss(x, y, alpha=np.ones(3, np.int32))
+        fastloss.softmax_focal_loss(x, y, alpha=np.array(["a", "b", "c"]))
     with pytest.raises(IndexError, match=r"labels\[2\] = 3"):
         fastloss.softmax_focal_loss(x, np.array([0, 1, 3, 0]))
     with pytest.raises(IndexError, match="labels"):
@@ -612,3 +615,37 @@ def test_hinge_edges_and_errors():
     xf = x.astype(np.float16)
     loss, g = fastloss.multiclass_hinge_loss(xf, y, return_grad=True)
     assert loss.dtype == np.float16 and g.dtype == np.float16
+
+
+# --------------------------------------------------------------------------- grad_out (issue 20)
+@pytest.mark.parametrize("name,kw", [
+    ("softmax_focal_loss", dict(gamma=2.0)),
+    ("softmax_focal_loss", dict(gamma=1.5, alpha=np.array([0.5, 1.0, 2.0, 1.0, 0.25]), reduction="sum")),
+    ("truncated_cross_entropy", dict(margin=0.5)),
+    ("truncated_cross_entropy", dict(margin=0.7, softness=10.0, reduction="none")),
+    ("multiclass_hinge_loss", dict(p=2, weight=np.arange(1.0, 6.0))),
+    ("multiclass_hinge_loss", dict(kind="crammer_singer", reduction="none")),
+])
+def test_grad_out(backend, name, kw):
+    from grad_out_check import check_grad_out
+    rng = np.random.default_rng(2021)
+    x = rng.normal(size=(11, 5)) * 2
+    y = rng.integers(0, 5, 11)
+    if backend.name == "cupy":
+        kw = {k: backend.asarray(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
+    check_grad_out(getattr(fastloss, name), [x, y], kw, backend)
+    # class axis 1 of a 3-D input
+    x3 = rng.normal(size=(3, 5, 4))
+    check_grad_out(getattr(fastloss, name), [x3, rng.integers(0, 5, (3, 4))], dict(kw, axis=1), backend)
+
+
+def test_grad_out_float32_in_place_matches_fresh():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(64, 300)).astype(np.float32)
+    y = rng.integers(0, 300, 64)
+    for name in ("softmax_focal_loss", "truncated_cross_entropy", "multiclass_hinge_loss"):
+        loss0, g0 = getattr(fastloss, name)(x, y, return_grad=True)
+        xi = x.copy()
+        loss, g = getattr(fastloss, name)(xi, y, grad_out=xi)
+        assert g is xi and float(loss) == float(loss0)
+        np.testing.assert_array_equal(g, g0)

@@ -206,3 +206,22 @@ def test_backend_edges(backend):
     want = fastloss.l2_loss(np.ascontiguousarray(base[::2, ::-3]), np.zeros((3, 3)), reduction="none")
     got = fastloss.l2_loss(xs, backend.asarray(np.zeros((3, 3))), reduction="none")
     np.testing.assert_allclose(backend.to_numpy(got), want, rtol=1e-15)
+
+
+# --------------------------------------------------------------------------- grad_out (issue 20)
+@pytest.mark.parametrize("kw", [{}, dict(reduction="none"), dict(axis=0, reduction="sum")])
+def test_grad_out(backend, kw):
+    from grad_out_check import check_grad_out
+    r = np.random.default_rng(2022)
+    x, t = r.normal(size=(7, 6)), r.normal(size=(7, 6))
+    check_grad_out(fastloss.l2_loss, [x, t], kw, backend)
+
+
+def test_integer_weight_and_target_arrays():
+    r = np.random.default_rng(4)
+    x = r.normal(size=(2, 5))
+    t = r.integers(-2, 3, (2, 5))
+    w = np.array([4, 3])
+    want = fastloss.l2_loss(x, t.astype(np.float64), weight=w.astype(np.float64))
+    assert float(fastloss.l2_loss(x, t, weight=w)) == float(want)
+    assert float(fastloss.l2_loss(x, t.tolist(), weight=[4, 3])) == float(want)

@@ -96,15 +96,21 @@ std::string dtype_str(py::handle dt) {
 }
 
 [[noreturn]] void wrong_dtype(const char* name, int want, const std::string& got) {
-  if (want == 0) throw_type(std::string(name) + " must be float16, float32 or float64, got " + got);
+  if (want == 0 || want == 3) throw_type(std::string(name) + " must be float16, float32 or float64, got " + got);
   if (want == 1) throw_type(std::string(name) + " must be an integer array, got " + got);
   throw_type(std::string(name) + " must be integer class indices or float probabilities, got " + got);
 }
 
+// want: 0 float, 1 index, 2 either, 3 float value (a weight or target: converted from ints).
 bool kind_ok(DType d, int want) {
   if (d == DType::b1) return false;
+  if (want == 3) return is_float(d);
   return want == 2 || (want == 0) == is_float(d);
 }
+
+// Integer and bool arrays where a float weight or target is read, and bool arrays where
+// either kind is (masks, one-hot targets), are converted to float64, as lists of them are.
+bool to_float(DType d, int want) { return (want == 3 && !is_float(d)) || (want == 2 && d == DType::b1); }
 
 // Memory a view may touch, [lo, hi) in bytes; empty for size-0 views.
 struct Extent { uintptr_t lo = 0, hi = 0; };
@@ -256,7 +262,13 @@ TensorView Call::read(py::handle x, const char* name, int want) {
   py::object obj = py::reinterpret_borrow<py::object>(x);
   if (cuda_ && is_cupy(obj.ptr())) {
     const py::dtype dt = obj.attr("dtype");
-    if (!dtype_of_typenum(dt.num(), &v.dtype) || !kind_ok(v.dtype, want)) wrong_dtype(name, want, dtype_str(dt));
+    if (!dtype_of_typenum(dt.num(), &v.dtype)) wrong_dtype(name, want, dtype_str(dt));
+    if (to_float(v.dtype, want)) {
+      obj = obj.attr("astype")(np_dtype(DType::f64));
+      keep_.push_back(obj);
+      return read(obj, name, want);
+    }
+    if (!kind_ok(v.dtype, want)) wrong_dtype(name, want, dtype_str(dt));
     const py::tuple shape = obj.attr("shape"), strides = obj.attr("strides");
     set_dims(v, static_cast<int>(shape.size()), name);
     const int64_t item = dtype_size(v.dtype);
@@ -281,11 +293,15 @@ TensorView Call::read(py::handle x, const char* name, int want) {
     PyObject* arr = npy().PyArray_FromAny_(obj.ptr(), nullptr, 0, 0, 0, nullptr);
     if (!arr) {
       PyErr_Clear();
+      if (py::hasattr(obj, "requires_grad") && py::bool_(obj.attr("requires_grad")))  // a torch tensor in a graph
+        throw_type(std::string(name) + ": cannot be read as an array (" + type_name(obj) +
+                   " that requires grad): pass " + name + ".detach(), or use the fastloss.torch functions, which "
+                   "are differentiable");
       throw_type(std::string(name) + ": cannot be read as an array (" + type_name(obj) + ")");
     }
     py::object a = py::reinterpret_steal<py::object>(arr);
     const char kind = pyd::array_descriptor_proxy(pyd::array_proxy(arr)->descr)->kind;
-    if (want == 0 && (kind == 'i' || kind == 'u' || kind == 'b'))  // Python numbers: float64, as NumPy
+    if ((want == 0 || want == 3) && (kind == 'i' || kind == 'u' || kind == 'b'))  // Python numbers: float64, as NumPy
       a = a.attr("astype")(np_dtype(DType::f64));
     else if (want != 0 && kind == 'f' && PyArray_Size_(arr) == 0)  // an empty list of labels or lengths
       a = a.attr("astype")(np_dtype(DType::i64));
@@ -302,6 +318,12 @@ TensorView Call::read(py::handle x, const char* name, int want) {
     numpy_view(obj.ptr(), name, &v, &bad);
   }
   if (!bad.empty()) wrong_dtype(name, want, bad);
+  if (to_float(v.dtype, want)) {
+    if (!converted) original = obj;
+    obj = obj.attr("astype")(np_dtype(DType::f64));
+    converted = true;
+    numpy_view(obj.ptr(), name, &v, &bad);
+  }
   if (!kind_ok(v.dtype, want)) wrong_dtype(name, want, dtype_name(v.dtype));
   if (cuda_) {  // a list or NumPy-side object in a CuPy call: to the device
     obj = cupy().attr("asarray")(obj);
@@ -318,6 +340,10 @@ TensorView Call::indices(py::handle x, const char* name) { return read(x, name, 
 TensorView Call::numbers(py::handle x, const char* name) { return read(x, name, 2); }
 TensorView Call::floats_or_none(py::handle x, const char* name) {
   return x.is_none() ? none_view() : read(x, name, 0);
+}
+TensorView Call::values(py::handle x, const char* name) { return read(x, name, 3); }
+TensorView Call::values_or_none(py::handle x, const char* name) {
+  return x.is_none() ? none_view() : read(x, name, 3);
 }
 TensorView Call::indices_or_none(py::handle x, const char* name) {
   return x.is_none() ? none_view() : read(x, name, 1);
@@ -377,15 +403,47 @@ py::object Call::empty(const std::vector<int64_t>& shape, DType dtype, TensorVie
   return out;
 }
 
-py::object Call::grad_out(py::handle user, const TensorView& like, const char* like_name, TensorView* view) {
+py::object Call::grad_out(py::handle user, const TensorView& like, const char* like_name, TensorView* view,
+                          bool kernel_in_place) {
   if (!user || user.is_none()) return empty(shape_of(like), like.dtype, view);
+  bool via_temp = false;
+  TensorView g = validate_grad_out(user, like, like_name, &via_temp);
+  // A kernel that reads its input after writing some of the gradient cannot run in place:
+  // the gradient goes to a temporary, copied over the input when the call succeeds.
+  if (!kernel_in_place && same_view(g, like)) via_temp = true;
+  if (via_temp) {
+    py::object temp = (cuda_ ? py::object(cupy()) : py::object(numpy_module())).attr("empty_like")(user, py::arg("order") = "C");
+    copy_back_.emplace_back(py::reinterpret_borrow<py::object>(user), temp);
+    if (cuda_) {
+      g.data = reinterpret_cast<void*>(temp.attr("data").attr("ptr").cast<uintptr_t>());
+      int64_t stride = 1;
+      for (int i = g.ndim - 1; i >= 0; --i) {
+        g.strides[i] = stride;
+        stride *= g.shape[i] > 1 ? g.shape[i] : 1;
+      }
+    } else {
+      std::string bad;
+      numpy_view(temp.ptr(), "grad_out", &g, &bad);
+    }
+  }
+  *view = g;
+  return py::reinterpret_borrow<py::object>(user);
+}
+
+void Call::check_grad_out(py::handle user, const TensorView& like, const char* like_name) {
+  if (!user || user.is_none()) return;
+  bool via_temp = false;
+  validate_grad_out(user, like, like_name, &via_temp);
+}
+
+TensorView Call::validate_grad_out(py::handle user, const TensorView& like, const char* like_name, bool* in_place_copy) {
   PyObject* o = user.ptr();
   const bool lib_ok = cuda_ ? is_cupy(o) : (is_numpy(o) && !is_cupy(o));
   if (!lib_ok)
     throw_type(std::string("grad_out must be a ") + (cuda_ ? "CuPy" : "NumPy") + " array like the inputs, got " +
                type_name(user));
   TensorView g;
-  bool in_place_copy = false;
+  *in_place_copy = false;
   if (cuda_) {
     const py::dtype dt = user.attr("dtype");
     if (!dtype_of_typenum(dt.num(), &g.dtype) || g.dtype != like.dtype)
@@ -411,7 +469,7 @@ py::object Call::grad_out(py::handle user, const TensorView& like, const char* l
         g.strides[i] = a->strides[i] / dtype_size(g.dtype);
       }
       g.data = a->data;
-      in_place_copy = true;
+      *in_place_copy = true;
     }
   }
   bool same_shape = g.ndim == like.ndim;
@@ -437,7 +495,7 @@ py::object Call::grad_out(py::handle user, const TensorView& like, const char* l
     // on the device, meeting extents count as sharing.
     return cuda_ || numpy_module().attr("shares_memory")(user, in.object).cast<bool>();
   };
-  bool via_temp = in_place_copy;
+  bool via_temp = *in_place_copy;
   if (in_place) {
     // The kernel writes the gradient over the input it differentiates; another input that is a
     // view of the same memory (a target x[::-1], probability labels, a weight) would then be read
@@ -455,23 +513,8 @@ py::object Call::grad_out(py::handle user, const TensorView& like, const char* l
                     "with the inputs");
     }
   }
-  if (via_temp) {
-    py::object temp = (cuda_ ? py::object(cupy()) : py::object(numpy_module())).attr("empty_like")(user, py::arg("order") = "C");
-    copy_back_.emplace_back(py::reinterpret_borrow<py::object>(user), temp);
-    if (cuda_) {
-      g.data = reinterpret_cast<void*>(temp.attr("data").attr("ptr").cast<uintptr_t>());
-      int64_t stride = 1;
-      for (int i = g.ndim - 1; i >= 0; --i) {
-        g.strides[i] = stride;
-        stride *= g.shape[i] > 1 ? g.shape[i] : 1;
-      }
-    } else {
-      std::string bad;
-      numpy_view(temp.ptr(), "grad_out", &g, &bad);
-    }
-  }
-  *view = g;
-  return py::reinterpret_borrow<py::object>(user);
+  *in_place_copy = via_temp;
+  return g;
 }
 
 void* Call::workspace(size_t bytes) {

@@ -41,10 +41,15 @@ class __attribute__((visibility("hidden"))) Call {
   // bool or other array is a TypeError naming `name`.
   TensorView floats(py::handle x, const char* name);
   TensorView floats_or_none(py::handle x, const char* name);
+  // A float weight or target: as floats(), but integer and bool arrays are converted to
+  // float64 (as lists of them are) instead of refused.
+  TensorView values(py::handle x, const char* name);
+  TensorView values_or_none(py::handle x, const char* name);
   // An integer array of any width and sign (bool, float: TypeError naming `name`).
   TensorView indices(py::handle x, const char* name);
   TensorView indices_or_none(py::handle x, const char* name);
-  // Either kind: the dtype tells the caller which it got (bool and others: TypeError).
+  // Either kind: the dtype tells the caller which it got (bool arrays become float64 masks;
+  // other dtypes: TypeError).
   TensorView numbers(py::handle x, const char* name);
 
   // The same array converted to `dtype` (a copy kept alive by the Call); the view itself when
@@ -61,13 +66,19 @@ class __attribute__((visibility("hidden"))) Call {
   // `like` itself (an in-place gradient) or overlapping none of the inputs read so far (so
   // read every input first). A misaligned grad_out, or an in-place one that another input
   // shares memory with (a target that is a view of the input), is computed into a temporary
-  // and copied into it when the call succeeds.
-  py::object grad_out(py::handle user, const TensorView& like, const char* like_name, TensorView* view);
+  // and copied into it when the call succeeds; so is an in-place one (`user` is `like`) when the
+  // kernel cannot write its gradient over the input it reads (kernel_in_place false).
+  py::object grad_out(py::handle user, const TensorView& like, const char* like_name, TensorView* view,
+                      bool kernel_in_place = true);
+  // The same checks without a view (nothing for None): for gradients computed elsewhere and
+  // copied into `user` by the caller after every check.
+  void check_grad_out(py::handle user, const TensorView& like, const char* like_name);
   // Device scratch of `bytes` bytes on CUDA (kept alive by the Call); nullptr on the CPU.
   void* workspace(size_t bytes);
 
  private:
-  TensorView read(py::handle x, const char* name, int want);  // want: 0 float, 1 index, 2 either
+  TensorView validate_grad_out(py::handle user, const TensorView& like, const char* like_name, bool* via_temp);
+  TensorView read(py::handle x, const char* name, int want);  // want: 0 float, 1 index, 2 either, 3 value
   bool cuda_ = false;
   void* stream_ = nullptr;
   py::object device_;                 // CuPy Device entered by the Call (CUDA only)

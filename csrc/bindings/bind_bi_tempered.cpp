@@ -38,8 +38,8 @@ void options(BiTemperedParams& p, py::handle t1, py::handle t2, py::handle label
 void register_bi_tempered(py::module_& m) {
   m.def("bi_tempered_logistic_loss", [](py::handle activations, py::handle labels, py::handle t1, py::handle t2,
                                         py::handle label_smoothing, py::handle num_iters, py::handle axis,
-                                        py::handle reduction, py::handle return_grad) {
-    Call call({{"activations", activations}, {"labels", labels}});
+                                        py::handle reduction, py::handle return_grad, py::handle grad_out) {
+    Call call({{"activations", activations}, {"labels", labels}, {"grad_out", grad_out}});
     BiTemperedParams p;
     p.reduction = reduction_arg(reduction);
     const TensorView x = call.floats(activations, "activations");
@@ -54,9 +54,9 @@ void register_bi_tempered(py::module_& m) {
     p.labels = p.soft_labels && y.ndim == x.ndim ? y.axis_moved_last(ax) : y;
     py::object loss = call.empty(p.reduction == Reduction::none ? shape_of(x, ax) : std::vector<int64_t>{}, x.dtype, &p.loss);
     py::object grad = py::none();
-    if (bool_arg(return_grad, "return_grad")) {
+    if (bool_arg(return_grad, "return_grad") || !grad_out.is_none()) {
       TensorView g;
-      grad = call.grad_out(py::none(), x, "activations", &g);
+      grad = call.grad_out(grad_out, x, "activations", &g, false);  // in place: through a temporary
       p.grad = g.axis_moved_last(ax);
     }
     check_bi_tempered_params(p);
@@ -66,13 +66,13 @@ void register_bi_tempered(py::module_& m) {
 
   m.def("bi_tempered_binary_logistic_loss", [](py::handle activations, py::handle targets, py::handle t1, py::handle t2,
                                                py::handle label_smoothing, py::handle num_iters, py::handle reduction,
-                                               py::handle return_grad) {
-    Call call({{"activations", activations}, {"targets", targets}});
+                                               py::handle return_grad, py::handle grad_out) {
+    Call call({{"activations", activations}, {"targets", targets}, {"grad_out", grad_out}});
     BiTemperedParams p;
     p.binary = true;
     p.reduction = reduction_arg(reduction);
     const TensorView x = call.floats(activations, "activations");
-    TensorView t = call.floats(targets, "targets");
+    TensorView t = call.values(targets, "targets");
     options(p, t1, t2, label_smoothing, num_iters);
     p.activations = x;
     p.labels = t;
@@ -84,7 +84,8 @@ void register_bi_tempered(py::module_& m) {
     }
     py::object loss = call.empty(p.reduction == Reduction::none ? shape_of(x) : std::vector<int64_t>{}, x.dtype, &p.loss);
     py::object grad = py::none();
-    if (bool_arg(return_grad, "return_grad")) grad = call.grad_out(py::none(), x, "activations", &p.grad);
+    if (bool_arg(return_grad, "return_grad") || !grad_out.is_none())
+      grad = call.grad_out(grad_out, x, "activations", &p.grad, false);  // in place: through a temporary
     check_bi_tempered_params(p);
     run(call, p);
     return loss_and_grad(std::move(loss), std::move(grad));

@@ -28,7 +28,7 @@ py::object cross_entropy_call(bool nll, py::handle logits, py::handle labels, py
     y = call.converted(y, DType::i64);  // the CUDA kernels read int32 or int64 labels
   }
   const int ax = normalize_axis(int_arg(axis, "axis"), x.ndim, in);
-  p.weight = call.floats_or_none(weight, "weight");
+  p.weight = call.values_or_none(weight, "weight");
   if (!is_none(p.weight) && p.weight.dtype == DType::f16) p.weight = call.converted(p.weight, DType::f32);
   p.ignore_index = int_arg(ignore_index, "ignore_index");
   if (p.soft_labels && p.ignore_index != -100)
@@ -44,7 +44,9 @@ py::object cross_entropy_call(bool nll, py::handle logits, py::handle labels, py
   py::object grad = py::none();
   if (want_grad) {
     TensorView g;
-    grad = call.grad_out(grad_out, x, in, &g);
+    // nll's CPU kernel reads a row's one value before clearing its gradient row; the CUDA
+    // kernels' order is not relied on for it (a temporary there).
+    grad = call.grad_out(grad_out, x, in, &g, !nll || !call.cuda());
     p.grad = g.axis_moved_last(ax);
   }
   check_cross_entropy_params(p, nll);
@@ -75,10 +77,10 @@ void register_cross_entropy(py::module_& m) {
                                     reduction, return_grad, grad_out);
         });
   m.def("nll_loss", [](py::handle log_probs, py::handle labels, py::handle weight, py::handle ignore_index,
-                       py::handle axis, py::handle reduction, py::handle return_grad) {
+                       py::handle axis, py::handle reduction, py::handle return_grad, py::handle grad_out) {
     static const py::handle zero = py::float_(0.0).release();
     return cross_entropy_call(true, log_probs, labels, weight, ignore_index, zero, zero, axis, reduction, return_grad,
-                              py::none());
+                              grad_out);
   });
 
   // Test hook: the per-block shared-memory budget of the CUDA row cache (so small rows take

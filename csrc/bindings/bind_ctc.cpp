@@ -58,9 +58,9 @@ TensorView with_unit_axis(TensorView v, int at) {
 
 py::object ctc_call(py::handle log_probs, py::handle labels, py::handle input_lengths, py::handle label_lengths,
                     py::handle blank, py::handle layout_arg, py::handle from_logits, py::handle zero_infinity,
-                    py::handle reduction, py::handle return_grad) {
+                    py::handle reduction, py::handle return_grad, py::handle grad_out) {
   Call call({{"log_probs", log_probs}, {"labels", labels}, {"input_lengths", input_lengths},
-             {"label_lengths", label_lengths}});
+             {"label_lengths", label_lengths}, {"grad_out", grad_out}});
   CtcParams p;
   p.reduction = reduction_arg(reduction);
   const std::string layout = PyUnicode_Check(layout_arg.ptr()) ? str_arg(layout_arg, "layout") : std::string("?");
@@ -93,9 +93,11 @@ py::object ctc_call(py::handle log_probs, py::handle labels, py::handle input_le
                                &p.loss);
   if (per_sample && unbatched) p.loss = with_unit_axis(p.loss, 0);
   py::object grad = py::none();
-  if (bool_arg(return_grad, "return_grad")) {
+  if (bool_arg(return_grad, "return_grad") || !grad_out.is_none()) {
     TensorView g;
-    grad = call.grad_out(py::none(), x, "log_probs", &g);
+    // The kernels read log_probs across time after writing gradient entries: in place goes
+    // through a temporary.
+    grad = call.grad_out(grad_out, x, "log_probs", &g, false);
     p.grad = unbatched ? with_unit_axis(g, 1) : (layout == "NTC" ? to_tnc(g) : g);
   }
   check_ctc_params(p);

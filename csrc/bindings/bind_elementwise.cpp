@@ -35,8 +35,8 @@ py::object elementwise_call(ElementwiseLoss kind, const char* xn, const char* tn
   p.pred = call.floats(in.pred, xn);
   p.target = call.numbers(in.target, tn);
   if (!is_float(p.target.dtype)) p.target = call.converted(p.target, p.pred.dtype);  // integer labels
-  p.weight = call.floats_or_none(in.weight, "weight");
-  p.pos_weight = call.floats_or_none(in.pos_weight, "pos_weight");
+  p.weight = call.values_or_none(in.weight, "weight");
+  p.pos_weight = call.values_or_none(in.pos_weight, "pos_weight");
   py::object loss = call.empty(p.reduction == Reduction::none ? shape_of(p.pred) : std::vector<int64_t>{},
                                p.pred.dtype, &p.loss);
   py::object grad = want_grad ? call.grad_out(in.grad_out, p.pred, xn, &p.grad) : py::none();
@@ -99,18 +99,18 @@ void register_elementwise(py::module_& m) {
                               if (p.soft) p.softness = float_arg(softness, "softness");
                             });
   });
-  m.def("hinge_loss", [](py::handle x, py::handle t, py::handle margin, py::handle squared, py::handle reduction,
-                         py::handle return_grad, py::handle grad_out) {
+  m.def("hinge_loss", [](py::handle x, py::handle t, py::handle margin, py::handle squared, py::handle weight,
+                         py::handle reduction, py::handle return_grad, py::handle grad_out) {
     return elementwise_call(L::hinge_loss, "scores", "labels",
-                            {x, t, py::none(), py::none(), reduction, return_grad, grad_out}, [&](ElementwiseParams& p) {
+                            {x, t, weight, py::none(), reduction, return_grad, grad_out}, [&](ElementwiseParams& p) {
                               p.margin = float_arg(margin, "margin");
                               p.squared = bool_arg(squared, "squared");
                             });
   });
-  m.def("kl_div", [](py::handle x, py::handle t, py::handle log_target, py::handle reduction, py::handle return_grad,
-                     py::handle grad_out) {
+  m.def("kl_div", [](py::handle x, py::handle t, py::handle log_target, py::handle weight, py::handle reduction,
+                     py::handle return_grad, py::handle grad_out) {
     return elementwise_call(L::kl_div, "input", "target",
-                            {x, t, py::none(), py::none(), reduction, return_grad, grad_out},
+                            {x, t, weight, py::none(), reduction, return_grad, grad_out},
                             [&](ElementwiseParams& p) { p.log_target = bool_arg(log_target, "log_target"); });
   });
   // The regression losses: (pred, target, weight, [option,] reduction, return_grad, grad_out).

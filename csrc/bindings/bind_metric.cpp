@@ -54,22 +54,61 @@ py::object cast_to(py::object a, DType out, DType dt) {
   return out == dt ? std::move(a) : a.attr("astype")(dtype_name(out));
 }
 
+// A gradient computed in a new array, copied into the caller's checked grad_out.
+void copy_into(const Call& call, py::handle user, py::handle value) {
+  py::object xp = call.cuda() ? py::module_::import("cupy") : py::object(numpy_module());
+  xp.attr("copyto")(user, value);
+}
+
 template <class F> void run_released(F&& f) {
   py::gil_scoped_release release;
   f();
 }
 
+// grad_out of large_margin_softmax_loss: None or a pair (grad_features, grad_weight).
+std::pair<py::object, py::object> grad_pair(py::handle grad_out) {
+  if (grad_out.is_none()) return {py::none(), py::none()};
+  if (!py::isinstance<py::tuple>(grad_out) && !py::isinstance<py::list>(grad_out))
+    throw_type("grad_out must be a pair (grad_features, grad_weight), got " + std::string(Py_TYPE(grad_out.ptr())->tp_name));
+  const py::sequence s = py::reinterpret_borrow<py::sequence>(grad_out);
+  if (s.size() != 2)
+    throw_value("grad_out must be a pair (grad_features, grad_weight), got " + std::to_string(s.size()) + " items");
+  if (py::object(s[0]).is_none() || py::object(s[1]).is_none())
+    throw_type("grad_out must be a pair of arrays (grad_features, grad_weight), got None in it");
+  return {s[0], s[1]};
+}
+
+// The two gradient arrays of one call must not share memory with each other (on CUDA by
+// their address ranges: exact sharing would need a kernel and a synchronisation).
+void check_disjoint(const Call& call, py::handle a, py::handle b) {
+  if (a.is_none() || b.is_none()) return;
+  py::object xp = call.cuda() ? py::module_::import("cupy") : py::object(numpy_module());
+  if (xp.attr(call.cuda() ? "may_share_memory" : "shares_memory")(a, b).cast<bool>())
+    throw_value("grad_out: grad_features and grad_weight share memory; pass two separate arrays");
+}
+
 py::object large_margin_call(py::handle features, py::handle weight, py::handle labels, py::handle margin,
-                             py::handle beta, py::handle reduction, py::handle return_grad) {
-  Call call({{"features", features}, {"weight", weight}, {"labels", labels}});
+                             py::handle beta, py::handle reduction, py::handle return_grad, py::handle grad_out) {
+  const auto [gf_user, gw_user] = grad_pair(grad_out);
+  Call call({{"features", features}, {"weight", weight}, {"labels", labels}, {"grad_out", gf_user},
+             {"grad_out", gw_user}});
   const TensorView xv = call.floats(features, "features"), wv = call.floats(weight, "weight");
   LargeMarginParams p;
   p.labels = labels_for_kernel(call, call.indices(labels, "labels"));
   p.margin = margin_arg(margin);
   p.beta = float_arg(beta, "beta");
   p.reduction = reduction_arg(reduction);
-  const bool grad = bool_arg(return_grad, "return_grad");
+  const bool grad = bool_arg(return_grad, "return_grad") || !grad_out.is_none();
   const DType out = result_dtype(xv.dtype, wv.dtype), dt = compute_dtype(out);
+  // The gradients come from matrix products and are copied into grad_out at the end (after
+  // both are computed, so grad_out may be features and weight themselves); checked now.
+  {
+    TensorView lf = xv, lw = wv;
+    lf.dtype = lw.dtype = out;
+    call.check_grad_out(gf_user, lf, "features");
+    call.check_grad_out(gw_user, lw, "weight");
+    check_disjoint(call, gf_user, gw_user);
+  }
   const py::object X = operand(call, features, dt), W = operand(call, weight, dt);
   p.features = call.floats(X, "features");
   p.weight = call.floats(W, "weight");
@@ -111,27 +150,40 @@ py::object large_margin_call(py::handle features, py::handle weight, py::handle 
 #endif
     cpu::large_margin_softmax_finish(p);
   });
-  return py::make_tuple(cast_to(std::move(loss), out, dt),
-                        py::make_tuple(cast_to(std::move(gx), out, dt), cast_to(std::move(gw), out, dt)));
+  gx = cast_to(std::move(gx), out, dt);
+  gw = cast_to(std::move(gw), out, dt);
+  if (!gf_user.is_none()) {
+    copy_into(call, gf_user, gx);
+    copy_into(call, gw_user, gw);
+    return py::make_tuple(cast_to(std::move(loss), out, dt), py::make_tuple(gf_user, gw_user));
+  }
+  return py::make_tuple(cast_to(std::move(loss), out, dt), py::make_tuple(std::move(gx), std::move(gw)));
 }
 
 py::object center_loss_call(py::handle features, py::handle labels, py::handle centers, py::handle reduction,
-                            py::handle return_grad) {
-  Call call({{"features", features}, {"labels", labels}, {"centers", centers}});
+                            py::handle return_grad, py::handle grad_out) {
+  Call call({{"features", features}, {"labels", labels}, {"centers", centers}, {"grad_out", grad_out}});
   const TensorView xv = call.floats(features, "features");
   const TensorView cv = call.floats(centers, "centers");
   CenterLossParams p;
   p.labels = labels_for_kernel(call, call.indices(labels, "labels"));
   p.reduction = reduction_arg(reduction);
-  const bool grad = bool_arg(return_grad, "return_grad");
+  const bool grad = bool_arg(return_grad, "return_grad") || !grad_out.is_none();
   const DType out = xv.dtype, dt = compute_dtype(out);
+  call.check_grad_out(grad_out, xv, "features");
   p.features = call.converted(xv, dt);
   p.centers = call.converted(cv, dt);  // the centers take the features' dtype
   check_center_loss_params(p);
   const int64_t N = p.features.shape[0];
   py::object loss = call.empty(p.reduction == Reduction::none ? std::vector<int64_t>{N} : std::vector<int64_t>{}, dt,
                                &p.loss);
-  py::object g = grad ? call.grad_out(py::none(), p.features, "features", &p.grad) : py::none();
+  // float16 computes in float32 and is copied into grad_out; the others are written straight
+  // into it. The CPU kernel reads each element before writing its gradient (in place is
+  // fine); the CUDA kernel gets a temporary.
+  const bool direct = out == dt;
+  py::object g = grad ? call.grad_out(direct ? grad_out : py::handle(py::none()), p.features, "features", &p.grad,
+                                      !call.cuda())
+                      : py::none();
 #ifdef FASTLOSS_WITH_CUDA
   if (call.cuda()) {
     p.stream = call.stream();
@@ -144,7 +196,13 @@ py::object center_loss_call(py::handle features, py::handle labels, py::handle c
 #endif
     cpu::center_loss(p);
   });
-  return loss_and_grad(cast_to(std::move(loss), out, dt), grad ? cast_to(std::move(g), out, dt) : py::none());
+  if (grad && !direct && !grad_out.is_none()) {
+    copy_into(call, grad_out, cast_to(std::move(g), out, dt));
+    g = py::reinterpret_borrow<py::object>(grad_out);
+  } else if (grad) {
+    g = cast_to(std::move(g), out, dt);
+  }
+  return loss_and_grad(cast_to(std::move(loss), out, dt), grad ? g : py::none());
 }
 
 py::object update_centers_call(py::handle centers, py::handle features, py::handle labels, py::handle alpha) {
@@ -178,9 +236,9 @@ py::object update_centers_call(py::handle centers, py::handle features, py::hand
 
 void register_metric(py::module_& m) {
   m.def("large_margin_softmax_loss", &large_margin_call, py::arg("features"), py::arg("weight"), py::arg("labels"),
-        py::arg("margin"), py::arg("beta"), py::arg("reduction"), py::arg("return_grad"));
+        py::arg("margin"), py::arg("beta"), py::arg("reduction"), py::arg("return_grad"), py::arg("grad_out"));
   m.def("center_loss", &center_loss_call, py::arg("features"), py::arg("labels"), py::arg("centers"),
-        py::arg("reduction"), py::arg("return_grad"));
+        py::arg("reduction"), py::arg("return_grad"), py::arg("grad_out"));
   m.def("update_centers", &update_centers_call, py::arg("centers"), py::arg("features"), py::arg("labels"),
         py::arg("alpha"));
   // Test and benchmark hook: the L-Softmax row pass alone over given logits (overwritten by

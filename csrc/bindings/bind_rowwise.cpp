@@ -43,7 +43,7 @@ struct LabelRows {
   py::object loss, grad = py::none();
 };
 LabelRows label_rows(Call& call, py::handle logits, py::handle labels, py::handle ignore_index, py::handle axis,
-                     py::handle reduction, py::handle return_grad) {
+                     py::handle reduction, py::handle return_grad, py::handle grad_out) {
   LabelRows r;
   r.p.reduction = reduction_arg(reduction);
   const TensorView x = call.floats(logits, "logits");
@@ -53,9 +53,11 @@ LabelRows label_rows(Call& call, py::handle logits, py::handle labels, py::handl
   r.p.ignore_index = int_arg(ignore_index, "ignore_index");
   r.p.logits = x.axis_moved_last(ax);
   r.loss = call.empty(r.p.reduction == Reduction::none ? shape_of(x, ax) : std::vector<int64_t>{}, x.dtype, &r.p.loss);
-  if (bool_arg(return_grad, "return_grad")) {
+  if (bool_arg(return_grad, "return_grad") || !grad_out.is_none()) {
     TensorView g;
-    r.grad = call.grad_out(py::none(), x, "logits", &g);
+    // The CPU row engine reads each element before writing its gradient (cross-entropy's
+    // in-place path); the CUDA kernels get a temporary.
+    r.grad = call.grad_out(grad_out, x, "logits", &g, !call.cuda());
     r.p.grad = g.axis_moved_last(ax);
   }
   return r;
@@ -104,15 +106,18 @@ py::object divergence_call(Divergence kind, py::handle p_arr, py::handle q_arr, 
 
 void register_rowwise(py::module_& m) {
   m.def("softmax_focal_loss", [](py::handle logits, py::handle labels, py::handle alpha, py::handle gamma,
-                                 py::handle ignore_index, py::handle axis, py::handle reduction, py::handle return_grad) {
+                                 py::handle ignore_index, py::handle axis, py::handle reduction, py::handle return_grad,
+                                 py::handle grad_out) {
     const bool scalar_alpha = alpha.is_none() || is_scalar(alpha);
-    Call call({{"logits", logits}, {"labels", labels}, {"alpha", scalar_alpha ? py::handle(py::none()) : alpha}});
+    Call call({{"logits", logits}, {"labels", labels}, {"alpha", scalar_alpha ? py::handle(py::none()) : alpha},
+               {"grad_out", grad_out}});
     SoftmaxFocalParams p;
-    LabelRows r = label_rows(call, logits, labels, ignore_index, axis, reduction, return_grad);
+    // alpha is read before the gradient so that grad_out's overlap check sees it
+    if (!scalar_alpha) p.alpha = call.values(alpha, "alpha");
+    LabelRows r = label_rows(call, logits, labels, ignore_index, axis, reduction, return_grad, grad_out);
     p.rows = r.p;
     if (alpha.is_none()) p.alpha_scalar = 1.0;
     else if (scalar_alpha) p.alpha_scalar = float_arg(py::hasattr(alpha, "item") ? alpha.attr("item")() : alpha, "alpha");
-    else p.alpha = call.floats(alpha, "alpha");
     p.gamma = float_arg(gamma, "gamma");
     check_softmax_focal_params(p);
     gpu_stream(call, p.rows);
@@ -126,10 +131,10 @@ void register_rowwise(py::module_& m) {
 
   m.def("truncated_cross_entropy", [](py::handle logits, py::handle labels, py::handle margin, py::handle softness,
                                       py::handle axis, py::handle ignore_index, py::handle reduction,
-                                      py::handle return_grad) {
-    Call call({{"logits", logits}, {"labels", labels}});
+                                      py::handle return_grad, py::handle grad_out) {
+    Call call({{"logits", logits}, {"labels", labels}, {"grad_out", grad_out}});
     TruncatedCrossEntropyParams p;
-    LabelRows r = label_rows(call, logits, labels, ignore_index, axis, reduction, return_grad);
+    LabelRows r = label_rows(call, logits, labels, ignore_index, axis, reduction, return_grad, grad_out);
     p.rows = r.p;
     p.margin = float_arg(margin, "margin");
     p.soft = !softness.is_none();
@@ -146,14 +151,14 @@ void register_rowwise(py::module_& m) {
 
   m.def("multiclass_hinge_loss", [](py::handle scores, py::handle labels, py::handle margin, py::handle power,
                                     py::handle weight, py::handle kind, py::handle axis, py::handle reduction,
-                                    py::handle return_grad) {
-    Call call({{"scores", scores}, {"labels", labels}, {"weight", weight}});
+                                    py::handle return_grad, py::handle grad_out) {
+    Call call({{"scores", scores}, {"labels", labels}, {"weight", weight}, {"grad_out", grad_out}});
     MulticlassHingeParams p;
     p.reduction = reduction_arg(reduction);
     const TensorView x = call.floats(scores, "scores");
     if (x.ndim < 1) throw_value("scores must have at least one dimension (the class axis)");
     p.labels = call.indices(labels, "labels");
-    p.weight = call.floats_or_none(weight, "weight");
+    p.weight = call.values_or_none(weight, "weight");
     const int ax = normalize_axis(int_arg(axis, "axis"), x.ndim, "scores");
     p.margin = float_arg(margin, "margin");
     p.p = float_arg(power, "p");
@@ -164,9 +169,9 @@ void register_rowwise(py::module_& m) {
     p.scores = x.axis_moved_last(ax);
     py::object loss = call.empty(p.reduction == Reduction::none ? shape_of(x, ax) : std::vector<int64_t>{}, x.dtype, &p.loss);
     py::object grad = py::none();
-    if (bool_arg(return_grad, "return_grad")) {
+    if (bool_arg(return_grad, "return_grad") || !grad_out.is_none()) {
       TensorView g;
-      grad = call.grad_out(py::none(), x, "scores", &g);
+      grad = call.grad_out(grad_out, x, "scores", &g, false);  // in place: through a temporary
       p.grad = g.axis_moved_last(ax);
     }
     check_multiclass_hinge_params(p);
@@ -191,23 +196,23 @@ void register_rowwise(py::module_& m) {
 
   // --- l2_loss ---
   m.def("l2_loss", [](py::handle pred, py::handle target, py::handle weight, py::handle axis, py::handle reduction,
-                      py::handle return_grad) {
-    Call call({{"pred", pred}, {"target", target}, {"weight", weight}});
+                      py::handle return_grad, py::handle grad_out) {
+    Call call({{"pred", pred}, {"target", target}, {"weight", weight}, {"grad_out", grad_out}});
     L2LossParams p;
     p.reduction = reduction_arg(reduction);
     const TensorView x = call.floats(pred, "pred");
     if (x.ndim < 1) throw_value("pred must have at least one dimension (the axis summed over)");
-    TensorView t = call.floats(target, "target");
+    TensorView t = call.values(target, "target");
     if (call.cuda() && t.dtype != x.dtype) t = call.converted(t, x.dtype);  // the CUDA kernel reads pred's dtype
-    p.weight = call.floats_or_none(weight, "weight");
+    p.weight = call.values_or_none(weight, "weight");
     const int ax = normalize_axis(int_arg(axis, "axis"), x.ndim, "pred");
     p.pred = x.axis_moved_last(ax);
     p.target = t.ndim == x.ndim ? t.axis_moved_last(ax) : t;
     py::object loss = call.empty(p.reduction == Reduction::none ? shape_of(x, ax) : std::vector<int64_t>{}, x.dtype, &p.loss);
     py::object grad = py::none();
-    if (bool_arg(return_grad, "return_grad")) {
+    if (bool_arg(return_grad, "return_grad") || !grad_out.is_none()) {
       TensorView g;
-      grad = call.grad_out(py::none(), x, "pred", &g);
+      grad = call.grad_out(grad_out, x, "pred", &g, false);  // in place: through a temporary
       p.grad = g.axis_moved_last(ax);
     }
     check_l2_loss_params(p);

@@ -48,7 +48,11 @@ void check_bi_tempered_params(const BiTemperedParams& p) {
     if (p.soft_labels) {
       if (!same_shape(p.labels, x, x.ndim))
         throw_value("probability labels must have the shape of activations " + shape_string(x) + ", got " +
-                    shape_string(p.labels));
+                    shape_string(p.labels) +
+                    (p.labels.ndim == rank && same_shape(p.labels, x, rank)
+                         ? std::string(" (float labels of the class indices' shape: if integer class indices were "
+                                       "meant, pass an integer array, e.g. labels.astype(int))")
+                         : std::string()));
     } else if (!same_shape(p.labels, x, rank)) {
       throw_value("labels must have the shape of activations without its class axis, " + shape_string(x.drop_last()) +
                   ", got " + shape_string(p.labels));

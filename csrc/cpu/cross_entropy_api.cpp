@@ -28,7 +28,11 @@ void check_cross_entropy_params(const CrossEntropyParams& p, bool nll) {
                  dtype_name(p.labels.dtype));
     if (!same_shape(p.labels, p.logits, p.logits.ndim))
       throw_value("probability labels must have the shape of " + std::string(in) + " " +
-                  shape_string(p.logits) + ", got " + shape_string(p.labels));
+                  shape_string(p.logits) + ", got " + shape_string(p.labels) +
+                  (p.labels.ndim == rank && same_shape(p.labels, p.logits, rank)
+                       ? std::string(" (float labels of the class indices' shape: if integer class indices were "
+                                     "meant, pass an integer array, e.g. labels.astype(int))")
+                       : std::string()));
   } else {
     if (is_float(p.labels.dtype))
       throw_type(std::string("labels must be integers, got ") + dtype_name(p.labels.dtype));

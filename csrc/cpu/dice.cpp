@@ -307,7 +307,7 @@ int64_t dice_rows(const Kernel<S>& k, const DiceParams& p, double scale, double*
   const int64_t N = p.inputs.shape[0], C = k.C;
   const bool want_grad = !is_none(p.grad), reduce_none = p.reduction == Reduction::none;
   const bool soft = p.activation == DiceActivation::softmax, sig = p.activation == DiceActivation::sigmoid;
-  const S smooth = static_cast<S>(p.smooth), sc = static_cast<S>(scale), kk = p.squared ? S(2) : S(1);
+  const S smooth = static_cast<S>(p.smooth_nr), sc = static_cast<S>(scale), kk = p.squared ? S(2) : S(1);
   const int64_t xs = p.inputs.strides[0], ts = p.targets.strides[0];
   const int64_t gs = want_grad ? p.grad.strides[0] : 0;
   const bool x_direct = k.x_native && k.xcs == 1, t_direct = !p.int_targets && k.t_native && k.tcs == 1;
@@ -374,16 +374,21 @@ int64_t dice_rows(const Kernel<S>& k, const DiceParams& p, double scale, double*
         const V pv = load(pr + j) * inv, tv = tvec(j);
         const V D = (p.squared ? pv * pv + tv * tv : pv + tv) + smooth, Nm = S(2) * pv * tv + smooth;
         const auto empty = (D == S(0)) & (Nm == S(0));  // smooth = 0, nothing predicted, nothing there
-        const V r = S(1) / (empty ? splat(S(1)) : D);  // the one divide of the element
-        const V l = empty ? V{} : S(1) - Nm * r;
+        // Divides rather than one reciprocal: 1/D overflows for a denormal D (a float32 softmax
+        // probability of exp(-100) with smooth 0), and inf * 0 is NaN; t / D and Nm / D are not.
+        const V Ds = empty ? splat(S(1)) : D;
+        const V q = Nm / Ds;
+        const V l = empty ? V{} : S(1) - q;
         const V lz = nl == W ? l : (first_lanes<S>(nl, S(1)) == S(1) ? l : V{});
         lacc += lz;
         if (reduce_none) {
           for (int64_t i = 0; i < nl; ++i) store_as<S>(p.loss, n * p.loss.strides[0] + (j + i) * p.loss.strides[1], l[i]);
         }
         if (want_grad) {
-          const V a = empty ? V{} : (S(-2) * sc) * r, b = empty ? V{} : (kk * sc) * Nm * r * r;
-          const V gp = a * tv + (p.squared ? b * pv : b);
+          // dloss/dp = -2 s t / D + k s p^(k-1) Nm / D^2 (0 where Nm is: no 0 * inf)
+          const V at = (S(-2) * sc) * (tv / Ds);
+          const V bp = (kk * sc) * q * ((p.squared ? pv : splat(S(1))) / Ds);
+          const V gp = empty ? V{} : at + (Nm == S(0) ? V{} : bp);
           if (soft) {
             const V gz = nl == W ? gp : (first_lanes<S>(nl, S(1)) == S(1) ? gp : V{});
             dot += pv * gz;
@@ -420,7 +425,10 @@ void dice_impl(const DiceParams& p) {
   const int64_t rows = N * M;
   const int64_t B = N * C;  // (sample, class) buckets
   const bool want_grad = !is_none(p.grad), reduce_none = p.reduction == Reduction::none;
-  if (p.per_class && M == 1 && N > 0 && C > 0) {  // (N, C) with axis=1: the row path
+  // MONAI's options (dice.h) take the bucket path below.
+  const bool plain = !p.batch && !p.jaccard && p.smooth_nr == p.smooth_dr && p.first_class == 0 &&
+                     is_none(p.weight) && p.weight_scalar == 1.0;
+  if (plain && p.per_class && M == 1 && N > 0 && C > 0) {  // (N, C) with axis=1: the row path
     const double scale = p.reduction == Reduction::mean ? 1.0 / static_cast<double>(B) : 1.0;
     ScratchBuffer loss_buf;
     double* row_loss = loss_buf.get<double>(N);
@@ -500,35 +508,37 @@ void dice_impl(const DiceParams& p) {
     if (first_bad != INT64_MAX) throw_bad_label(p, first_bad, C);
   }
 
-  // Loss per bucket and the gradient coefficients a = -2 s / D, b = k s Nm / D^2.
-  const double count = static_cast<double>(p.per_class ? B : N);
+  // batch: the sums over the samples, per class, into sample 0's buckets (in sample order).
+  if (p.batch)
+    for (int64_t n = 1; n < N; ++n)
+      for (int64_t i = 0; i < 3 * C; ++i) sums[i] += sums[n * 3 * C + i];
+  // Loss per bucket and the gradient coefficients (dice_bucket); class 0 left out with
+  // include_background=False (zero coefficients: its probability still enters the softmax).
+  const double count = static_cast<double>(dice_kept_buckets(p, N, C));
   const double scale = p.reduction == Reduction::mean ? (count > 0 ? 1.0 / count : 0.0) : 1.0;
   ScratchBuffer coef_buf;
   S* ca = want_grad ? coef_buf.get<S>(2 * B + 2) : nullptr;
   S* cb = want_grad ? ca + B + 1 : nullptr;
   double total = 0;
-  const double kk = p.squared ? 2.0 : 1.0;
-  for (int64_t n = 0; n < N; ++n) {
-    double row = 0;
+  const int64_t ls0 = reduce_none && !p.batch ? p.loss.strides[0] : 0;
+  const int64_t ls1 = reduce_none && p.per_class ? p.loss.strides[p.batch ? 0 : 1] : 0;
+  static const double no_sums[3] = {0.0, 0.0, 0.0};
+  const int64_t samples = p.batch && N == 0 ? 1 : N;  // batch over no sample: still one value per class
+  for (int64_t n = 0; n < samples; ++n) {
+    const bool first = !p.batch || n == 0;  // a bucket of its own (batch: sample 0 holds them)
     for (int64_t c = 0; c < C; ++c) {
-      const double* s = sums + (n * C + c) * 3;
-      const double D = s[1] + s[2] + p.smooth, Nm = 2.0 * s[0] + p.smooth;
-      const bool empty = D == 0.0 && Nm == 0.0;  // smooth = 0, nothing predicted, nothing there
-      const double l = empty ? 0.0 : 1.0 - Nm / D;
-      if (want_grad) {
-        ca[n * C + c] = static_cast<S>(empty ? 0.0 : -2.0 * scale / D);
-        cb[n * C + c] = static_cast<S>(empty ? 0.0 : kk * scale * Nm / (D * D));
+      const bool kept = c >= p.first_class;
+      const double w = !kept ? 0.0 : is_none(p.weight) ? p.weight_scalar
+                                                        : p.weight.ptr<const double>()[(c - p.first_class) * p.weight.strides[0]];
+      const double* s = N == 0 ? no_sums : sums + ((p.batch ? 0 : n) * C + c) * 3;
+      const DiceBucket bk = dice_bucket(s[0], s[1], s[2], p.smooth_nr, p.smooth_dr, p.jaccard, p.squared, w, scale * w);
+      if (want_grad && n < N) {
+        ca[n * C + c] = static_cast<S>(bk.a);
+        cb[n * C + c] = static_cast<S>(bk.b);
       }
-      if (p.per_class) {
-        if (reduce_none) store_as<double>(p.loss, n * p.loss.strides[0] + c * p.loss.strides[1], l);
-        else total += l;
-      } else {
-        row += l;  // C == 1
-      }
-    }
-    if (!p.per_class) {
-      if (reduce_none) store_as<double>(p.loss, n * p.loss.strides[0], C ? row : 0.0);
-      else total += row;
+      if (!kept || !first) continue;
+      if (reduce_none) store_as<double>(p.loss, n * ls0 + (c - p.first_class) * ls1, bk.loss);
+      else total += bk.loss;
     }
   }
   if (!reduce_none) store_as<double>(p.loss, 0, total * scale);

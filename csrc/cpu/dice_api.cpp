@@ -39,6 +39,21 @@ void dice_layout(DiceParams& p, const TensorView& x, const TensorView& t, int ax
   if (axis == 0) throw_value("axis must name the class axis, not 0 (the first axis holds the samples)");
   if (axis >= x.ndim) throw_value("axis " + std::to_string(axis) + " is out of range for inputs " + shape_string(x));
   if (!(p.smooth >= 0.0) || std::isinf(p.smooth)) throw_value("smooth must be a finite number >= 0, got " + number_string(p.smooth));
+  if (!(p.smooth_nr >= 0.0) || std::isinf(p.smooth_nr))
+    throw_value("smooth_nr must be a finite number >= 0, got " + number_string(p.smooth_nr));
+  if (!(p.smooth_dr >= 0.0) || std::isinf(p.smooth_dr))
+    throw_value("smooth_dr must be a finite number >= 0, got " + number_string(p.smooth_dr));
+  if (p.first_class && axis < 0)
+    throw_value("include_background=False needs axis (the class axis whose class 0 is left out)");
+  // As MONAI: a single class is kept (include_background=False is ignored with one channel).
+  if (p.first_class && x.shape[axis] <= 1) p.first_class = 0;
+  const int64_t kept = axis < 0 ? 1 : x.shape[axis] - p.first_class;
+  if (!is_none(p.weight)) {
+    if (p.weight.ndim != 1 || p.weight.shape[0] != kept)
+      throw_value("weight must have one entry per class" + std::string(p.first_class ? " after class 0" : "") + " (" +
+                  std::to_string(kept) + (axis < 0 ? ", no class axis" : "") + "), got shape " + shape_string(p.weight));
+    if (p.weight.dtype != DType::f64) throw_type("internal: dice weight must be read as float64");
+  }
   if (p.activation == DiceActivation::softmax && axis < 0)
     throw_value("activation='softmax' needs axis (the class axis the softmax runs over)");
   p.per_class = axis >= 0;
@@ -67,13 +82,10 @@ void dice_layout(DiceParams& p, const TensorView& x, const TensorView& t, int ax
 
 TensorView dice_canonical_grad(const TensorView& g, int axis) { return canonical(g, axis, "inputs"); }
 
-void dice_loss_shape(const TensorView& x, int axis, int64_t* shape, int* ndim) {
-  shape[0] = x.shape[0];
-  *ndim = 1;
-  if (axis >= 0) {
-    shape[1] = x.shape[axis];
-    *ndim = 2;
-  }
+void dice_loss_shape(const DiceParams& p, const TensorView& x, int axis, int64_t* shape, int* ndim) {
+  *ndim = 0;
+  if (!p.batch) shape[(*ndim)++] = x.shape[0];
+  if (axis >= 0) shape[(*ndim)++] = x.shape[axis] - p.first_class;
 }
 
 namespace cpu {

@@ -39,9 +39,13 @@ struct DevDice {
   int64_t loss_s0, loss_s1;
   int tkind;  // 0 float targets (inputs' dtype), 1 int32 labels, 2 int64 labels
   int act;    // 0 none, 1 sigmoid, 2 softmax
-  bool sq, per_class;
+  bool sq, per_class, jaccard, batch;
   int reduction;  // 0 none, 1 mean, 2 sum
-  double smooth, scale;
+  double smooth_nr, smooth_dr, scale;
+  int64_t first_class;
+  const double* weight;  // (C - first_class,) or null: weight_scalar
+  int64_t weight_s;
+  double weight_scalar;
   Header* hdr;
   double* sums;  // 3 per bucket
   double* ca;    // a per bucket
@@ -143,22 +147,37 @@ template <class T> __global__ void __launch_bounds__(kThreads) stats_kernel(DevD
   }
 }
 
-// One thread per (sample, class): loss, coefficients a = -2 s / D, b = k s Nm / D^2.
+// Loss buckets: (sample, class), or with batch one per class (whose sums it adds up over
+// the samples, in sample order).
+__host__ __device__ inline int64_t loss_buckets(const DevDice& d) { return (d.batch ? 1 : d.N) * d.C; }
+
+// One thread per loss bucket: its loss and coefficients (dice_bucket), for every sample it
+// covers; class 0 has zero coefficients and no loss with include_background=False.
 template <class T> __global__ void __launch_bounds__(kThreads) finish_kernel(DevDice d) {
   typedef typename AccOf<T>::type A;
-  const int64_t B = d.N * d.C;
+  const int64_t B = loss_buckets(d);
   for (int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; b < B; b += int64_t(gridDim.x) * blockDim.x) {
-    const double* s = d.sums + b * 3;
-    const double D = s[1] + s[2] + d.smooth, Nm = 2.0 * s[0] + d.smooth;
-    const bool empty = D == 0.0 && Nm == 0.0;  // smooth = 0, nothing predicted, nothing there
-    const double l = empty ? 0.0 : 1.0 - Nm / D;
-    d.ca[b] = empty ? 0.0 : -2.0 * d.scale / D;
-    d.cb[b] = empty ? 0.0 : (d.sq ? 2.0 : 1.0) * d.scale * Nm / (D * D);
-    if (d.reduction == 0) {
-      const int64_t n = b / d.C, c = b % d.C;
-      store_f(static_cast<T*>(d.loss), n * d.loss_s0 + (d.per_class ? c * d.loss_s1 : 0), A(l));
+    const int64_t n = b / d.C, c = b % d.C;
+    double sm[3] = {0.0, 0.0, 0.0};
+    if (d.batch) {
+      for (int64_t k = 0; k < d.N; ++k)
+        for (int i = 0; i < 3; ++i) sm[i] += d.sums[(k * d.C + c) * 3 + i];
     } else {
-      d.losses[b] = l;
+      for (int i = 0; i < 3; ++i) sm[i] = d.sums[b * 3 + i];
+    }
+    const bool kept = c >= d.first_class;
+    const double w = !kept ? 0.0 : d.weight ? d.weight[(c - d.first_class) * d.weight_s] : d.weight_scalar;
+    const DiceBucket bk = dice_bucket(sm[0], sm[1], sm[2], d.smooth_nr, d.smooth_dr, d.jaccard, d.sq, w, d.scale * w);
+    for (int64_t k = d.batch ? 0 : n; k < (d.batch ? d.N : n + 1); ++k) {
+      d.ca[k * d.C + c] = bk.a;
+      d.cb[k * d.C + c] = bk.b;
+    }
+    if (d.reduction == 0) {
+      if (kept)
+        store_f(static_cast<T*>(d.loss), (d.batch ? 0 : n * d.loss_s0) + (d.per_class ? (c - d.first_class) * d.loss_s1 : 0),
+                A(bk.loss));
+    } else {
+      d.losses[b] = kept ? bk.loss : 0.0;
     }
   }
 }
@@ -167,7 +186,7 @@ template <class T> __global__ void __launch_bounds__(kThreads) finish_kernel(Dev
 template <class T> __global__ void __launch_bounds__(1024) sum_kernel(DevDice d) {
   typedef typename AccOf<T>::type A;
   double acc = 0;
-  for (int64_t b = threadIdx.x; b < d.N * d.C; b += blockDim.x) acc += d.losses[b];
+  for (int64_t b = threadIdx.x; b < loss_buckets(d); b += blockDim.x) acc += d.losses[b];
   acc = block_sum(acc);
   if (threadIdx.x == 0) store_f(static_cast<T*>(d.loss), 0, A(acc * d.scale));
 }
@@ -241,7 +260,7 @@ void position_geoms(const DiceParams& p, RowGeom* xg, RowGeom* tg, RowGeom* gg) 
 
 template <class T> void run(const DevDice& d, bool grad, cudaStream_t s) {
   if (d.rows > 0 && d.C > 0) stats_kernel<T><<<grid_for(d.rows, kThreads * kK, 8), kThreads, 0, s>>>(d);
-  if (d.N * d.C > 0) finish_kernel<T><<<grid_for(d.N * d.C, kThreads, 8), kThreads, 0, s>>>(d);
+  if (loss_buckets(d) > 0) finish_kernel<T><<<grid_for(loss_buckets(d), kThreads, 8), kThreads, 0, s>>>(d);
   if (d.reduction != 0) sum_kernel<T><<<1, 1024, 0, s>>>(d);
   if (grad && d.rows > 0 && d.C > 0) grad_kernel<T><<<grid_for(d.rows, kThreads, 8), kThreads, 0, s>>>(d);
 }
@@ -265,15 +284,22 @@ void dice_loss(const DiceParams& p, void* stream, void* workspace) {
   d.t = p.targets.data;
   d.g = is_none(p.grad) ? nullptr : p.grad.data;
   d.loss = p.loss.data;
-  d.loss_s0 = p.reduction == Reduction::none ? p.loss.strides[0] : 0;
-  d.loss_s1 = p.reduction == Reduction::none && p.per_class ? p.loss.strides[1] : 0;
+  d.loss_s0 = p.reduction == Reduction::none && !p.batch ? p.loss.strides[0] : 0;
+  d.loss_s1 = p.reduction == Reduction::none && p.per_class ? p.loss.strides[p.batch ? 0 : 1] : 0;
   d.tkind = !p.int_targets ? 0 : p.targets.dtype == DType::i32 ? 1 : 2;
   d.act = p.activation == DiceActivation::softmax ? 2 : p.activation == DiceActivation::sigmoid ? 1 : 0;
   d.sq = p.squared;
   d.per_class = p.per_class;
   d.reduction = p.reduction == Reduction::none ? 0 : p.reduction == Reduction::mean ? 1 : 2;
-  d.smooth = p.smooth;
-  const double count = static_cast<double>(p.per_class ? d.N * d.C : d.N);
+  d.smooth_nr = p.smooth_nr;
+  d.smooth_dr = p.smooth_dr;
+  d.jaccard = p.jaccard;
+  d.batch = p.batch;
+  d.first_class = p.first_class;
+  d.weight = is_none(p.weight) ? nullptr : static_cast<const double*>(p.weight.data);
+  d.weight_s = is_none(p.weight) ? 0 : p.weight.strides[0];
+  d.weight_scalar = p.weight_scalar;
+  const double count = static_cast<double>(dice_kept_buckets(p, d.N, d.C));
   d.scale = p.reduction == Reduction::mean ? (count > 0 ? 1.0 / count : 0.0) : 1.0;
   const int64_t B = d.N * d.C;
   d.hdr = static_cast<Header*>(workspace);

@@ -60,14 +60,17 @@ def softmax_cross_entropy(logits, labels, *, weight=None, ignore_index=-100, lab
                                     return_grad, grad_out)
 
 
-def nll_loss(log_probs, labels, *, weight=None, ignore_index=-100, axis=-1, reduction="mean", return_grad=False):
+def nll_loss(log_probs, labels, *, weight=None, ignore_index=-100, axis=-1, reduction="mean", return_grad=False,
+             grad_out=None):
     """Negative log-likelihood of integer labels: ``loss = -w[y] * log_probs[y]`` per row.
 
     Matches ``torch.nn.functional.nll_loss``: ``log_probs`` (..., C, ...) with class axis
     ``axis``, ``labels`` integer without the class axis, optional ``weight`` (C,), rows whose
     label is ``ignore_index`` count 0 and are left out of the mean, whose denominator is the
     sum of ``w[y]`` (0 when nothing counts). With ``return_grad`` returns ``(loss, grad)``,
-    ``grad = -w[y] / denominator`` at the label and 0 elsewhere.
+    ``grad = -w[y] / denominator`` at the label and 0 elsewhere. ``grad_out`` names a
+    preallocated gradient (``log_probs`` itself for an in-place one; any other overlap with an
+    input is a ValueError) and implies ``return_grad``.
 
     Example:
         >>> import numpy as np, fastloss
@@ -75,4 +78,4 @@ def nll_loss(log_probs, labels, *, weight=None, ignore_index=-100, axis=-1, redu
         >>> float(fastloss.nll_loss(lp, np.array([1])))  # -log(0.25)
         1.3862943611198906
     """
-    return _C.nll_loss(log_probs, labels, weight, ignore_index, axis, reduction, return_grad)
+    return _C.nll_loss(log_probs, labels, weight, ignore_index, axis, reduction, return_grad, grad_out)

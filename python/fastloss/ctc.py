@@ -11,7 +11,7 @@ __all__ = ["ctc_loss"]
 
 
 def ctc_loss(log_probs, labels, input_lengths, label_lengths, *, blank=0, layout="TNC", from_logits=False,
-             zero_infinity=False, reduction="mean", return_grad=False):
+             zero_infinity=False, reduction="mean", return_grad=False, grad_out=None):
     """CTC loss with its gradient, from one forward and one backward sweep per sample.
 
     Matches ``torch.nn.functional.ctc_loss``. For sample ``b`` the loss is
@@ -39,6 +39,9 @@ def ctc_loss(log_probs, labels, input_lengths, label_lengths, *, blank=0, layout
         return_grad: also return the gradient, same shape/dtype/layout as ``log_probs``:
             the true partial derivative w.r.t. ``log_probs`` (``-posterior``; rows past
             ``input_lengths`` are 0), or w.r.t. the logits with ``from_logits``.
+        grad_out: optional preallocated gradient (shape and dtype of ``log_probs``; ``log_probs`` itself for
+            an in-place gradient; any other overlap with an input is a ValueError); implies
+            ``return_grad``.
 
     Returns:
         ``loss`` (0-d for mean/sum), or ``(loss, grad)``, in the dtype of ``log_probs``
@@ -51,4 +54,4 @@ def ctc_loss(log_probs, labels, input_lengths, label_lengths, *, blank=0, layout
         0.2876820724517809
     """
     return _C.ctc_loss(log_probs, labels, input_lengths, label_lengths, blank, layout, from_logits, zero_infinity,
-                       reduction, return_grad)
+                       reduction, return_grad, grad_out)

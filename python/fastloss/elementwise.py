@@ -111,27 +111,32 @@ def truncated_sigmoid_cross_entropy(logits, targets, *, margin=0.6, softness=Non
     return _C.truncated_sigmoid_cross_entropy(logits, targets, margin, softness, reduction, return_grad, grad_out)
 
 
-def hinge_loss(scores, labels, *, margin=1.0, squared=False, reduction="mean", return_grad=False, grad_out=None):
-    """Binary hinge loss ``max(0, margin - y * s)`` (squared if ``squared``).
+def hinge_loss(scores, labels, *, margin=1.0, squared=False, weight=None, reduction="mean", return_grad=False,
+               grad_out=None):
+    """Binary hinge loss ``w * max(0, margin - y * s)`` (squared if ``squared``).
 
-    ``labels`` in {-1, +1} or {0, 1} (0 means -1), integer or float; an array mixing -1 and 0,
-    or holding any other value, is a ValueError naming the first offending position.
-    Gradient ``-y`` (``-2 * y * max(0, margin - y * s)`` squared) where the margin is violated.
+    ``labels`` in {-1, +1} or {0, 1} (0 means -1), integer, bool or float; an array mixing -1
+    and 0, or holding any other value, is a ValueError naming the first offending position.
+    Gradient ``-w * y`` (``-2 * w * y * max(0, margin - y * s)`` squared) where the margin is
+    violated. ``weight`` (optional) broadcasts to ``scores``' shape and scales each element, as
+    in the regression losses (``"mean"`` still divides by the element count).
 
     Example:
         >>> import numpy as np, fastloss
         >>> float(fastloss.hinge_loss(np.array([0.5, 2.0, -1.0]), np.array([1, 1, 0]), reduction="sum"))
         0.5
     """
-    return _C.hinge_loss(scores, labels, margin, squared, reduction, return_grad, grad_out)
+    return _C.hinge_loss(scores, labels, margin, squared, weight, reduction, return_grad, grad_out)
 
 
-def kl_div(input, target, *, log_target=False, reduction="mean", return_grad=False, grad_out=None):
+def kl_div(input, target, *, log_target=False, weight=None, reduction="mean", return_grad=False, grad_out=None):
     """Kullback-Leibler divergence as ``torch.nn.functional.kl_div`` (``input`` holds
     log-probabilities): ``loss = t * (log t - input)``, or ``exp(t) * (t - input)`` with
     ``log_target``. A zero target (``-inf`` with ``log_target``) contributes 0 and gradient
     ``-t`` = 0. ``reduction`` also takes ``"batchmean"`` (sum / ``input.shape[0]``); ``"mean"``
-    divides by the element count, as PyTorch.
+    divides by the element count, as PyTorch. ``weight`` (optional) broadcasts to ``input``'s
+    shape and scales each element's loss and gradient, as in the regression losses (never the
+    denominator).
 
     Example:
         >>> import numpy as np, fastloss
@@ -139,7 +144,7 @@ def kl_div(input, target, *, log_target=False, reduction="mean", return_grad=Fal
         >>> round(float(fastloss.kl_div(logq, p, reduction="batchmean")), 6)  # log 2
         0.693147
     """
-    return _C.kl_div(input, target, log_target, reduction, return_grad, grad_out)
+    return _C.kl_div(input, target, log_target, weight, reduction, return_grad, grad_out)
 
 
 def mse_loss(pred, target, *, weight=None, reduction="mean", return_grad=False, grad_out=None):

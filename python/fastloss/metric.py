@@ -11,7 +11,8 @@ from . import _C
 __all__ = ["large_margin_softmax_loss", "center_loss", "update_centers"]
 
 
-def large_margin_softmax_loss(features, weight, labels, *, margin=2, beta=0.0, reduction="mean", return_grad=False):
+def large_margin_softmax_loss(features, weight, labels, *, margin=2, beta=0.0, reduction="mean", return_grad=False,
+                              grad_out=None):
     """Large-margin softmax loss (L-Softmax, Liu et al., ICML 2016), with both gradients.
 
     With ``f = features @ weight`` and, for row ``i`` with label ``y``, ``cos(theta) =
@@ -38,6 +39,9 @@ def large_margin_softmax_loss(features, weight, labels, *, margin=2, beta=0.0, r
         reduction: ``"mean"`` (over the N rows), ``"sum"`` or ``"none"`` (shape (N,)).
         return_grad: also return ``(grad_features, grad_weight)``, d(loss)/d(features) and
             d(loss)/d(weight), shaped like the inputs.
+        grad_out: optional pair ``(grad_features, grad_weight)`` of preallocated arrays
+            (shapes and dtype of the returned gradients; they may be ``features`` and
+            ``weight`` themselves); implies ``return_grad``.
 
     Returns:
         ``loss`` (0-d for mean/sum), or ``(loss, (grad_features, grad_weight))``, in the
@@ -50,11 +54,11 @@ def large_margin_softmax_loss(features, weight, labels, *, margin=2, beta=0.0, r
         >>> round(float(loss), 4)
         0.2201
     """
-    return _C.large_margin_softmax_loss(features, weight, labels, margin, beta, reduction, return_grad)
+    return _C.large_margin_softmax_loss(features, weight, labels, margin, beta, reduction, return_grad, grad_out)
 
 
 
-def center_loss(features, labels, centers, *, reduction="mean", return_grad=False):
+def center_loss(features, labels, centers, *, reduction="mean", return_grad=False, grad_out=None):
     """Center loss (Wen et al., ECCV 2016): ``loss_i = 0.5 * ||x_i - c_{y_i}||**2``.
 
     Args:
@@ -65,6 +69,9 @@ def center_loss(features, labels, centers, *, reduction="mean", return_grad=Fals
         reduction: ``"mean"`` (over the N rows), ``"sum"`` or ``"none"`` (shape (N,)).
         return_grad: also return d(loss)/d(features) = ``(x_i - c_{y_i})`` times 1/N for the
             mean.
+        grad_out: optional preallocated gradient (shape and dtype of ``features``; ``features`` itself for
+            an in-place gradient; any other overlap with an input is a ValueError); implies
+            ``return_grad``.
 
     Returns:
         ``loss`` (0-d for mean/sum), or ``(loss, grad)``, in the dtype of ``features``
@@ -76,7 +83,7 @@ def center_loss(features, labels, centers, *, reduction="mean", return_grad=Fals
         >>> float(fastloss.center_loss(x, [0, 1], c))  # (0.5*5 + 0.5*25) / 2
         7.5
     """
-    return _C.center_loss(features, labels, centers, reduction, return_grad)
+    return _C.center_loss(features, labels, centers, reduction, return_grad, grad_out)
 
 
 

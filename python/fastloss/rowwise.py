@@ -11,7 +11,7 @@ __all__ = ["softmax_focal_loss", "truncated_cross_entropy", "entropy", "kl_diver
 
 
 def softmax_focal_loss(logits, labels, *, alpha=None, gamma=2.0, ignore_index=-100, axis=-1, reduction="mean",
-                       return_grad=False):
+                       return_grad=False, grad_out=None):
     """Softmax focal loss (Lin et al., 2017), fused with its gradient.
 
     For a row ``x`` of ``C`` logits (along ``axis``) with integer label ``y`` and
@@ -35,6 +35,9 @@ def softmax_focal_loss(logits, labels, *, alpha=None, gamma=2.0, ignore_index=-1
         reduction: ``"mean"`` (over the non-ignored rows; 0 when there are none), ``"sum"``
             or ``"none"`` (one value per row).
         return_grad: also return d(loss)/d(logits).
+        grad_out: optional preallocated gradient (shape and dtype of ``logits``; ``logits`` itself for
+            an in-place gradient; any other overlap with an input is a ValueError); implies
+            ``return_grad``.
 
     Returns:
         ``loss`` or ``(loss, grad)``, in the dtype of ``logits`` (float16 computed in float32).
@@ -45,11 +48,11 @@ def softmax_focal_loss(logits, labels, *, alpha=None, gamma=2.0, ignore_index=-1
         >>> round(float(fastloss.softmax_focal_loss(x, np.array([0]), gamma=2.0)), 6)
         0.011093
     """
-    return _C.softmax_focal_loss(logits, labels, alpha, gamma, ignore_index, axis, reduction, return_grad)
+    return _C.softmax_focal_loss(logits, labels, alpha, gamma, ignore_index, axis, reduction, return_grad, grad_out)
 
 
 def truncated_cross_entropy(logits, labels, *, margin=0.6, softness=None, axis=-1, ignore_index=-100, reduction="mean",
-                            return_grad=False):
+                            return_grad=False, grad_out=None):
     """Truncated softmax cross-entropy: cross-entropy counted only for rows the model gets wrong.
 
     For a row with integer label ``y``, ``p = softmax(x)``::
@@ -67,7 +70,8 @@ def truncated_cross_entropy(logits, labels, *, margin=0.6, softness=None, axis=-
         labels: integer array shaped like ``logits`` without the class axis.
         margin: truncation threshold on ``p[y]`` (finite).
         softness: None for the hard form, else ``K > 0``.
-        axis, ignore_index, reduction, return_grad: as in ``softmax_cross_entropy``.
+        axis, ignore_index, reduction, return_grad, grad_out: as in ``softmax_cross_entropy``
+            (``grad_out`` may be ``logits`` itself, for an in-place gradient).
 
     Example:
         >>> import numpy as np, fastloss
@@ -75,7 +79,8 @@ def truncated_cross_entropy(logits, labels, *, margin=0.6, softness=None, axis=-
         >>> round(float(fastloss.truncated_cross_entropy(x, np.array([0, 0]), reduction="sum")), 6)
         3.094923
     """
-    return _C.truncated_cross_entropy(logits, labels, margin, softness, axis, ignore_index, reduction, return_grad)
+    return _C.truncated_cross_entropy(logits, labels, margin, softness, axis, ignore_index, reduction, return_grad,
+                                      grad_out)
 
 
 def entropy(p, *, base=None, axis=-1, return_grad=False, grad_out=None):
@@ -146,7 +151,7 @@ def js_divergence(p, q, *, axis=-1, return_grad=False):
 
 
 def multiclass_hinge_loss(scores, labels, *, margin=1.0, p=1, weight=None, kind="weston_watkins", axis=-1,
-                          reduction="mean", return_grad=False):
+                          reduction="mean", return_grad=False, grad_out=None):
     """Multiclass hinge loss of a row of ``C`` scores ``s`` (along ``axis``) with integer label ``y``.
 
     ``kind="weston_watkins"`` (matches ``torch.nn.functional.multi_margin_loss``)::
@@ -167,6 +172,9 @@ def multiclass_hinge_loss(scores, labels, *, margin=1.0, p=1, weight=None, kind=
         reduction: ``"mean"`` over rows (as torch), ``"sum"`` or ``"none"``.
         return_grad: also return d(loss)/d(scores) (Crammer-Singer: the subgradient at the first
             best rival).
+        grad_out: optional preallocated gradient (shape and dtype of ``scores``; ``scores`` itself for
+            an in-place gradient; any other overlap with an input is a ValueError); implies
+            ``return_grad``.
 
     Example:
         >>> import numpy as np, fastloss
@@ -174,10 +182,10 @@ def multiclass_hinge_loss(scores, labels, *, margin=1.0, p=1, weight=None, kind=
         >>> round(float(fastloss.multiclass_hinge_loss(s, np.array([3]))), 6)  # torch's example
         0.325
     """
-    return _C.multiclass_hinge_loss(scores, labels, margin, p, weight, kind, axis, reduction, return_grad)
+    return _C.multiclass_hinge_loss(scores, labels, margin, p, weight, kind, axis, reduction, return_grad, grad_out)
 
 
-def l2_loss(pred, target, *, weight=None, axis=-1, reduction="mean", return_grad=False):
+def l2_loss(pred, target, *, weight=None, axis=-1, reduction="mean", return_grad=False, grad_out=None):
     """Euclidean (L2) distance between ``pred`` and ``target`` along ``axis``, one per row.
 
     For a row ``x`` of ``pred`` and ``t`` of ``target`` (along ``axis``) with weight ``w``::
@@ -197,6 +205,9 @@ def l2_loss(pred, target, *, weight=None, axis=-1, reduction="mean", return_grad
         reduction: ``"mean"`` over the rows (0 when there are none), ``"sum"`` or ``"none"``
             (one value per row, shaped like ``pred`` without ``axis``).
         return_grad: also return d(loss)/d(pred).
+        grad_out: optional preallocated gradient (shape and dtype of ``pred``; ``pred`` itself for
+            an in-place gradient; any other overlap with an input is a ValueError); implies
+            ``return_grad``.
 
     Returns:
         ``loss`` or ``(loss, grad)``, in the dtype of ``pred`` (float16 computed in float32).
@@ -206,36 +217,53 @@ def l2_loss(pred, target, *, weight=None, axis=-1, reduction="mean", return_grad
         >>> float(fastloss.l2_loss(np.array([[3.0, 4.0], [0.0, 0.0]]), np.zeros((2, 2)), reduction="sum"))
         5.0
     """
-    return _C.l2_loss(pred, target, weight, axis, reduction, return_grad)
+    return _C.l2_loss(pred, target, weight, axis, reduction, return_grad, grad_out)
 
 
 def dice_loss(inputs, targets, *, activation=None, smooth=1.0, squared=False, axis=None, reduction="mean",
-              return_grad=False):
+              return_grad=False, jaccard=False, batch=False, smooth_nr=None, smooth_dr=None,
+              include_background=True, weight=None, grad_out=None):
     """Dice loss per sample (first axis), and per class when ``axis`` names the class axis.
 
     With ``p = activation(inputs)`` and targets ``t``, summed over each sample's positions (every
     axis but the first and the class axis)::
 
-        loss[n, c] = 1 - (2 * sum(p * t) + smooth) / (sum(p**k) + sum(t**k) + smooth)
+        I = sum(p * t),  P = sum(p**k),  T = sum(t**k)
+        loss[n, c] = w[c] * (1 - (2 * I + smooth_nr) / (P + T + smooth_dr))
+        jaccard:     w[c] * (1 - (2 * I + smooth_nr) / (2 * (P + T - I) + smooth_dr))
 
-    ``k = 2`` if ``squared`` else 1 (MONAI's ``DiceLoss`` with ``smooth_nr = smooth_dr = smooth``
-    and ``squared_pred``). An empty prediction of an empty target scores 0; with ``smooth=0``
-    both sums being 0 also gives 0 (and a zero gradient), never NaN.
+    ``k = 2`` if ``squared`` else 1. The options are MONAI's ``DiceLoss`` ones (``squared`` is
+    its ``squared_pred``; MONAI's default smoothing is ``1e-5``, fastloss's ``smooth=1.0``).
+    An empty prediction of an empty target scores 0; with no smoothing both sums being 0 also
+    gives 0 (and a zero gradient), never NaN.
 
     Args:
         inputs: float array (N, ...): logits for an activation, else probabilities.
-        targets: float array of ``inputs``' shape (masks or probabilities), or integer class
-            labels in ``[0, C)`` shaped like ``inputs`` without ``axis`` (one-hot encoded inside
-            the kernel; a label outside is an ``IndexError``). Integer labels need ``axis``.
+        targets: float (or bool) array of ``inputs``' shape (masks or probabilities), or integer
+            class labels in ``[0, C)`` shaped like ``inputs`` without ``axis`` (one-hot encoded
+            inside the kernel; a label outside is an ``IndexError``). Integer labels need ``axis``.
         activation: ``None``, ``"sigmoid"`` (elementwise) or ``"softmax"`` (over ``axis``;
             needs ``axis``). Applied inside the kernel; the gradient flows through it.
-        smooth: finite, >= 0, added to numerator and denominator.
+        smooth: finite, >= 0, the default of ``smooth_nr`` and ``smooth_dr``.
         squared: ``k = 2`` (squares in the denominator).
         axis: the class axis (not 0), or ``None`` for one value per sample over all its elements.
-        reduction: ``"mean"`` over the values (N, or N * C with ``axis``; 0 when there are
-            none), ``"sum"`` or ``"none"``: shape ``(N,)`` without ``axis``, ``(N, C)`` with it
-            (MONAI's per-class layout, its trailing spatial 1s dropped).
+        reduction: ``"mean"`` over the values (0 when there are none; weights scale values, not
+            the count, as MONAI), ``"sum"`` or ``"none"``: shape ``(N,)`` without ``axis``,
+            ``(N, C)`` with it; with ``batch``, ``()`` and ``(C,)``; ``C`` less one without the
+            background. MONAI's ``"none"`` keeps trailing spatial 1s: ``(N, C, 1, ...)``, and
+            ``(C, 1, ...)`` with ``batch``; ``loss.reshape`` of this one gives it.
         return_grad: also return d(loss)/d(inputs), through the activation.
+        jaccard: the Jaccard (IoU) form of the denominator.
+        batch: sum ``I``, ``P``, ``T`` over the samples before the ratio (one value per class).
+        smooth_nr: added to the numerator (``None``: ``smooth``); finite, >= 0.
+        smooth_dr: added to the denominator (``None``: ``smooth``); finite, >= 0.
+        include_background: ``False`` leaves class 0 out of the loss (needs ``axis``; the
+            softmax still runs over every class; ignored with one class, as MONAI).
+        weight: per-class weights ``w``: a scalar or one per class counted (``C``, or ``C - 1``
+            without the background), as MONAI's ``weight``; it also scales the gradient.
+        grad_out: optional preallocated gradient (shape and dtype of ``inputs``; ``inputs``
+            itself for an in-place gradient; any other overlap with an input is a ValueError);
+            implies ``return_grad``.
 
     Returns:
         ``loss`` or ``(loss, grad)``, in the dtype of ``inputs`` (float16 computed in float32).
@@ -245,12 +273,18 @@ def dice_loss(inputs, targets, *, activation=None, smooth=1.0, squared=False, ax
         >>> p = np.array([[0.0, 1.0, 1.0, 0.0]])
         >>> float(fastloss.dice_loss(p, np.array([[0.0, 1.0, 0.0, 0.0]]), smooth=0.0))  # 1 - 2/3
         0.33333333333333337
+        >>> float(fastloss.dice_loss(p, np.array([[0.0, 1.0, 0.0, 0.0]]), smooth=0.0, jaccard=True))  # 1 - 1/2
+        0.5
         >>> logits = np.zeros((2, 3, 4, 4), np.float32)       # (N, C, H, W)
         >>> labels = np.zeros((2, 4, 4), np.int64)
         >>> fastloss.dice_loss(logits, labels, activation="softmax", axis=1, reduction="none").shape
         (2, 3)
+        >>> fastloss.dice_loss(logits, labels, activation="softmax", axis=1, reduction="none",
+        ...                    batch=True, include_background=False).shape
+        (2,)
     """
-    return _C.dice_loss(inputs, targets, activation, smooth, squared, axis, reduction, return_grad)
+    return _C.dice_loss(inputs, targets, activation, smooth, squared, axis, reduction, return_grad, jaccard, batch,
+                        smooth_nr, smooth_dr, include_background, weight, grad_out)
 
 
 
@@ -286,7 +320,7 @@ def tempered_softmax(activations, t, *, num_iters=5, axis=-1):
 
 
 def bi_tempered_logistic_loss(activations, labels, *, t1, t2, label_smoothing=0.0, num_iters=5, axis=-1,
-                              reduction="mean", return_grad=False):
+                              reduction="mean", return_grad=False, grad_out=None):
     """Bi-tempered logistic loss (Amid et al., 2019), fused with its gradient; matches
     google-research's bi-tempered-loss TensorFlow reference (``tensorflow/loss.py``).
 
@@ -313,6 +347,9 @@ def bi_tempered_logistic_loss(activations, labels, *, t1, t2, label_smoothing=0.
         axis: the class axis.
         reduction: ``"mean"`` over the rows, ``"sum"`` or ``"none"`` (one value per row).
         return_grad: also return d(loss)/d(activations).
+        grad_out: optional preallocated gradient (shape and dtype of ``activations``; ``activations`` itself for
+            an in-place gradient; any other overlap with an input is a ValueError); implies
+            ``return_grad``.
 
     Returns:
         ``loss`` or ``(loss, grad)``, in the dtype of ``activations`` (float16 computed in float32).
@@ -325,11 +362,11 @@ def bi_tempered_logistic_loss(activations, labels, *, t1, t2, label_smoothing=0.
         array([0.02302, 0.18973, 0.93875])
     """
     return _C.bi_tempered_logistic_loss(activations, labels, t1, t2, label_smoothing, num_iters, axis, reduction,
-                                        return_grad)
+                                        return_grad, grad_out)
 
 
 def bi_tempered_binary_logistic_loss(activations, targets, *, t1, t2, label_smoothing=0.0, num_iters=5,
-                                     reduction="mean", return_grad=False):
+                                     reduction="mean", return_grad=False, grad_out=None):
     """Binary bi-tempered logistic loss: each element ``x`` of ``activations`` is the two-class
     row ``[0, x]`` of ``bi_tempered_logistic_loss`` with labels ``[1 - t, t]`` (the reference's
     ``bi_tempered_binary_logistic_loss``). At ``t1 = t2 = 1`` it is the logistic loss
@@ -341,6 +378,9 @@ def bi_tempered_binary_logistic_loss(activations, targets, *, t1, t2, label_smoo
         t1, t2, label_smoothing, num_iters: as in ``bi_tempered_logistic_loss`` (``C = 2``).
         reduction: ``"mean"`` over the elements, ``"sum"`` or ``"none"`` (shaped like ``activations``).
         return_grad: also return d(loss)/d(activations).
+        grad_out: optional preallocated gradient (shape and dtype of ``activations``; ``activations`` itself for
+            an in-place gradient; any other overlap with an input is a ValueError); implies
+            ``return_grad``.
 
     Example:
         >>> import numpy as np, fastloss
@@ -349,4 +389,4 @@ def bi_tempered_binary_logistic_loss(activations, targets, *, t1, t2, label_smoo
         array([0.693147, 0.693147])
     """
     return _C.bi_tempered_binary_logistic_loss(activations, targets, t1, t2, label_smoothing, num_iters, reduction,
-                                               return_grad)
+                                               return_grad, grad_out)

@@ -38,8 +38,20 @@ def empty(shape, dtype=np.float64):
     return _wrap(np.full(shape, np.nan, dtype=dtype) if np.dtype(dtype).kind == "f" else np.empty(shape, dtype))
 
 
-def empty_like(a, dtype=None):
+def empty_like(a, dtype=None, order="K"):
     return empty(a.shape, dtype or a.dtype)
+
+
+def full(shape, fill_value, dtype=None):
+    return _wrap(np.full(shape, fill_value, dtype))
+
+
+def shares_memory(a, b, max_work=None):
+    return bool(np.shares_memory(a, b))
+
+
+def may_share_memory(a, b, max_work=None):
+    return bool(np.may_share_memory(a, b))
 
 
 def zeros(shape, dtype=np.float64):
