@@ -15,6 +15,7 @@
 // full matrix computed here takes the same decisions.
 #include <omp.h>
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -116,16 +117,53 @@ void scores(const Scratch& s, int64_t m, int64_t n, std::vector<int64_t>& out) {
     out[i + 1] = out[i] + int64_t((s.pv[i / 64] >> (i % 64)) & 1) - int64_t((s.mv[i / 64] >> (i % 64)) & 1);
 }
 
-template <class TA, class TB>
+// Receives the alignment's steps. Counts only add; ops record positions (a = source,
+// b = destination) in the order the walk finds them (backwards within one align()).
+struct CountSink {
+  EditCounts& c;
+  void hit(int64_t, int64_t) { ++c.hits; }
+  void sub(int64_t, int64_t) { ++c.substitutions; }
+  void del(int64_t, int64_t) { ++c.deletions; }
+  void ins(int64_t, int64_t) { ++c.insertions; }
+  void dels(int64_t, int64_t, int64_t k) { c.deletions += k; }
+  void inss(int64_t, int64_t, int64_t k) { c.insertions += k; }
+  void hits(int64_t k) { c.hits += k; }
+  void begin() {}
+  void end() {}
+};
+
+struct OpsSink {
+  std::vector<EditOp>& ops;
+  size_t mark = 0;
+  void hit(int64_t, int64_t) {}
+  void sub(int64_t s, int64_t d) { ops.push_back({EditOp::kReplace, s, d}); }
+  void del(int64_t s, int64_t d) { ops.push_back({EditOp::kDelete, s, d}); }
+  void ins(int64_t s, int64_t d) { ops.push_back({EditOp::kInsert, s, d}); }
+  // The leftover deletions (sources s-k..s-1, destination d) or insertions, walked backwards.
+  void dels(int64_t s, int64_t d, int64_t k) {
+    for (int64_t i = s - 1; i >= s - k; --i) ops.push_back({EditOp::kDelete, i, d});
+  }
+  void inss(int64_t s, int64_t d, int64_t k) {
+    for (int64_t i = d - 1; i >= d - k; --i) ops.push_back({EditOp::kInsert, s, i});
+  }
+  void hits(int64_t) {}
+  void begin() { mark = ops.size(); }
+  void end() { std::reverse(ops.begin() + static_cast<std::ptrdiff_t>(mark), ops.end()); }
+};
+
+template <class TA, class TB, class Sink>
 struct Aligner {
   Scratch& s;
-  EditCounts& c;
+  Sink& out;
 
-  // rapidfuzz's recover_alignment over the full bit matrix (a = reference, b = hypothesis).
-  void align(const TA* a, int64_t m, const TB* b, int64_t n) {
+  // rapidfuzz's recover_alignment over the full bit matrix (a = reference, b = hypothesis);
+  // ao, bo: the positions of a[0], b[0] in the whole pair.
+  void align(const TA* a, int64_t m, const TB* b, int64_t n, int64_t ao, int64_t bo) {
+    out.begin();
     if (m == 0 || n == 0) {
-      c.deletions += m;
-      c.insertions += n;
+      out.dels(ao + m, bo + n, m);
+      out.inss(ao + m, bo + n, n);
+      out.end();
       return;
     }
     s.pm.build(a, m);
@@ -137,31 +175,36 @@ struct Aligner {
     int64_t col = m, row = n;
     while (row && col) {
       if (bit(s.vp_m, row - 1, col - 1)) {  // deletion
-        ++c.deletions;
         --col;
+        out.del(ao + col, bo + row);
       } else {
         --row;
         if (row && bit(s.vn_m, row - 1, col - 1)) {  // insertion
-          ++c.insertions;
+          out.ins(ao + col, bo + row);
         } else {  // match or substitution
           --col;
-          if (uint64_t(a[col]) != uint64_t(b[row])) ++c.substitutions;
-          else ++c.hits;
+          if (uint64_t(a[col]) != uint64_t(b[row])) out.sub(ao + col, bo + row);
+          else out.hit(ao + col, bo + row);
         }
       }
     }
-    c.deletions += col;
-    c.insertions += row;
+    out.dels(ao + col, bo + row, col);
+    out.inss(ao, bo + row, row);
+    out.end();
   }
 
   // rapidfuzz's levenshtein_align_hirschberg with bound `max`.
-  void run(const TA* a, int64_t m, const TB* b, int64_t n, int64_t max) {
-    while (m && n && uint64_t(a[0]) == uint64_t(b[0])) ++a, ++b, --m, --n, ++c.hits;
-    while (m && n && uint64_t(a[m - 1]) == uint64_t(b[n - 1])) --m, --n, ++c.hits;
+  void run(const TA* a, int64_t m, const TB* b, int64_t n, int64_t max, int64_t ao = 0, int64_t bo = 0) {
+    int64_t pre = 0;
+    while (m && n && uint64_t(a[0]) == uint64_t(b[0])) ++a, ++b, --m, --n, ++pre;
+    int64_t suf = 0;
+    while (m && n && uint64_t(a[m - 1]) == uint64_t(b[n - 1])) --m, --n, ++suf;
+    out.hits(pre + suf);
+    ao += pre, bo += pre;
     const int64_t longest = m > n ? m : n;
     if (max > longest) max = longest;
     const int64_t band = m < 2 * max + 1 ? m : 2 * max + 1;
-    if (2 * band * n / 8 < 1024 * 1024 || m < 65 || n < 10) return align(a, m, b, n);
+    if (2 * band * n / 8 < 1024 * 1024 || m < 65 || n < 10) return align(a, m, b, n, ao, bo);
     // Split at the hypothesis' middle and the first reference position of least cost.
     const int64_t left_n = n / 2, right_n = n - left_n;
     s.pm.build(a, m);
@@ -178,8 +221,8 @@ struct Aligner {
       const int64_t l = s.left[i + 1], r = s.right[m - i - 1];
       if (l + r < best) best = l + r, mid = i + 1, ls = l, rs = r;
     }
-    run(a, mid, b, left_n, ls);
-    run(a + mid, m - mid, b + left_n, right_n, rs);
+    run(a, mid, b, left_n, ls, ao, bo);
+    run(a + mid, m - mid, b + left_n, right_n, rs, ao + mid, bo + left_n);
   }
 };
 
@@ -193,17 +236,23 @@ inline void with_kind(int kind, F&& f) {
   }
 }
 
-void pair_counts(Scratch& s, const SeqRef& a, const SeqRef& b, EditCounts& c) {
+template <class Sink>
+void pair_align(Scratch& s, const SeqRef& a, const SeqRef& b, Sink& sink) {
   with_kind(a.kind, [&](auto ta) {
     typedef std::remove_cv_t<std::remove_pointer_t<decltype(ta)>> TA;
     with_kind(b.kind, [&](auto tb) {
       typedef std::remove_cv_t<std::remove_pointer_t<decltype(tb)>> TB;
-      Aligner<TA, TB> al{s, c};
+      Aligner<TA, TB, Sink> al{s, sink};
       // rapidfuzz's editops without a score hint: the bound is the longer length.
       al.run(static_cast<const TA*>(a.data), a.len, static_cast<const TB*>(b.data), b.len,
              a.len > b.len ? a.len : b.len);
     });
   });
+}
+
+void pair_counts(Scratch& s, const SeqRef& a, const SeqRef& b, EditCounts& c) {
+  CountSink sink{c};
+  pair_align(s, a, b, sink);
 }
 
 // Alignment costs a few times a distance per element: the same thread budget is ample.
@@ -230,5 +279,44 @@ void edit_counts(EditCountsParams& p) {
   p.total = EditCounts{h, su, de, in};
 }
 
+void edit_ops(const SeqRef& a, const SeqRef& b, std::vector<EditOp>& out) {
+  static thread_local Scratch s;
+  out.clear();
+  OpsSink sink{out};
+  pair_align(s, a, b, sink);
+}
+
+void edit_ops_batch(const SeqRef* a, const SeqRef* b, int64_t n, std::vector<EditOp>* out) {
+  long long work = 0;
+  for (int64_t i = 0; i < n; ++i) work += a[i].len + b[i].len;
+  const int nt = threads_for(work, kMinElementsPerThread);
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 16)
+  for (int64_t i = 0; i < n; ++i) edit_ops(a[i], b[i], out[i]);
+}
+
 }  // namespace cpu
+
+void edit_opcodes(const std::vector<EditOp>& ops, int64_t la, int64_t lb, std::vector<EditOpcode>& out) {
+  // rapidfuzz's Editops.as_opcodes: runs of one tag at consecutive positions merge; the gaps
+  // between them are "equal" blocks.
+  out.clear();
+  int64_t sp = 0, dp = 0;
+  size_t i = 0;
+  while (i < ops.size()) {
+    if (sp < ops[i].src || dp < ops[i].dst) {
+      out.push_back({EditOpcode::kEqual, sp, ops[i].src, dp, ops[i].dst});
+      sp = ops[i].src;
+      dp = ops[i].dst;
+    }
+    const int64_t s0 = sp, d0 = dp;
+    const int32_t tag = ops[i].tag;
+    while (i < ops.size() && ops[i].tag == tag && ops[i].src == sp && ops[i].dst == dp) {
+      if (tag != EditOp::kInsert) ++sp;
+      if (tag != EditOp::kDelete) ++dp;
+      ++i;
+    }
+    out.push_back({tag, s0, sp, d0, dp});
+  }
+  if (sp < la || dp < lb) out.push_back({EditOpcode::kEqual, sp, la, dp, lb});
+}
 }  // namespace fastloss
