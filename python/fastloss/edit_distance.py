@@ -554,30 +554,36 @@ def visualize_alignment(references, hypotheses, *, unit="word", normalize=None, 
                        I    S
         <BLANKLINE>
     """
+    body, c, n = _alignment_text(references, hypotheses, unit, normalize, skip_correct, line_width)
+    if show_measures:
+        return body + _summary(c, n, unit)
+    return body[:-1]
+
+
+def _alignment_text(references, hypotheses, unit, normalize, skip_correct, line_width, first=1):
+    """(the sentences' blocks, their ErrorCounts, their number); sentences numbered from `first`."""
     refs, hyps = _sentences(references, hypotheses, unit, normalize)
     totals, _, chunks = _C.error_counts_detail(refs, hyps, unit == "word", True, AlignmentChunk)
-    c = ErrorCounts(*totals)
     ref_units, hyp_units = _units(refs, unit), _units(hyps, unit)
     words = unit == "word"
     parts = []
     for idx, (gt, hp, ch) in enumerate(zip(ref_units, hyp_units, chunks)):
         if skip_correct and (len(ch) == 0 or (len(ch) == 1 and ch[0].type == "equal")):
             continue
-        parts.append(f"=== SENTENCE {idx + 1} ===\n\n")
+        parts.append(f"=== SENTENCE {idx + first} ===\n\n")
         parts.append(_comparison(gt, hp, ch, words, line_width))
         parts.append("\n")
-    out = "".join(parts)
-    if show_measures:
-        out += "=== SUMMARY ===\n"
-        out += f"number of sentences: {len(chunks)}\n"
-        out += f"substitutions={c.substitutions} deletions={c.deletions} insertions={c.insertions} hits={c.hits}\n"
-        if not words:
-            out += f"\ncer={c.error_rate * 100:.2f}%\n"
-        else:
-            out += f"\nmer={c.mer * 100:.2f}%\nwil={c.wil * 100:.2f}%\nwip={c.wip * 100:.2f}%\nwer={c.error_rate * 100:.2f}%\n"
-    else:
-        out = out[:-1]
-    return out
+    return "".join(parts), ErrorCounts(*totals), len(chunks)
+
+
+def _summary(c, n, unit):
+    """jiwer's '=== SUMMARY ===' block."""
+    out = "=== SUMMARY ===\n"
+    out += f"number of sentences: {n}\n"
+    out += f"substitutions={c.substitutions} deletions={c.deletions} insertions={c.insertions} hits={c.hits}\n"
+    if unit == "char":
+        return out + f"\ncer={c.error_rate * 100:.2f}%\n"
+    return out + f"\nmer={c.mer * 100:.2f}%\nwil={c.wil * 100:.2f}%\nwip={c.wip * 100:.2f}%\nwer={c.error_rate * 100:.2f}%\n"
 
 
 def _comparison(ref, hyp, chunks, spaced, line_width):
