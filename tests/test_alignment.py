@@ -275,3 +275,44 @@ class TestAlignment:
         assert isinstance(ch, fastloss.AlignmentChunk)
         assert (ch.type, ch.ref_start_idx, ch.ref_end_idx, ch.hyp_start_idx, ch.hyp_end_idx) == ("substitute", 1, 2,
                                                                                                  1, 2)
+
+
+class TestLongPairs:
+    """Pairs of thousands of elements: the distance first, then the alignment over Ukkonen's band
+    inside rapidfuzz's Hirschberg split; same counts and tie choice as the full matrix."""
+
+    @staticmethod
+    def pair(n, err, alpha, seed):
+        rng = random.Random(seed)
+        a = "".join(rng.choice(alpha) for _ in range(n))
+        b = list(a)
+        for _ in range(int(n * err)):
+            k = rng.randrange(len(b))
+            r = rng.random()
+            b[k] = rng.choice(alpha) if r < 0.4 else ("" if r < 0.7 else b[k] + rng.choice(alpha))
+        return a, "".join(b)
+
+    @pytest.mark.parametrize("n,err,alpha", [(3000, 0.01, "ab"), (8000, 0.05, "abc"), (20000, 0.002, "abcd"),
+                                             (5000, 0.5, "ab"), (12000, 0.1, "abcdefgh "), (4000, 0.02, "aé€😀")])
+    def test_against_rapidfuzz_and_jiwer(self, n, err, alpha):
+        a, b = self.pair(n, err, alpha, n)
+        assert fastloss.edit_ops(a, b) == rf_ops(a, b)
+        o = jiwer.process_characters(a, b)
+        c, al = fastloss.error_counts(a, b, return_alignment=True)
+        assert (c.hits, c.substitutions, c.deletions, c.insertions) == (o.hits, o.substitutions, o.deletions,
+                                                                        o.insertions)
+        assert [tuple(x) for x in al[0]] == [(ch.type, ch.ref_start_idx, ch.ref_end_idx, ch.hyp_start_idx,
+                                              ch.hyp_end_idx) for ch in o.alignments[0]]
+        assert fastloss.error_rate(a, b) == pytest.approx(o.cer, abs=1e-12)
+
+    def test_word_tokens(self):
+        a, b = self.pair(15000, 0.05, "abcdefg  ", 9)
+        o = jiwer.process_words(a, b)
+        c = fastloss.error_counts(a, b, unit="word")
+        assert (c.hits, c.substitutions, c.deletions, c.insertions) == (o.hits, o.substitutions, o.deletions,
+                                                                        o.insertions)
+
+    def test_batch_of_long_and_short(self):
+        pairs = [self.pair(n, e, "abc", n) for n, e in [(3000, 0.03), (10, 0.3), (6000, 0.01), (0, 0)]]
+        refs, hyps = [p[0] for p in pairs], [p[1] for p in pairs]
+        assert fastloss.edit_ops(refs, hyps) == [rf_ops(a, b) for a, b in pairs]
