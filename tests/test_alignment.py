@@ -316,3 +316,39 @@ class TestLongPairs:
         pairs = [self.pair(n, e, "abc", n) for n, e in [(3000, 0.03), (10, 0.3), (6000, 0.01), (0, 0)]]
         refs, hyps = [p[0] for p in pairs], [p[1] for p in pairs]
         assert fastloss.edit_ops(refs, hyps) == [rf_ops(a, b) for a, b in pairs]
+
+
+class TestPairwiseRealText:
+    """pairwise_edit_distance on real lines of 10-200 characters against rapidfuzz's cdist, for
+    every cutoff (rows past 64 elements take the per-row block table with Ukkonen's band)."""
+
+    @pytest.mark.parametrize("cutoff", [None, 0, 1, 3, 10, 70])
+    @pytest.mark.parametrize("wide", [False, True])
+    def test_against_cdist(self, cutoff, wide):
+        from rapidfuzz.process import cdist
+        refs, hyps = corpus(seed=6, limit=160, min_len=10, max_len=200)
+        if wide:  # non-ASCII rows: 2- and 4-byte code points
+            refs = [x.replace("e", "é").replace("a", "😀") for x in refs]
+            hyps = [x.replace("e", "é") for x in hyps]
+        refs += hyps[:20]  # near and exact duplicates
+        got = fastloss.pairwise_edit_distance(refs, hyps, score_cutoff=cutoff)
+        want = cdist(refs, hyps, scorer=Levenshtein.distance, score_cutoff=cutoff, dtype=np.int64)
+        np.testing.assert_array_equal(got, want)
+
+    @pytest.mark.parametrize("cutoff", [None, 0.0, 0.05, 0.2, 1.0])
+    def test_normalized_cutoff(self, cutoff):
+        from rapidfuzz.process import cdist
+        refs, hyps = corpus(seed=8, limit=120, min_len=10, max_len=200)
+        got = fastloss.pairwise_edit_distance(refs, hyps, normalize=True, score_cutoff=cutoff)
+        want = cdist(refs, hyps, scorer=Levenshtein.normalized_distance, score_cutoff=cutoff, dtype=np.float64)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+    def test_token_rows(self):
+        from rapidfuzz.process import cdist
+        rng = random.Random(2)
+        a = [[rng.randrange(5) for _ in range(rng.randrange(0, 150))] for _ in range(40)]
+        b = [[rng.randrange(5) for _ in range(rng.randrange(0, 150))] for _ in range(30)]
+        for cutoff in (None, 3, 40):
+            np.testing.assert_array_equal(fastloss.pairwise_edit_distance(a, b, score_cutoff=cutoff),
+                                          cdist(a, b, scorer=Levenshtein.distance, score_cutoff=cutoff,
+                                                dtype=np.int64))
