@@ -954,7 +954,8 @@ void pairwise_rows(const EditPairwiseParams& p, const int64_t* rows, int64_t nro
           } else if ((m > n ? m - n : n - m) > ku) {
             d = over(k);
           } else {
-            const int64_t kb = ku < m + n ? ku : m + n;
+            // A band as wide as the pattern saves nothing: the plain block loop then.
+            const int64_t kb = ku < m + n && (2 * ku) / 64 + 2 < w.bt.words ? ku : m + n;
             const int64_t u = with_kind(b.kind, [&](auto tb) {
               typedef std::remove_cv_t<std::remove_pointer_t<decltype(tb)>> TB;
               return myers_block(w, m, static_cast<const TB*>(b.data), n, kb);
@@ -1061,7 +1062,15 @@ void edit_distance_pairwise(const EditPairwiseParams& p) {
   if (n32) pairwise_lanes<uint32_t>(p, sel32, n32);
   if (n64) pairwise_lanes<uint64_t>(p, sel64, n64);
   if (!nrest) return;
-  if (unit) return pairwise_rows(p, rest, nrest);
+  if (unit) {
+    // A bound that fits Hyyro's one-word diagonal band (<= 62) is cheaper pair by pair (trimmed,
+    // one word per column, early exit); otherwise the per-row block tables.
+    int64_t la = 0, lb = 0;
+    for (int64_t r = 0; r < nrest; ++r) la = p.a[rest[r]].len > la ? p.a[rest[r]].len : la;
+    for (int64_t j = 0; j < p.nb; ++j) lb = p.b[j].len > lb ? p.b[j].len : lb;
+    const int64_t kmax = pair_bound(p.cutoff, p.normalize, la, lb, c) / c.ins;
+    if (kmax > 62) return pairwise_rows(p, rest, nrest);
+  }
   const int64_t tiles = nrest * p.nb;
   long long work = 0;
   for (int64_t r = 0; r < nrest; ++r) work += p.a[rest[r]].len * p.nb;
