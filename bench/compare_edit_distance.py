@@ -3,14 +3,16 @@
 libraries interleaved in the same run (the machine may be shared).
 
     python3 bench/compare_edit_distance.py [--repeats 7] [--gpu | --gpu-only]
-        [--small-only] [--cutoff-only] [--counts-only] [--cli [LINES]]
+        [--small-only] [--cutoff-only] [--counts-only] [--real-only [--long-pairs N]] [--cli [LINES]]
 
 after ``python3 -m pip install ".[bench]"`` (README); from a source checkout with a development
 build instead, ``PYTHONPATH=python python3 bench/compare_edit_distance.py``.
 
 Sections: throughput (batched pairs, pairwise, error_rate); small calls (issue 9: the fixed
 cost of one pair, 10 pairs, a 10 x 10 matrix, one sentence); score_cutoff (bounded against
-unbounded); error_counts against jiwer's process_words / process_characters; and with
+unbounded); error_counts against jiwer's process_words / process_characters; real text (lines
+of Python's shipped text files, corrupted at random: dedup with every score_cutoff against
+rapidfuzz's cdist, and pairs of 100,000 characters against jiwer and rapidfuzz's editops); and with
 --cli the `fastloss error-rate` command line on a generated corpus (time and peak memory).
 """
 import argparse
@@ -221,6 +223,100 @@ def bench_cutoff(repeats, workers):
           f"{tr * 1e3:.2f} | {tr / t1:.2f}x |")
 
 
+def real_lines(min_len, max_len, limit, seed=0):
+    """Lines of the text files that ship with Python (the license, stdlib sources: code and
+    docstrings), min_len..max_len characters, shuffled with a fixed seed."""
+    import sysconfig
+    from pathlib import Path
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = [root / "LICENSE.txt"] + sorted(root.glob("*.py"))
+    out = []
+    for f in files:
+        try:
+            text = f.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        out += [ln.strip() for ln in text.splitlines() if min_len <= len(ln.strip()) <= max_len]
+        if len(out) > 20 * limit:
+            break
+    rng = random.Random(seed)
+    rng.shuffle(out)
+    return out[:limit]
+
+
+def corrupt(rng, line, rate=0.08):
+    """Character edits (substitute, delete, insert) at `rate` per character, some non-ASCII."""
+    out = []
+    for ch in line:
+        r = rng.random()
+        if r < rate / 3:
+            continue
+        if r < 2 * rate / 3:
+            out.append(rng.choice("aeiouéü€ "))
+        elif r < rate:
+            out += [ch, rng.choice("aeiou,.")]
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def bench_real(repeats, workers, n_lines=1500, long_pairs=4, long_len=100_000):
+    """Real text (issue 24): dedup with pairwise_edit_distance against rapidfuzz's cdist for each
+    score_cutoff, and alignments of long lines against jiwer / rapidfuzz."""
+    import jiwer
+    from rapidfuzz.distance import Levenshtein
+    from rapidfuzz.process import cdist
+
+    print(f"\nReal text: lines of Python's shipped text files, corrupted at random (ms, min over repeats)")
+    print("| workload | cutoff | fastloss | fastloss no cutoff | rapidfuzz cdist | fastloss / rapidfuzz |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    rng = random.Random(11)
+    for lo, hi, wide in [(10, 200, False), (20, 64, False), (65, 200, False), (10, 200, True)]:
+        a = real_lines(lo, hi, n_lines, seed=1)
+        if wide:
+            a = [x.replace("e", "é").replace("o", "ö") for x in a]
+        b = [corrupt(rng, x) if rng.random() < 0.5 else y for x, y in zip(a, real_lines(lo, hi, n_lines, seed=2))]
+        t_none = None
+        for cutoff in (None, 0, 1, 3, 10):
+            (tf, tr), (rf, rr) = interleaved([
+                lambda: fastloss.pairwise_edit_distance(a, b, score_cutoff=cutoff),
+                lambda: cdist(a, b, scorer=Levenshtein.distance, score_cutoff=cutoff, workers=workers,
+                              dtype=np.int32)], repeats)
+            assert (rf == rr).all()
+            t_none = tf if cutoff is None else t_none
+            print(f"| pairwise {len(a)} x {len(b)} lines of {lo}-{hi} chars{' (non-ASCII)' if wide else ''} | "
+                  f"{cutoff} | {tf * 1e3:.1f} | {t_none * 1e3:.1f} | {tr * 1e3:.1f} | {tr / tf:.2f}x |")
+        (tf, tr), (rf, rr) = interleaved([
+            lambda: fastloss.pairwise_edit_distance(a, b, normalize=True, score_cutoff=0.1),
+            lambda: cdist(a, b, scorer=Levenshtein.normalized_distance, score_cutoff=0.1, workers=workers,
+                          dtype=np.float64)], repeats)
+        assert np.allclose(rf, rr)
+        print(f"| pairwise normalized, lines of {lo}-{hi} | 0.1 | {tf * 1e3:.1f} | | {tr * 1e3:.1f} | "
+              f"{tr / tf:.2f}x |")
+
+    # Long lines: the stdlib text joined into pairs of long_len characters, ~2% edits.
+    text = " ".join(real_lines(1, 400, 200000, seed=3))
+    refs = [text[k * long_len:(k + 1) * long_len] for k in range(long_pairs)]
+    refs = [r for r in refs if len(r) == long_len]
+    hyps = [corrupt(rng, r, 0.02) for r in refs]
+    print(f"\nLong lines: {len(refs)} pairs of {long_len:,} characters, ~2% edits (s)")
+    print("| workload | fastloss | baseline | baseline (s) | speed-up |")
+    print("| --- | ---: | --- | ---: | ---: |")
+    (tf, tj), (c, o) = interleaved([lambda: fastloss.error_counts(refs, hyps),
+                                    lambda: jiwer.process_characters(refs, hyps)], 1)
+    assert (c.hits, c.substitutions, c.deletions, c.insertions) == \
+        (o.hits, o.substitutions, o.deletions, o.insertions)
+    print(f"| error_counts (char) | {tf:.2f} | jiwer.process_characters | {tj:.2f} | {tj / tf:.1f}x |")
+    (tf, tr), (x, y) = interleaved([lambda: fastloss.edit_ops(refs, hyps),
+                                    lambda: [Levenshtein.editops(r, h).as_list() for r, h in zip(refs, hyps)]], 1)
+    assert x == y
+    print(f"| edit_ops | {tf:.2f} | Levenshtein.editops | {tr:.2f} | {tr / tf:.1f}x |")
+    (tf, tj), (r1, r2) = interleaved([lambda: fastloss.error_rate(refs, hyps), lambda: jiwer.cer(refs, hyps)], 1)
+    assert abs(r1 - r2) < 1e-12
+    print(f"| error_rate (char) | {tf:.2f} | jiwer.cer | {tj:.2f} | {tj / tf:.1f}x |")
+
+
 def bench_counts(repeats):
     """error_counts against jiwer's process_words / process_characters on 20000 sentence pairs."""
     import jiwer
@@ -282,6 +378,9 @@ def main():
     ap.add_argument("--small-only", action="store_true", help="only the small-call section")
     ap.add_argument("--cutoff-only", action="store_true", help="only the score_cutoff section")
     ap.add_argument("--counts-only", action="store_true", help="only the error_counts section")
+    ap.add_argument("--real-only", action="store_true",
+                    help="only the real-text section (dedup on Python's shipped text files, long lines)")
+    ap.add_argument("--long-pairs", type=int, default=4, help="pairs of 100,000 characters in the real-text section")
     ap.add_argument("--cli", type=int, nargs="?", const=1_000_000, default=0, metavar="LINES",
                     help="also time the command line on a corpus of LINES lines (default 1M) and a tenth of it")
     args = ap.parse_args()
@@ -293,6 +392,9 @@ def main():
         return
     if args.counts_only:
         bench_counts(args.repeats)
+        return
+    if args.real_only:
+        bench_real(args.repeats, 1 if args.single else -1, long_pairs=args.long_pairs)
         return
     if args.gpu_only:
         bench_gpu(args.repeats)
@@ -343,6 +445,7 @@ def main():
     bench_small(args.repeats)
     bench_cutoff(args.repeats, workers)
     bench_counts(args.repeats)
+    bench_real(args.repeats, workers, long_pairs=args.long_pairs)
     if args.cli:
         bench_cli(args.cli)
     if args.gpu:

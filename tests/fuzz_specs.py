@@ -28,6 +28,9 @@ class Spec:
         self.dims = dims or {}  # per-dimension bounds overriding the defaults, e.g. {"C": (1, 40)}
 
 
+NORMALIZE = Option([None, ["lowercase", "strip"], ["remove_punctuation", "remove_multiple_spaces"],
+                    [{"substitute": {"a": "b"}}, "expand_contractions"]],
+                   bad=["bogus", ["lowercase", "nope"], 3, [{"substitute": 5}]])
 REDUCTION = Choice(["mean", "sum", "none"], bad=["avg", "MEAN", "batchmean"])
 AXIS = IntOption([-1, 0, 1, -2], bad=[2, 3, -3, -4])
 
@@ -143,15 +146,24 @@ SPECS = {
                      score_cutoff=Option([None, 0, 1, 3, 0.5], bad=[-1, 2**70, "x"]),
                      dtype=Option([None, "int64", "int32", "$np.int64"], bad=["float32", "bogus", 3])),
         returns=pairwise_result),
+    "edit_ops": Spec(
+        forms=[dict(a=Text(), b=Text()), dict(a=Texts("N"), b=Texts("N")), dict(a=Tokens("N"), b=Tokens("N"))],
+        options=dict(opcodes=Option([False, True], bad=["yes", 2])),
+        returns=lambda out, args: _assert(isinstance(out, list), f"edit_ops returned {type(out).__name__}")),
     "error_rate": Spec(
         forms=[dict(references=Texts("N"), hypotheses=Texts("N")), dict(references=Text(), hypotheses=Text())],
-        options=dict(unit=Choice(["char", "word"], bad=["chars", "WORD"])),
+        options=dict(unit=Choice(["char", "word"], bad=["chars", "WORD"]), normalize=NORMALIZE),
         returns=rate_result),
     "error_counts": Spec(
         forms=[dict(references=Texts("N"), hypotheses=Texts("N")), dict(references=Text(), hypotheses=Text())],
-        options=dict(unit=Choice(["char", "word"], bad=["chars", "WORD"])),
+        options=dict(unit=Choice(["char", "word"], bad=["chars", "WORD"]), normalize=NORMALIZE),
         returns=lambda out, args: _assert(min(out.hits, out.substitutions, out.deletions, out.insertions) >= 0,
                                           f"negative count in {out!r}")),
+    "visualize_alignment": Spec(
+        forms=[dict(references=Texts("N"), hypotheses=Texts("N")), dict(references=Text(), hypotheses=Text())],
+        options=dict(unit=Choice(["char", "word"], bad=["chars", "WORD"]), normalize=NORMALIZE,
+                     show_measures=FLAG, skip_correct=FLAG),
+        returns=lambda out, args: _assert(isinstance(out, str), f"visualize_alignment returned {type(out).__name__}")),
     **{name: Spec(
         forms=[dict(logits=Floats(shape), targets=Floats(shape, values=["probs", "normal", "extreme"]))
                for shape in ("N C", "N", "C")],
@@ -276,7 +288,7 @@ SPECS = {
 }
 
 # Names in fastloss.__all__ that are not functions to fuzz.
-NOT_FUZZED = {"__version__", "ErrorCounts"}
+NOT_FUZZED = {"__version__", "ErrorCounts", "AlignmentChunk"}
 
 
 # --- known failures --------------------------------------------------------------------------

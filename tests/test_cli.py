@@ -148,3 +148,66 @@ def test_progress_only_on_a_terminal(tmp_path):
     assert p.returncode == 0
     assert b"lines" in drawn and b"%" in drawn  # the progress line went to the terminal
     assert json.loads(p.stdout)["sentences"] == 30  # and never to stdout
+
+
+class TestNormalizeAlignmentPerSentence:
+    """--normalize, --per-sentence and --show-alignment against jiwer (through cli.main)."""
+
+    STEPS = ["lowercase", "remove_punctuation", "remove_multiple_spaces", "strip"]
+    JIWER = [jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()]
+
+    def files(self, tmp_path):
+        rng = random.Random(5)
+        words = ["The", "cat,", "sat", "on", "a", "mat.", "É", "it's"]
+        refs = [" ".join(rng.choice(words) for _ in range(rng.randrange(0, 9))) for _ in range(120)]
+        hyps = [" ".join(rng.choice(words) for _ in range(rng.randrange(0, 9))) for _ in range(120)]
+        r, h = tmp_path / "r.txt", tmp_path / "h.txt"
+        r.write_text("\n".join(refs) + "\n", encoding="utf-8")
+        h.write_text("\n".join(hyps) + "\n", encoding="utf-8")
+        return str(r), str(h), refs, hyps
+
+    def jiwer_out(self, refs, hyps, unit, steps=True):
+        tail = ([jiwer.RemoveMultipleSpaces(), jiwer.Strip(), jiwer.ReduceToListOfListOfWords()] if unit == "word"
+                else [jiwer.Strip(), jiwer.ReduceToListOfListOfChars()])
+        t = jiwer.Compose((self.JIWER if steps else []) + tail)
+        f = jiwer.process_words if unit == "word" else jiwer.process_characters
+        return f(refs, hyps, reference_transform=t, hypothesis_transform=t)
+
+    @pytest.mark.parametrize("unit", ["word", "char"])
+    def test_normalize(self, tmp_path, capsys, unit):
+        r, h, refs, hyps = self.files(tmp_path)
+        assert cli.main(["error-rate", "--unit", unit, "--json", "--normalize", ",".join(self.STEPS), r, h]) == 0
+        d = json.loads(capsys.readouterr().out)
+        o = self.jiwer_out(refs, hyps, unit)
+        assert (d["hits"], d["substitutions"], d["deletions"], d["insertions"]) == \
+            (o.hits, o.substitutions, o.deletions, o.insertions)
+
+    @pytest.mark.parametrize("unit", ["word", "char"])
+    def test_per_sentence(self, tmp_path, capsys, unit):
+        r, h, refs, hyps = self.files(tmp_path)
+        assert cli.main(["error-rate", "--unit", unit, "--per-sentence", "--chunk-lines", "50", r, h]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == len(refs) + 1
+        for i, (line, a, b) in enumerate(zip(lines, refs, hyps)):
+            d = json.loads(line)
+            o = self.jiwer_out([a], [b], unit, steps=False)
+            assert d["sentence"] == i + 1
+            assert (d["hits"], d["substitutions"], d["deletions"], d["insertions"]) == \
+                (o.hits, o.substitutions, o.deletions, o.insertions)
+        total = json.loads(lines[-1])
+        c = fastloss.error_counts(refs, hyps, unit=unit)
+        assert total["hits"] == c.hits and total["sentences"] == len(refs)
+
+    @pytest.mark.parametrize("unit", ["word", "char"])
+    def test_show_alignment(self, tmp_path, capsys, unit):
+        r, h, refs, hyps = self.files(tmp_path)
+        assert cli.main(["error-rate", "--unit", unit, "--show-alignment", "--normalize", ",".join(self.STEPS),
+                         "--chunk-lines", "37", r, h]) == 0
+        out = capsys.readouterr().out
+        want = jiwer.visualize_alignment(self.jiwer_out(refs, hyps, unit), show_measures=True)
+        assert out.startswith(want)
+
+    def test_bad_step(self, tmp_path, capsys):
+        r, h, _, _ = self.files(tmp_path)
+        assert cli.main(["error-rate", "--normalize", "lowercase,bogus", r, h]) == 2
+        assert "--normalize" in capsys.readouterr().err

@@ -533,6 +533,66 @@ std::string dtype_name_arg(const py::handle& dtype) {
   }
 }
 
+// Interned tag names of the alignment lists (kept for the life of the process).
+PyObject* tag_name(int32_t tag, bool jiwer) {
+  static PyObject* names[5] = {PyUnicode_InternFromString("replace"), PyUnicode_InternFromString("delete"),
+                               PyUnicode_InternFromString("insert"), PyUnicode_InternFromString("equal"),
+                               PyUnicode_InternFromString("substitute")};
+  return names[jiwer && tag == EditOpcode::kReplace ? 4 : tag];
+}
+
+// A list of (tag, src, dst) tuples: rapidfuzz's Editops.as_list().
+py::list ops_list(const std::vector<EditOp>& ops) {
+  py::list out(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    PyObject* t = PyTuple_New(3);
+    if (!t) throw py::error_already_set();
+    PyObject* tag = tag_name(ops[i].tag, false);
+    Py_INCREF(tag);
+    PyTuple_SET_ITEM(t, 0, tag);
+    PyTuple_SET_ITEM(t, 1, PyLong_FromLongLong(ops[i].src));
+    PyTuple_SET_ITEM(t, 2, PyLong_FromLongLong(ops[i].dst));
+    PyList_SET_ITEM(out.ptr(), static_cast<py::ssize_t>(i), t);
+  }
+  return out;
+}
+
+// A list of (tag, i1, i2, j1, j2) tuples: rapidfuzz's Opcodes.as_list() (with `jiwer`, the tag
+// "replace" is "substitute", as jiwer's AlignmentChunk spells it). `make`: when not None, each
+// tuple becomes make(*tuple) through tuple.__new__ (a NamedTuple class).
+py::list opcodes_list(const std::vector<EditOp>& ops, int64_t la, int64_t lb, bool jiwer, std::vector<EditOpcode>& tmp,
+                      PyTypeObject* make = nullptr) {
+  edit_opcodes(ops, la, lb, tmp);
+  py::list out(tmp.size());
+  for (size_t i = 0; i < tmp.size(); ++i) {
+    PyObject* t = PyTuple_New(5);
+    if (!t) throw py::error_already_set();
+    PyObject* tag = tag_name(tmp[i].tag, jiwer);
+    Py_INCREF(tag);
+    PyTuple_SET_ITEM(t, 0, tag);
+    PyTuple_SET_ITEM(t, 1, PyLong_FromLongLong(tmp[i].src_begin));
+    PyTuple_SET_ITEM(t, 2, PyLong_FromLongLong(tmp[i].src_end));
+    PyTuple_SET_ITEM(t, 3, PyLong_FromLongLong(tmp[i].dst_begin));
+    PyTuple_SET_ITEM(t, 4, PyLong_FromLongLong(tmp[i].dst_end));
+    if (make) {  // a tuple subclass of 5 fields: its C-level tuple constructor, no Python code
+      PyObject* args = PyTuple_Pack(1, t);
+      Py_DECREF(t);
+      if (!args) throw py::error_already_set();
+      t = PyTuple_Type.tp_new(make, args, nullptr);
+      Py_DECREF(args);
+      if (!t) throw py::error_already_set();
+    }
+    PyList_SET_ITEM(out.ptr(), static_cast<py::ssize_t>(i), t);
+  }
+  return out;
+}
+
+py::object ops_result(const std::vector<EditOp>& ops, int64_t la, int64_t lb, bool opcodes) {
+  if (!opcodes) return ops_list(ops);
+  std::vector<EditOpcode> tmp;
+  return opcodes_list(ops, la, lb, false, tmp);
+}
+
 }  // namespace
 
 void register_edit_distance(py::module_& m) {
@@ -751,6 +811,124 @@ void register_edit_distance(py::module_& m) {
         return py::make_tuple(p.total.hits, p.total.substitutions, p.total.deletions, p.total.insertions);
       },
       py::arg("references"), py::arg("hypotheses"), py::arg("words"));
+  // rapidfuzz's Levenshtein.editops (opcodes with `opcodes`) of one pair (two str, two flat
+  // integer sequences: a list) or of each pair of two equal-length batches (a list of lists);
+  // NotImplemented for arguments the Python fallback converts (NumPy arrays, iterables).
+  m.def(
+      "edit_ops",
+      [](py::handle a, py::handle b, bool opcodes) -> py::object {
+        PyObject *x = a.ptr(), *y = b.ptr();
+        const bool sx = PyUnicode_Check(x), sy = PyUnicode_Check(y);
+        if (!(sx && sy) && !((sx || PyList_Check(x) || PyTuple_Check(x)) && (sy || PyList_Check(y) || PyTuple_Check(y))))
+          return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+        std::vector<EditOp> ops;
+        if (sx && sy) {
+          SeqRef r1, r2;
+          str_view(x, &r1);
+          str_view(y, &r2);
+          if (r1.len * r2.len > 16384) {  // str data is immutable and referenced by the call
+            py::gil_scoped_release release;
+            cpu::edit_ops(r1, r2, ops);
+          } else {
+            cpu::edit_ops(r1, r2, ops);
+          }
+          return ops_result(ops, r1.len, r2.len, opcodes);
+        }
+        if (sx || sy)
+          throw_type(std::string(sx ? "a" : "b") +
+                     " is a str but the other argument is not: pass two strings, or two sequences");
+        const int ta = token_sequence(x), tb = token_sequence(y);
+        if (ta < 0 || tb < 0) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+        BatchLease la(tl_batch(0)), lb(tl_batch(1));
+        SeqBatch &sa = *la, &sb = *lb;
+        if ((ta || tb) && (ta || empty_seq(x)) && (tb || empty_seq(y))) {  // one pair of token sequences
+          const py::tuple one_a = py::make_tuple(a), one_b = py::make_tuple(b);
+          convert_pair(one_a, one_b, sa, sb);
+          {
+            py::gil_scoped_release release;
+            cpu::edit_ops(sa.refs[0], sb.refs[0], ops);
+          }
+          return ops_result(ops, sa.refs[0].len, sb.refs[0].len, opcodes);
+        }
+        convert_pair(a, b, sa, sb);
+        const int64_t n = static_cast<int64_t>(sa.refs.size());
+        if (static_cast<int64_t>(sb.refs.size()) != n)
+          throw_value("a and b must have the same length (one pair per element), got " + std::to_string(n) + " and " +
+                      std::to_string(sb.refs.size()));
+        std::vector<std::vector<EditOp>> all(static_cast<size_t>(n));
+        {
+          py::gil_scoped_release release;
+          cpu::edit_ops_batch(sa.refs.data(), sb.refs.data(), n, all.data());
+        }
+        py::list out(n);
+        for (int64_t i = 0; i < n; ++i) {
+          py::object r = ops_result(all[i], sa.refs[i].len, sb.refs[i].len, opcodes);
+          PyList_SET_ITEM(out.ptr(), static_cast<py::ssize_t>(i), r.release().ptr());
+        }
+        return std::move(out);
+      },
+      py::arg("a"), py::arg("b"), py::arg("opcodes"));
+
+  // Per-sentence results of error_counts: ((hits, subs, dels, ins) totals, an (n, 4) int64
+  // array of each sentence's counts, and with `alignment` each sentence's jiwer alignment
+  // chunks, made by `chunk` (a 5-field tuple subclass) or None).
+  m.def(
+      "error_counts_detail",
+      [with_sentences](py::handle refs, py::handle hyps, bool words, bool alignment, py::handle chunk) {
+        std::vector<std::vector<EditOp>> all;
+        std::vector<int64_t> ref_len, hyp_len;
+        EditCountsParams p;
+        std::vector<EditCounts> per;
+        with_sentences(refs, hyps, words, [&](Sentences& r, Sentences& h) {
+          const int64_t n = static_cast<int64_t>(r.refs.size());
+          per.resize(static_cast<size_t>(n));
+          ref_len.resize(n);
+          hyp_len.resize(n);
+          for (int64_t i = 0; i < n; ++i) ref_len[i] = r.refs[i].len, hyp_len[i] = h.refs[i].len;
+          if (alignment) {  // counts from the ops: the same alignment
+            all.resize(static_cast<size_t>(n));
+            cpu::edit_ops_batch(r.refs.data(), h.refs.data(), n, all.data());
+            for (int64_t i = 0; i < n; ++i) {
+              EditCounts c;
+              for (const EditOp& o : all[i])
+                (o.tag == EditOp::kReplace ? c.substitutions : o.tag == EditOp::kDelete ? c.deletions : c.insertions)++;
+              c.hits = ref_len[i] - c.substitutions - c.deletions;
+              per[i] = c;
+              p.total.hits += c.hits, p.total.substitutions += c.substitutions;
+              p.total.deletions += c.deletions, p.total.insertions += c.insertions;
+            }
+          } else {
+            p.ref = r.refs.data();
+            p.hyp = h.refs.data();
+            p.n = n;
+            p.out = per.data();
+            cpu::edit_counts(p);
+          }
+        });
+        const int64_t n = static_cast<int64_t>(per.size());
+        py::array_t<int64_t> arr(std::vector<py::ssize_t>{n, 4});
+        int64_t* q = arr.mutable_data();
+        for (int64_t i = 0; i < n; ++i) {
+          q[4 * i] = per[i].hits, q[4 * i + 1] = per[i].substitutions;
+          q[4 * i + 2] = per[i].deletions, q[4 * i + 3] = per[i].insertions;
+        }
+        py::object chunks = py::none();
+        if (alignment) {
+          PyTypeObject* make = chunk.is_none() ? nullptr : reinterpret_cast<PyTypeObject*>(chunk.ptr());
+          if (make && !(PyType_Check(chunk.ptr()) && PyType_IsSubtype(make, &PyTuple_Type)))
+            throw_type("chunk must be a tuple subclass");
+          std::vector<EditOpcode> tmp;
+          py::list l(n);
+          for (int64_t i = 0; i < n; ++i) {
+            py::list c = opcodes_list(all[i], ref_len[i], hyp_len[i], true, tmp, make);
+            PyList_SET_ITEM(l.ptr(), static_cast<py::ssize_t>(i), c.release().ptr());
+          }
+          chunks = std::move(l);
+        }
+        return py::make_tuple(py::make_tuple(p.total.hits, p.total.substitutions, p.total.deletions, p.total.insertions),
+                              std::move(arr), chunks);
+      },
+      py::arg("references"), py::arg("hypotheses"), py::arg("words"), py::arg("alignment"), py::arg("chunk"));
 }
 
 }  // namespace fastloss

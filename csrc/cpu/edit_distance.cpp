@@ -925,6 +925,59 @@ void pairwise_lanes(const EditPairwiseParams& p, const int64_t* rows, int64_t nr
   });
 }
 
+// Unit costs, rows of more than 64 elements (or none): each row's block table is built once
+// per tile of columns, and every column runs Myers' block algorithm against it (the row as the
+// pattern whichever side is shorter; no per-pair table or trimming), within Ukkonen's band of
+// the pair's bound when there is one (so a cutoff only ever removes work), after the length
+// difference alone has been checked against that bound.
+void pairwise_rows(const EditPairwiseParams& p, const int64_t* rows, int64_t nrows) {
+  const EditWeights& c = p.w;
+  constexpr int64_t kCols = 256;
+  const int64_t cblocks = (p.nb + kCols - 1) / kCols;
+  const int64_t tiles = nrows * cblocks;
+  long long work = 0;
+  for (int64_t r = 0; r < nrows; ++r) work += p.a[rows[r]].len * p.nb;
+  for (int64_t j = 0; j < p.nb; ++j) work += p.b[j].len * nrows;
+  const int nt = threads_for(work, kMinElementsPerThread);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    Work& w = thread_work();
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t tile = 0; tile < tiles; ++tile) {
+      const int64_t i = rows[tile / cblocks], cb = tile % cblocks;
+      const SeqRef& a = p.a[i];
+      const int64_t m = a.len, j1 = (cb + 1) * kCols < p.nb ? (cb + 1) * kCols : p.nb;
+      with_kind(a.kind, [&](auto ta) {
+        typedef std::remove_cv_t<std::remove_pointer_t<decltype(ta)>> TA;
+        const TA* pa = static_cast<const TA*>(a.data);
+        if (m) w.build_block(pa, m);
+        for (int64_t j = cb * kCols; j < j1; ++j) {
+          const SeqRef& b = p.b[j];
+          const int64_t n = b.len;
+          const int64_t k = pair_bound(p.cutoff, p.normalize, m, n, c), ku = k / c.ins;
+          int64_t d;
+          if (m == 0 || n == 0) {
+            d = bounded(m + n, c.ins, k);
+          } else if ((m > n ? m - n : n - m) > ku) {
+            d = over(k);
+          } else {
+            // A band as wide as the pattern saves nothing: the plain block loop then.
+            const int64_t kb = ku < m + n && (2 * ku) / 64 + 2 < w.bt.words ? ku : m + n;
+            const int64_t u = with_kind(b.kind, [&](auto tb) {
+              typedef std::remove_cv_t<std::remove_pointer_t<decltype(tb)>> TB;
+              return myers_block(w, m, static_cast<const TB*>(b.data), n, kb);
+            });
+            d = u > ku ? over(k) : bounded(u, c.ins, k);
+          }
+          store_out(p, i, j, d, m, n);
+        }
+        if (m) w.clear_block(pa, m);
+        return 0;
+      });
+    }
+  }
+}
+
 }  // namespace
 
 int64_t edit_distance_pair(const SeqRef& a, const SeqRef& b, const EditWeights& w, int64_t k) {
@@ -1015,6 +1068,15 @@ void edit_distance_pairwise(const EditPairwiseParams& p) {
   if (n32) pairwise_lanes<uint32_t>(p, sel32, n32);
   if (n64) pairwise_lanes<uint64_t>(p, sel64, n64);
   if (!nrest) return;
+  if (unit) {
+    // A bound that fits Hyyro's one-word diagonal band (<= 62) is cheaper pair by pair (trimmed,
+    // one word per column, early exit); otherwise the per-row block tables.
+    int64_t la = 0, lb = 0;
+    for (int64_t r = 0; r < nrest; ++r) la = p.a[rest[r]].len > la ? p.a[rest[r]].len : la;
+    for (int64_t j = 0; j < p.nb; ++j) lb = p.b[j].len > lb ? p.b[j].len : lb;
+    const int64_t kmax = pair_bound(p.cutoff, p.normalize, la, lb, c) / c.ins;
+    if (kmax > 62) return pairwise_rows(p, rest, nrest);
+  }
   const int64_t tiles = nrest * p.nb;
   long long work = 0;
   for (int64_t r = 0; r < nrest; ++r) work += p.a[rest[r]].len * p.nb;

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from . import _C
 from .cross_entropy import nll_loss, softmax_cross_entropy
-from .edit_distance import ErrorCounts, edit_distance, error_counts, error_rate, pairwise_edit_distance
+from .edit_distance import (AlignmentChunk, ErrorCounts, edit_distance, edit_ops, error_counts, error_rate,
+                            pairwise_edit_distance, visualize_alignment)
 from .ctc import ctc_loss
 from .elementwise import (balanced_sigmoid_cross_entropy, huber_loss, hinge_loss, kl_div, l1_loss, log_cosh_loss,
                           mse_loss, sigmoid_cross_entropy, sigmoid_focal_loss, smooth_l1_loss,
@@ -32,7 +33,8 @@ for _message in _C.environment_warnings():
 __all__ = [
     "__version__", "build_info", "cuda_available", "get_num_threads", "set_num_threads", "max_num_threads",
     "softmax_cross_entropy", "nll_loss",
-    "edit_distance", "pairwise_edit_distance", "error_rate", "error_counts", "ErrorCounts",
+    "edit_distance", "pairwise_edit_distance", "edit_ops", "error_rate", "error_counts", "ErrorCounts",
+    "AlignmentChunk", "visualize_alignment",
     "ctc_loss",
     "sigmoid_cross_entropy", "balanced_sigmoid_cross_entropy", "sigmoid_focal_loss",
     "truncated_sigmoid_cross_entropy", "hinge_loss", "kl_div",

@@ -1,10 +1,13 @@
 """The ``fastloss`` command line.
 
-``fastloss error-rate [--unit char|word] [--json] REFERENCES HYPOTHESES`` reads two UTF-8 text
-files, one sentence per line (line i of one against line i of the other), and prints the
-corpus error rate with its counts (jiwer 4's rules, see :func:`fastloss.error_counts`). The
-files are streamed in chunks of lines through :func:`fastloss.error_counts`, so memory stays
-bounded whatever their size; on a terminal a progress line is drawn on stderr.
+``fastloss error-rate [--unit char|word] [--json] [--normalize STEP[,STEP...]] [--per-sentence]
+[--show-alignment] REFERENCES HYPOTHESES`` reads two UTF-8 text files, one sentence per line
+(line i of one against line i of the other), and prints the corpus error rate with its counts
+(jiwer 4's rules, see :func:`fastloss.error_counts`). The files are streamed in chunks of lines
+through :func:`fastloss.error_counts`, so memory stays bounded whatever their size; on a
+terminal a progress line is drawn on stderr. ``--normalize`` applies named normalisation steps
+first; ``--per-sentence`` prints one JSON object per sentence, then the corpus line as JSON;
+``--show-alignment`` prints jiwer's ``visualize_alignment`` layout before the corpus report.
 
 Exit status: 0 on success; 2 for a usage error, an unreadable or non-UTF-8 file, or files of
 different line counts (the message names both files and their counts).
@@ -17,7 +20,7 @@ import os
 import sys
 from itertools import islice
 
-from .edit_distance import ErrorCounts, error_counts
+from .edit_distance import _NAMED, ErrorCounts, _alignment_text, _summary, error_counts, per_sentence_counts
 
 JSON_KEYS = ("unit", "error_rate", "mer", "wil", "wip", "hits", "substitutions", "deletions", "insertions",
              "reference_units", "sentences")
@@ -77,27 +80,49 @@ def _count_rest(f):
     return sum(1 for _ in f)
 
 
-def corpus_counts(ref_path, hyp_path, unit="char", chunk_lines=CHUNK_LINES):
-    """(ErrorCounts, sentences) of two files, streamed `chunk_lines` lines at a time."""
+def corpus_counts(ref_path, hyp_path, unit="char", chunk_lines=CHUNK_LINES, normalize=None, per_sentence=False,
+                  show_alignment=False, out=None):
+    """(ErrorCounts, sentences) of two files, streamed `chunk_lines` lines at a time; with
+    per_sentence / show_alignment, each chunk's lines are written to `out` as they come."""
     total = ErrorCounts()
-    n = 0
+    n = 0        # sentences counted (lines, less any that remove_empty dropped)
+    lines = 0    # lines read
     try:
         with open(ref_path, "rb") as fr, open(hyp_path, "rb") as fh:
             progress = _Progress(fr, ref_path)
             try:
                 while True:
-                    refs = _lines(fr, ref_path, n, chunk_lines)
-                    hyps = _lines(fh, hyp_path, n, chunk_lines)
+                    refs = _lines(fr, ref_path, lines, chunk_lines)
+                    hyps = _lines(fh, hyp_path, lines, chunk_lines)
                     if len(refs) != len(hyps):
-                        nr = n + len(refs) + (_count_rest(fr) if len(refs) == chunk_lines else 0)
-                        nh = n + len(hyps) + (_count_rest(fh) if len(hyps) == chunk_lines else 0)
+                        nr = lines + len(refs) + (_count_rest(fr) if len(refs) == chunk_lines else 0)
+                        nh = lines + len(hyps) + (_count_rest(fh) if len(hyps) == chunk_lines else 0)
                         raise _Fail(f"{ref_path} has {nr} lines but {hyp_path} has {nh} lines; line i of the "
                                     f"references is compared with line i of the hypotheses, so the counts must match")
                     if not refs:
                         break
-                    total = total + error_counts(refs, hyps, unit=unit)
-                    n += len(refs)
-                    progress.update(n)
+                    try:
+                        if show_alignment:
+                            text, c, k = _alignment_text(refs, hyps, unit, normalize, True, None, first=n + 1)
+                            out.write(text)
+                        elif per_sentence:
+                            c, per = per_sentence_counts(refs, hyps, unit=unit, normalize=normalize)
+                            k = len(per)
+                            for i, (h, s_, d, ins) in enumerate(per.tolist()):
+                                ref_units = h + s_ + d
+                                rate = (s_ + d + ins) / ref_units if ref_units else ins
+                                out.write(json.dumps({"sentence": n + i + 1, "error_rate": rate, "hits": h,
+                                                      "substitutions": s_, "deletions": d, "insertions": ins,
+                                                      "reference_units": ref_units}) + "\n")
+                        else:
+                            c = error_counts(refs, hyps, unit=unit, normalize=normalize)
+                            k = len(refs)
+                    except ValueError as e:  # remove_empty left different sentence counts
+                        raise _Fail(f"lines {lines + 1}-{lines + len(refs)}: {e}") from None
+                    total = total + c
+                    n += k
+                    lines += len(refs)
+                    progress.update(lines)
                     if len(refs) < chunk_lines:
                         break
             finally:
@@ -133,6 +158,14 @@ def _parser():
     e.add_argument("--unit", choices=("char", "word"), default="char",
                    help="char: character error rate (default); word: word error rate")
     e.add_argument("--json", action="store_true", help="print one JSON object (keys: " + ", ".join(JSON_KEYS) + ")")
+    e.add_argument("--normalize", metavar="STEP[,STEP...]", default=None,
+                   help="normalise both files first, steps in order: " + ", ".join(_NAMED) +
+                        " (jiwer's ToLowerCase, RemovePunctuation, RemoveMultipleSpaces, Strip, RemoveEmptyStrings, "
+                        "ExpandCommonEnglishContractions)")
+    e.add_argument("--per-sentence", action="store_true",
+                   help="print one JSON object per sentence with its counts, then the corpus line (as JSON)")
+    e.add_argument("--show-alignment", action="store_true",
+                   help="print each sentence's alignment (jiwer's visualize_alignment layout) before the report")
     e.add_argument("--chunk-lines", type=int, default=CHUNK_LINES, help=argparse.SUPPRESS)
     e.add_argument("references", metavar="REFERENCES")
     e.add_argument("hypotheses", metavar="HYPOTHESES")
@@ -145,13 +178,27 @@ def main(argv=None):
     if args.chunk_lines < 1:
         print("fastloss error-rate: --chunk-lines must be positive", file=sys.stderr)
         return 2
+    normalize = None
+    if args.normalize is not None:
+        normalize = [x.strip() for x in args.normalize.split(",") if x.strip()]
+        bad = [x for x in normalize if x not in _NAMED]
+        if bad:
+            print(f"fastloss error-rate: --normalize: unknown step {bad[0]!r}; the steps are {', '.join(_NAMED)}",
+                  file=sys.stderr)
+            return 2
+    if args.per_sentence and args.show_alignment:
+        print("fastloss error-rate: --per-sentence and --show-alignment are exclusive", file=sys.stderr)
+        return 2
     try:
-        c, n = corpus_counts(args.references, args.hypotheses, args.unit, args.chunk_lines)
+        c, n = corpus_counts(args.references, args.hypotheses, args.unit, args.chunk_lines, normalize,
+                             args.per_sentence, args.show_alignment, sys.stdout)
     except _Fail as e:
         print(f"fastloss error-rate: {e}", file=sys.stderr)
         return 2
+    if args.show_alignment:
+        sys.stdout.write(_summary(c, n, args.unit))
     d = _report(c, n, args.unit)
-    print(json.dumps(d) if args.json else _text(d))
+    print(json.dumps(d) if (args.json or args.per_sentence) else _text(d))
     return 0
 
 

@@ -3,12 +3,17 @@ pairwise distance matrices, and corpus-level character/word error rates."""
 from __future__ import annotations
 
 import numbers
+import re
+import sys
+import unicodedata
+from typing import NamedTuple
 
 import numpy as np
 
 from . import _C
 
-__all__ = ["edit_distance", "pairwise_edit_distance", "error_rate", "error_counts", "ErrorCounts"]
+__all__ = ["edit_distance", "pairwise_edit_distance", "edit_ops", "error_rate", "error_counts", "ErrorCounts",
+           "AlignmentChunk", "visualize_alignment"]
 
 
 _SEQ = (list, tuple)
@@ -129,7 +134,186 @@ def pairwise_edit_distance(a, b, *, weights=(1, 1, 1), normalize=False, score_cu
     return _C.pairwise_edit_distance(a, b, weights, normalize, score_cutoff, dtype)
 
 
-def error_rate(references, hypotheses, *, unit="char"):
+def edit_ops(a, b, *, opcodes=False):
+    """The edit operations of an optimal (unit-cost) alignment turning ``a`` into ``b``, equal
+    to ``rapidfuzz.distance.Levenshtein.editops(a, b).as_list()`` (and with ``opcodes=True`` to
+    ``Levenshtein.opcodes(a, b).as_list()``), including rapidfuzz's choice among equally
+    short alignments.
+
+    Args:
+        a, b: two ``str`` (by code point) or two flat integer (or hashable token) sequences: one
+            pair; or two equal-length sequences of those: a batch of pairs (the same rules as
+            :func:`edit_distance`: a list of ``str`` is a batch, not one sequence of tokens).
+        opcodes: return rapidfuzz's opcodes instead of its editops.
+
+    Returns:
+        One pair: a list of ``(tag, src_pos, dest_pos)`` tuples, ``tag`` in ``"replace"``
+        (``a[src_pos]`` becomes ``b[dest_pos]``), ``"delete"`` (``a[src_pos]`` is removed) and
+        ``"insert"`` (``b[dest_pos]`` is inserted before ``a[src_pos]``), in order; with
+        ``opcodes=True`` a list of ``(tag, i1, i2, j1, j2)`` tuples covering both sequences
+        (``a[i1:i2]`` becomes ``b[j1:j2]``; tags ``"equal"``, ``"replace"``, ``"delete"``,
+        ``"insert"``). A batch: a list with one such list per pair. The number of editops is
+        ``edit_distance(a, b)``.
+
+    Reference: docs/edit_distance.md.
+
+    Example:
+        >>> import fastloss
+        >>> fastloss.edit_ops("kitten", "sitting")
+        [('replace', 0, 0), ('replace', 4, 4), ('insert', 6, 6)]
+        >>> fastloss.edit_ops("ab", "b", opcodes=True)
+        [('delete', 0, 1, 0, 0), ('equal', 1, 2, 0, 1)]
+        >>> fastloss.edit_ops(["ab", "abc"], ["b", "abd"])
+        [[('delete', 0, 0)], [('replace', 2, 2)]]
+    """
+    if not isinstance(opcodes, (bool, np.bool_)):
+        raise TypeError(f"opcodes must be a bool, got {type(opcodes).__name__}")
+    opcodes = bool(opcodes)
+    r = _C.edit_ops(a, b, opcodes)
+    if r is not NotImplemented:
+        return r
+    ta, tb = _is_token_sequence(a), _is_token_sequence(b)
+    if (ta or tb) and (ta or _is_empty(a)) and (tb or _is_empty(b)):  # one pair of token sequences
+        return _C.edit_ops([int(v) for v in a], [int(v) for v in b], opcodes) if len(a) and len(b) else \
+            _C.edit_ops([[int(v) for v in a]], [[int(v) for v in b]], opcodes)[0]
+    return _C.edit_ops(list(_batch(a, "a")), list(_batch(b, "b")), opcodes)
+
+
+class AlignmentChunk(NamedTuple):
+    """One block of a sentence's alignment, as jiwer's ``AlignmentChunk``: ``type`` is
+    ``"equal"``, ``"substitute"``, ``"delete"`` or ``"insert"``, and reference units
+    ``[ref_start_idx, ref_end_idx)`` align with hypothesis units ``[hyp_start_idx, hyp_end_idx)``."""
+
+    type: str
+    ref_start_idx: int
+    ref_end_idx: int
+    hyp_start_idx: int
+    hyp_end_idx: int
+
+
+# ---------------------------------------------------------------------------------------------
+# normalize=: jiwer's transforms, applied to the whole corpus at once where that is exact.
+
+_CONTRACTIONS = (("won't", "will not"), ("can't", "can not"), ("let's", "let us"), ("n't", " not"),
+                 ("'re", " are"), ("'s", " is"), ("'d", " would"), ("'ll", " will"), ("'t", " not"),
+                 ("'ve", " have"), ("'m", " am"))
+_MULTI_SPACE = re.compile(r"\s\s+")
+_PUNCT = None
+_SEP = "\x00"  # joins the corpus: not whitespace, not punctuation, not a word character, uncased
+
+
+def _punctuation_table():
+    global _PUNCT
+    if _PUNCT is None:  # every code point of Unicode category P*, as jiwer's RemovePunctuation
+        _PUNCT = dict.fromkeys(i for i in range(sys.maxunicode + 1) if unicodedata.category(chr(i))[0] == "P")
+    return _PUNCT
+
+
+_NAMED = ("lowercase", "remove_punctuation", "remove_multiple_spaces", "strip", "remove_empty", "expand_contractions")
+
+
+def _normalize_steps(normalize):
+    """The checked steps of `normalize`: a list of names, ("substitute", [(regex, value)]) and
+    callables."""
+    if normalize is None:
+        return []
+    if callable(normalize):
+        return [normalize]
+    if isinstance(normalize, (str, dict)):
+        normalize = [normalize]
+    try:
+        items = list(normalize)
+    except TypeError:
+        raise TypeError(f"normalize must be None, a callable or a sequence of steps, got {type(normalize).__name__}") \
+            from None
+    steps = []
+    for st in items:
+        if isinstance(st, str):
+            if st not in _NAMED:
+                raise ValueError(f"normalize: unknown step {st!r}; the named steps are {', '.join(_NAMED)} "
+                                 f"and {{'substitute': {{...}}}}")
+            steps.append(st)
+        elif isinstance(st, dict) and len(st) == 1 and "substitute" in st:
+            mapping = st["substitute"]
+            if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                        for k, v in mapping.items()):
+                raise TypeError(f"normalize: 'substitute' needs a dict of str -> str, got {mapping!r}")
+            steps.append(("substitute", [(re.compile(r"\b{}\b".format(re.escape(k))), v.replace("\\", "\\\\"))
+                                         for k, v in mapping.items()], mapping))
+        elif callable(st):
+            steps.append(st)
+        else:
+            raise TypeError(f"normalize: a step must be a name, {{'substitute': {{...}}}} or a callable, got {st!r}")
+    return steps
+
+
+def _apply_text(step, text):
+    """A string step on `text` (one sentence, or the corpus joined by _SEP)."""
+    if step == "lowercase":
+        return text.lower()
+    if step == "remove_punctuation":
+        return text.translate(_punctuation_table())
+    if step == "remove_multiple_spaces":
+        return _MULTI_SPACE.sub(" ", text)
+    if step == "expand_contractions":
+        for k, v in _CONTRACTIONS:
+            text = text.replace(k, v)
+        return text
+    if isinstance(step, tuple):  # substitute: jiwer's re.sub(r"\bKEY\b", VALUE) in dict order
+        for rx, v in step[1]:
+            text = rx.sub(v, text)
+        return text
+    raise AssertionError(step)
+
+
+def _normalized(sentences, steps, name):
+    """`sentences` (a list of str) after the steps. String steps run on the whole corpus joined
+    by a NUL (one C-level pass per step; exact, since NUL is neither whitespace, punctuation, a
+    word character nor cased) unless a sentence or a substitution holds a NUL."""
+    if not steps:
+        return sentences
+    for i, x in enumerate(sentences):
+        if not isinstance(x, str):
+            raise TypeError(f"{name}[{i}] must be a str, got {type(x).__name__}")
+    out = list(sentences)
+    k = 0
+    while k < len(steps):
+        st = steps[k]
+        if callable(st):
+            res = []
+            for i, x in enumerate(out):
+                y = st(x)
+                if not isinstance(y, str):
+                    raise TypeError(f"normalize: the callable must return a str, got {type(y).__name__} for "
+                                    f"{name}[{i}]")
+                res.append(y)
+            out = res
+            k += 1
+        elif st == "strip":
+            out = [x.strip() for x in out]
+            k += 1
+        elif st == "remove_empty":  # jiwer's RemoveEmptyStrings: drops the sentence (each side alone)
+            out = [x for x in out if x.strip() != ""]
+            k += 1
+        else:  # a run of text steps, on the joined corpus
+            j = k
+            while j < len(steps) and not callable(steps[j]) and steps[j] not in ("strip", "remove_empty"):
+                j += 1
+            run = steps[k:j]
+            text = _SEP.join(out)
+            if any(_SEP in x for x in out) or any(
+                    isinstance(s, tuple) and any(_SEP in a or _SEP in b for a, b in s[2].items()) for s in run):
+                for st2 in run:
+                    out = [_apply_text(st2, x) for x in out]
+            elif out:
+                for st2 in run:
+                    text = _apply_text(st2, text)
+                out = text.split(_SEP)
+            k = j
+    return out
+
+
+def error_rate(references, hypotheses, *, unit="char", normalize=None):
     """Corpus-level error rate: total edits over total reference units.
 
     ``unit="char"`` is the character error rate (CER), ``unit="word"`` the word error rate
@@ -142,19 +326,30 @@ def error_rate(references, hypotheses, *, unit="char"):
     Args:
         references, hypotheses: a ``str`` or equal-length lists of ``str``.
         unit: ``"char"`` or ``"word"``.
+        normalize: text normalisation applied to both sides before the default rules above:
+            a sequence of steps run in order, each a name (``"lowercase"``,
+            ``"remove_punctuation"``, ``"remove_multiple_spaces"``, ``"strip"``,
+            ``"remove_empty"``, ``"expand_contractions"``), ``{"substitute": {word: by}}`` or a
+            callable on one string; the numbers equal jiwer's with the same transforms
+            (``ToLowerCase``, ``RemovePunctuation``, ``RemoveMultipleSpaces``, ``Strip``,
+            ``RemoveEmptyStrings``, ``ExpandCommonEnglishContractions``, ``SubstituteWords``)
+            placed before its default ones. See docs/edit_distance.md.
 
     Example:
         >>> import fastloss
         >>> fastloss.error_rate(["the cat sat"], ["the cat sit"], unit="word")
         0.3333333333333333
+        >>> fastloss.error_rate(["The cat, sat."], ["the cat sat"], unit="word",
+        ...                     normalize=["lowercase", "remove_punctuation"])
+        0.0
     """
-    edits, ref_units, _ = _C.error_rate_counts(*_sentences(references, hypotheses, unit), unit == "word")
+    edits, ref_units, _ = _C.error_rate_counts(*_sentences(references, hypotheses, unit, normalize), unit == "word")
     if ref_units == 0:
         return int(edits)
     return edits / ref_units
 
 
-def _sentences(references, hypotheses, unit):
+def _sentences(references, hypotheses, unit, normalize=None):
     if unit not in ("char", "word"):
         raise ValueError(f"unit must be 'char' or 'word', got {unit!r}")
     refs = [references] if isinstance(references, str) else references
@@ -162,6 +357,14 @@ def _sentences(references, hypotheses, unit):
     for name, x in (("references", refs), ("hypotheses", hyps)):
         if not isinstance(x, (list, tuple)):
             raise TypeError(f"{name} must be a str or a list of str, got {type(x).__name__}")
+    steps = _normalize_steps(normalize)
+    if steps:
+        refs = _normalized(refs, steps, "references")
+        hyps = _normalized(hyps, steps, "hypotheses")
+        if len(refs) != len(hyps):
+            raise ValueError(f"normalize: after the steps there are {len(refs)} references and {len(hyps)} hypotheses "
+                             f"(remove_empty drops empty sentences of each side, as jiwer's RemoveEmptyStrings); "
+                             f"the counts must match")
     # jiwer turns an empty list into one empty sentence
     refs = refs if len(refs) else [""]
     hyps = hyps if len(hyps) else [""]
@@ -268,7 +471,7 @@ class ErrorCounts:
         return 1 - self.wip
 
 
-def error_counts(references, hypotheses, *, unit="char"):
+def error_counts(references, hypotheses, *, unit="char", normalize=None, return_alignment=False):
     """Hits, substitutions, deletions and insertions of a corpus, as jiwer 4's
     ``process_characters`` (``unit="char"``) / ``process_words`` (``unit="word"``).
 
@@ -279,9 +482,16 @@ def error_counts(references, hypotheses, *, unit="char"):
     Args:
         references, hypotheses: a ``str`` or equal-length lists of ``str``.
         unit: ``"char"`` or ``"word"``.
+        normalize: text normalisation before the default rules, as in :func:`error_rate`.
+        return_alignment: also return each sentence's alignment.
 
     Returns:
-        :class:`ErrorCounts`, with ``error_rate``, ``mer``, ``wil``, ``wip``.
+        :class:`ErrorCounts`, with ``error_rate``, ``mer``, ``wil``, ``wip``; with
+        ``return_alignment=True`` a pair ``(counts, alignments)``: ``alignments[i]`` is the list of
+        :class:`AlignmentChunk` of sentence i, equal (field by field) to jiwer's
+        ``process_words(...).alignments[i]`` / ``process_characters``; indices count words (or
+        characters) after normalisation and the default rules. :func:`visualize_alignment`
+        renders them as jiwer does.
 
     Reference: docs/edit_distance.md.
 
@@ -290,5 +500,119 @@ def error_counts(references, hypotheses, *, unit="char"):
         >>> c = fastloss.error_counts(["kitten"], ["sitting"])
         >>> (c.hits, c.substitutions, c.deletions, c.insertions)
         (4, 2, 0, 1)
+        >>> c, al = fastloss.error_counts("the cat sat", "the cat sit down", unit="word", return_alignment=True)
+        >>> [tuple(ch) for ch in al[0]]
+        [('equal', 0, 2, 0, 2), ('insert', 2, 2, 2, 3), ('substitute', 2, 3, 3, 4)]
     """
-    return ErrorCounts(*_C.error_counts(*_sentences(references, hypotheses, unit), unit == "word"))
+    if not isinstance(return_alignment, (bool, np.bool_)):
+        raise TypeError(f"return_alignment must be a bool, got {type(return_alignment).__name__}")
+    refs, hyps = _sentences(references, hypotheses, unit, normalize)
+    if not return_alignment:
+        return ErrorCounts(*_C.error_counts(refs, hyps, unit == "word"))
+    totals, _, chunks = _C.error_counts_detail(refs, hyps, unit == "word", True, AlignmentChunk)
+    return ErrorCounts(*totals), chunks
+
+
+def per_sentence_counts(references, hypotheses, *, unit="char", normalize=None):
+    """(corpus ErrorCounts, (n, 4) int64 array of each sentence's hits, substitutions,
+    deletions, insertions): the command line's --per-sentence."""
+    refs, hyps = _sentences(references, hypotheses, unit, normalize)
+    totals, per, _ = _C.error_counts_detail(refs, hyps, unit == "word", False, None)
+    return ErrorCounts(*totals), per
+
+
+def _units(sentences, unit):
+    """Each sentence's units under jiwer's default transforms (as the C++ side splits them)."""
+    if unit == "char":
+        return [list(x.strip()) for x in sentences]
+    return [[w for w in _MULTI_SPACE.sub(" ", x).strip().split(" ") if w] for x in sentences]
+
+
+def visualize_alignment(references, hypotheses, *, unit="word", normalize=None, show_measures=True,
+                        skip_correct=True, line_width=None):
+    """The alignment of each sentence as text, in the layout of jiwer's ``visualize_alignment``
+    (``REF:`` / ``HYP:`` lines with ``S``, ``D``, ``I`` marks under the edits, then a summary):
+    equal to ``jiwer.visualize_alignment(jiwer.process_words(references, hypotheses, ...))``
+    (``process_characters`` with ``unit="char"``) with the same transforms.
+
+    Args:
+        references, hypotheses, unit, normalize: as in :func:`error_counts`.
+        show_measures: end with the counts and measures (``=== SUMMARY ===``).
+        skip_correct: leave out sentences without errors.
+        line_width: wrap each sentence's lines at about this many characters (None: no wrap).
+
+    Returns:
+        str.
+
+    Example:
+        >>> import fastloss
+        >>> print(fastloss.visualize_alignment("the cat sat", "the cat sit down", show_measures=False))
+        === SENTENCE 1 ===
+        <BLANKLINE>
+        REF: the cat ***  sat
+        HYP: the cat sit down
+                       I    S
+        <BLANKLINE>
+    """
+    body, c, n = _alignment_text(references, hypotheses, unit, normalize, skip_correct, line_width)
+    if show_measures:
+        return body + _summary(c, n, unit)
+    return body[:-1]
+
+
+def _alignment_text(references, hypotheses, unit, normalize, skip_correct, line_width, first=1):
+    """(the sentences' blocks, their ErrorCounts, their number); sentences numbered from `first`."""
+    refs, hyps = _sentences(references, hypotheses, unit, normalize)
+    totals, _, chunks = _C.error_counts_detail(refs, hyps, unit == "word", True, AlignmentChunk)
+    ref_units, hyp_units = _units(refs, unit), _units(hyps, unit)
+    words = unit == "word"
+    parts = []
+    for idx, (gt, hp, ch) in enumerate(zip(ref_units, hyp_units, chunks)):
+        if skip_correct and (len(ch) == 0 or (len(ch) == 1 and ch[0].type == "equal")):
+            continue
+        parts.append(f"=== SENTENCE {idx + first} ===\n\n")
+        parts.append(_comparison(gt, hp, ch, words, line_width))
+        parts.append("\n")
+    return "".join(parts), ErrorCounts(*totals), len(chunks)
+
+
+def _summary(c, n, unit):
+    """jiwer's '=== SUMMARY ===' block."""
+    out = "=== SUMMARY ===\n"
+    out += f"number of sentences: {n}\n"
+    out += f"substitutions={c.substitutions} deletions={c.deletions} insertions={c.insertions} hits={c.hits}\n"
+    if unit == "char":
+        return out + f"\ncer={c.error_rate * 100:.2f}%\n"
+    return out + f"\nmer={c.mer * 100:.2f}%\nwil={c.wil * 100:.2f}%\nwip={c.wip * 100:.2f}%\nwer={c.error_rate * 100:.2f}%\n"
+
+
+def _comparison(ref, hyp, chunks, spaced, line_width):
+    """One sentence's REF/HYP/marks lines, as jiwer lays them out."""
+    rs, hs, ops, agg = "REF: ", "HYP: ", "     ", ""
+    sep = " " if spaced else ""
+    for ch in chunks:
+        t = ch.type
+        if t == "equal" or t == "substitute":
+            r, h = ref[ch.ref_start_idx:ch.ref_end_idx], hyp[ch.hyp_start_idx:ch.hyp_end_idx]
+            mark = " " if t == "equal" else "S"
+        elif t == "delete":
+            r = ref[ch.ref_start_idx:ch.ref_end_idx]
+            h, mark = ["*"] * len(r), "D"
+        else:
+            h = hyp[ch.hyp_start_idx:ch.hyp_end_idx]
+            r, mark = ["*"] * len(h), "I"
+        for rf, hp in zip(r, h):
+            width = max(len(rf), len(hp), 1)
+            if line_width is not None and len(rs) + width > line_width:
+                agg += (f"{rs[:-1]}\n{hs[:-1]}\n{ops[:-1]}\n\n" if spaced else f"{rs}\n{hs}\n{ops}\n\n")
+                rs, hs, ops = "REF: ", "HYP: ", "     "
+            if rf == "*":
+                rf = "*" * width
+            elif hp == "*":
+                hp = "*" * width
+            rs += f"{rf:>{width}}" + sep
+            hs += f"{hp:>{width}}" + sep
+            ops += f"{mark:>{width}}" + sep
+    if spaced:
+        return agg + f"{rs[:-1]}\n{hs[:-1]}\n{ops[:-1]}\n"
+    return agg + f"{rs}\n{hs}\n{ops}\n"

@@ -7,6 +7,7 @@
 // values are equal after zero-extension to 64 bits.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "fastloss/runtime.h"
 #include "fastloss/tensor.h"
@@ -75,6 +76,24 @@ struct EditCountsParams {
   EditCounts total;
 };
 
+// One step of rapidfuzz's Levenshtein.editops: replace a[src] by b[dst], delete a[src]
+// (dst: where it would have been in b), or insert b[dst] before a[src].
+struct EditOp {
+  enum : int32_t { kReplace = 0, kDelete = 1, kInsert = 2 };
+  int32_t tag;
+  int64_t src, dst;
+};
+
+// rapidfuzz's Levenshtein.opcodes: a[src_begin:src_end] -> b[dst_begin:dst_end].
+struct EditOpcode {
+  enum : int32_t { kReplace = 0, kDelete = 1, kInsert = 2, kEqual = 3 };
+  int32_t tag;
+  int64_t src_begin, src_end, dst_begin, dst_end;
+};
+
+// The opcodes of an editops list of a pair of lengths (la, lb).
+void edit_opcodes(const std::vector<EditOp>& ops, int64_t la, int64_t lb, std::vector<EditOpcode>& out);
+
 // The (na, nb) matrix; `out` is int32, int64 or float64 (normalized), any strides.
 struct EditPairwiseParams {
   const SeqRef* a = nullptr;
@@ -125,6 +144,10 @@ void edit_distance_pairwise(const EditPairwiseParams& p);
 // if it is <= k, else -1; -2 if it does not fit in int64.
 int64_t edit_distance_pair(const SeqRef& a, const SeqRef& b, const EditWeights& w, int64_t k);
 void edit_counts(EditCountsParams& p);
+// rapidfuzz's Levenshtein.editops of one pair (a = source), in order; the batch form runs
+// the pairs on all cores (out: n vectors).
+void edit_ops(const SeqRef& a, const SeqRef& b, std::vector<EditOp>& out);
+void edit_ops_batch(const SeqRef* a, const SeqRef* b, int64_t n, std::vector<EditOp>* out);
 // Padded arrays: builds SeqRefs for the rows (validating the lengths) and runs the batch.
 void edit_distance_padded(const EditPaddedParams& p);
 }  // namespace cpu
