@@ -360,8 +360,9 @@ void edit_ops_batch(const SeqRef* a, const SeqRef* b, int64_t n, std::vector<Edi
   long long work = 0;
   for (int64_t i = 0; i < n; ++i) work += a[i].len + b[i].len;
   const int nt = threads_for(work, kMinElementsPerThread);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 16)
-  for (int64_t i = 0; i < n; ++i) edit_ops(a[i], b[i], out[i]);
+  parallel_for(n, 16, nt, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) edit_ops(a[i], b[i], out[i]);
+  });
 }
 
 }  // namespace cpu

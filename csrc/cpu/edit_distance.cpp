@@ -939,11 +939,12 @@ void pairwise_rows(const EditPairwiseParams& p, const int64_t* rows, int64_t nro
   for (int64_t r = 0; r < nrows; ++r) work += p.a[rows[r]].len * p.nb;
   for (int64_t j = 0; j < p.nb; ++j) work += p.b[j].len * nrows;
   const int nt = threads_for(work, kMinElementsPerThread);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
+  Claim claim(tiles, 1);  // tiles handed out one at a time: rows differ in length
+  parallel_parts(nt, [&](int, int) {
     Work& w = thread_work();
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t tile = 0; tile < tiles; ++tile) {
+    int64_t t0, t1;
+    while (claim.take(&t0, &t1)) {
+      const int64_t tile = t0;
       const int64_t i = rows[tile / cblocks], cb = tile % cblocks;
       const SeqRef& a = p.a[i];
       const int64_t m = a.len, j1 = (cb + 1) * kCols < p.nb ? (cb + 1) * kCols : p.nb;
@@ -975,7 +976,7 @@ void pairwise_rows(const EditPairwiseParams& p, const int64_t* rows, int64_t nro
         return 0;
       });
     }
-  }
+  });
 }
 
 }  // namespace
