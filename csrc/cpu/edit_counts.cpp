@@ -360,8 +360,10 @@ void edit_ops_batch(const SeqRef* a, const SeqRef* b, int64_t n, std::vector<Edi
   long long work = 0;
   for (int64_t i = 0; i < n; ++i) work += a[i].len + b[i].len;
   const int nt = threads_for(work, kMinElementsPerThread);
-  parallel_for(n, 16, nt, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) edit_ops(a[i], b[i], out[i]);
+  constexpr int64_t kGrain = 16;  // pairs per task: lengths vary, so tasks are claimed in turn
+  parallel_tasks((n + kGrain - 1) / kGrain, nt, [&](int64_t piece) {
+    const int64_t i1 = (piece + 1) * kGrain < n ? (piece + 1) * kGrain : n;
+    for (int64_t i = piece * kGrain; i < i1; ++i) edit_ops(a[i], b[i], out[i]);
   });
 }
 
