@@ -61,6 +61,28 @@ TensorView host_labels(const Call& call, py::handle labels, const TensorView& y,
   return v;
 }
 
+// NumPy's floating-point warnings off for the call (inf or NaN inputs make the products and
+// the softcap warn; the loss reports them as values, like every other fastloss function).
+class NumpyQuiet {
+ public:
+  explicit NumpyQuiet(bool on) {
+    if (on) {
+      state_ = numpy_module().attr("errstate")(py::arg("all") = "ignore");
+      state_.attr("__enter__")();
+    }
+  }
+  ~NumpyQuiet() {
+    if (!state_) return;
+    try {
+      state_.attr("__exit__")(py::none(), py::none(), py::none());
+    } catch (...) {  // never throw from a destructor
+    }
+  }
+
+ private:
+  py::object state_;
+};
+
 py::object linear_ce_call(py::handle hidden, py::handle weight, py::handle labels, py::handle bias,
                           py::handle ignore_index, py::handle label_smoothing, py::handle z_loss, py::handle softcap,
                           py::handle reduction, py::handle return_grad) {
@@ -108,6 +130,7 @@ py::object linear_ce_call(py::handle hidden, py::handle weight, py::handle label
     return finish(std::move(loss), zeros({N, D}, dt), zeros({V, D}, dt), has_bias ? zeros({V}, dt) : py::object(py::none()));
   }
 
+  const NumpyQuiet quiet(!call.cuda());
   // The operands in the compute dtype (float16 inputs: one float32 copy each).
   auto operand = [&](py::handle x) { return xp.attr("asarray")(x).attr("astype")(dtype_name(dt), py::arg("copy") = false); };
   const py::object X = operand(hidden), W = operand(weight), B = has_bias ? operand(bias) : py::object(py::none());
