@@ -19,8 +19,8 @@ Prints one table, every row from the same run:
   on the same number of threads; the target is fastloss at least 1.5x faster.
 
 Peak memory growth is measured in a child process per method (a fresh interpreter: inputs
-made, the kernel's peak-RSS mark reset through /proc/self/clear_refs, one call, then VmHWM
-minus the RSS before the call); the target is fastloss at most 1/8 of PyTorch's. Times are the
+made, the BLAS warmed up by a small product, the kernel's peak-RSS mark reset through
+/proc/self/clear_refs, one call, then VmHWM minus the RSS before the call); the target is fastloss at most 1/8 of PyTorch's. Times are the
 fastest of ``--repeat`` calls, methods called in turn so that load from elsewhere hits them
 alike.
 """
@@ -58,10 +58,11 @@ def methods(N, D, V, threads, only=None):
     if only not in (None, PRODUCTS):
         return _torch(out, h, w, y, threads, only)
     L = np.empty((N, V), np.float32)
-    G = np.empty((N, V), np.float32)
-    G[:] = 1e-3
+    G = np.full((N, V), 1e-3, np.float32)
     gh = np.empty((N, D), np.float32)
     gw = np.empty((V, D), np.float32)
+    for a in (L, gh, gw):  # touched now: their pages are not the products' memory growth
+        a.fill(0)
 
     def products():
         np.matmul(h, w.T, out=L)
@@ -102,6 +103,13 @@ def rss_kib(field):
 def child(args):
     """Runs one method once in this (fresh) process and prints its peak memory growth (bytes)."""
     fn = methods(args.N, args.D, args.V, args.threads, only=args.child)[args.child]
+    # The BLAS's own buffers (allocated once per process, at its first product) are not the
+    # method's: a small product first, in the library the method uses.
+    small = np.ones((1024, 1024), np.float32)
+    np.matmul(small, small)
+    if args.child == TORCH:
+        import torch
+        torch.from_numpy(small) @ torch.from_numpy(small)
     before = rss_kib("VmRSS")
     try:
         with open("/proc/self/clear_refs", "w") as f:
