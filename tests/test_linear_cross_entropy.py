@@ -376,3 +376,12 @@ class TestCudaLinearCrossEntropy:
         ref = fastloss.linear_cross_entropy(h, w, y)
         assert loss.dtype == np.float16
         np.testing.assert_allclose(cp.asnumpy(loss).astype(np.float32), ref.astype(np.float32), rtol=1e-3)
+
+
+def test_docstring_example():
+    import doctest
+    import importlib
+
+    mod = importlib.import_module("fastloss.linear_cross_entropy")
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
