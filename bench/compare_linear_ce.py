@@ -19,8 +19,9 @@ Prints one table, every row from the same run:
   on the same number of threads; the target is fastloss at least 1.5x faster.
 
 Peak memory growth is measured in a child process per method (a fresh interpreter: inputs
-made, the BLAS warmed up by a small product, the kernel's peak-RSS mark reset through
-/proc/self/clear_refs, one call, then VmHWM minus the RSS before the call); the target is fastloss at most 1/8 of PyTorch's. Times are the
+made, one call to warm up (the BLAS's per-process buffers and thread pools; its results
+freed), the kernel's peak-RSS mark reset through /proc/self/clear_refs, a second call, then
+VmHWM minus the RSS before it: the growth of a call in a training loop, outputs included); the target is fastloss at most 1/8 of PyTorch's. Times are the
 fastest of ``--repeat`` calls, methods called in turn so that load from elsewhere hits them
 alike.
 """
@@ -103,13 +104,9 @@ def rss_kib(field):
 def child(args):
     """Runs one method once in this (fresh) process and prints its peak memory growth (bytes)."""
     fn = methods(args.N, args.D, args.V, args.threads, only=args.child)[args.child]
-    # The BLAS's own buffers (allocated once per process, at its first product) are not the
-    # method's: a small product first, in the library the method uses.
-    small = np.ones((1024, 1024), np.float32)
-    np.matmul(small, small)
-    if args.child == TORCH:
-        import torch
-        torch.from_numpy(small) @ torch.from_numpy(small)
+    # The steady state of a training loop: one call first (the BLAS's per-process buffers and
+    # thread pools are allocated then, and its results freed), then the measured call.
+    fn()
     before = rss_kib("VmRSS")
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -127,6 +124,7 @@ def main():
     ap.add_argument("--V", type=int, default=32768)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="threads for all sides (default: fastloss's)")
+    ap.add_argument("--memory-only", action="store_true", help="only the peak memory growth (no timings)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     import fastloss
@@ -139,16 +137,22 @@ def main():
     from benchutil import cpu_name
     print(f"linear cross-entropy, CPU float32, N={args.N} D={args.D} V={args.V}, {args.threads} threads, "
           f"{cpu_name()}")
-    fns = methods(args.N, args.D, args.V, args.threads)
-    for fn in fns.values():  # warm-up (and first-touch of every buffer)
-        fn()
-    times = {k: [] for k in fns}
-    for _ in range(args.repeat):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
+    if args.memory_only:
+        import importlib.util
+        fns = dict.fromkeys(["fastloss", PRODUCTS] + ([TORCH] if importlib.util.find_spec("torch") else []))
+        best = dict.fromkeys(fns, float("nan"))
+    else:
+        fns = methods(args.N, args.D, args.V, args.threads)
+        for fn in fns.values():  # warm-up (and first-touch of every buffer)
             fn()
-            times[k].append(time.perf_counter() - t0)
-    best = {k: min(v) for k, v in times.items()}
+        times = {k: [] for k in fns}
+        for _ in range(args.repeat):
+            for k, fn in fns.items():
+                t0 = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t0)
+        best = {k: min(v) for k, v in times.items()}
+        fns = dict.fromkeys(fns)  # the children make their own inputs: free these first
     mem = {}
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
     for k in fns:

@@ -181,9 +181,9 @@ def test_plan(block_bytes):
     assert buffers == 2 and chunk == 1000 // 16 // 32 == 1 and rows == (1000 - 32) // (23 * 8 * 2)
     rows, chunk, buffers = _C._linear_cross_entropy_plan(17, 23, 4, 8, False, True)
     assert buffers == 1 and rows == 1000 // (23 * 8)
-    block_bytes(0)  # the default: 64 MiB
+    block_bytes(0)  # the default: 32 MiB
     rows, chunk, buffers = _C._linear_cross_entropy_plan(4096, 32768, 1024, 4, True, False)
-    assert rows * 32768 * 4 + chunk * 1024 * 4 <= 64 << 20 and rows >= 256
+    assert rows * 32768 * 4 + chunk * 1024 * 4 <= 32 << 20 and (rows, chunk) == (240, 512)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])

@@ -19,7 +19,7 @@ def linear_cross_entropy(hidden, weight, labels, *, bias=None, ignore_index=-100
     ``softmax_cross_entropy(z, labels, ignore_index=..., label_smoothing=..., z_loss=...,
     reduction=...)``: per row, ``lse = log(sum_c exp(z_c))``,
     ``loss = (1 - eps) * (lse - z[y]) + eps / V * sum_c (lse - z_c) + z_loss * lse**2``.
-    The rows are processed in blocks (64 MiB of logits by default, see
+    The rows are processed in blocks (32 MiB of logits by default, see
     docs/linear_cross_entropy.md); each block's logits become their gradient in place and are
     consumed by the gradient products before the next block.
 
