@@ -59,7 +59,7 @@ PEERS = {
 }
 
 FAMILIES = {
-    "cross-entropy": "Softmax cross-entropy (softmax_cross_entropy)",
+    "cross-entropy": "Softmax cross-entropy (softmax_cross_entropy, linear_cross_entropy)",
     "ctc": "CTC loss (ctc_loss)",
     "edit-distance": "Edit distance (edit_distance, pairwise_edit_distance)",
     "error-rate": "Corpus error rate (error_rate)",
@@ -196,6 +196,28 @@ def cross_entropy_case(env: Env, shape, axis=-1, grad=True, floor=False, numpy_p
 
 
 # --------------------------------------------------------------------------- CTC
+
+def linear_ce_case(env: Env, N, D, V) -> Case:
+    """linear_cross_entropy (loss + the three gradients' products, no (N, V) logits) against
+    PyTorch's unfused F.linear + F.cross_entropy forward and backward."""
+    rng = np.random.default_rng(0)
+    h = rng.standard_normal((N, D), dtype=np.float32)
+    w = (rng.standard_normal((V, D), dtype=np.float32) * 0.05).astype(np.float32)
+    y = rng.integers(0, V, N)
+    case = Case(lambda: fastloss.linear_cross_entropy(h, w, y, return_grad=True)[0], rtol=1e-3)
+    torch = env.peer("torch")
+    if torch is not None:
+        F = torch.nn.functional
+        ht, wt, yt = torch.from_numpy(h), torch.from_numpy(w), torch.from_numpy(y)
+
+        def torch_fwd_bwd():
+            hg, wg = ht.detach().requires_grad_(), wt.detach().requires_grad_()
+            loss = F.cross_entropy(F.linear(hg, wg), yt)
+            loss.backward()
+            return loss
+        case.peers["PyTorch F.linear + F.cross_entropy, autograd"] = torch_fwd_bwd
+    return case
+
 
 def ctc_case(env: Env, T, N, C, S, from_logits) -> Case:
     rng = np.random.default_rng(0)
@@ -490,6 +512,8 @@ WORKLOADS = [
              lambda env: cross_entropy_case(env, (8, 21, 256, 256), axis=1, floor=True)),
     Workload("cross-entropy", "N=16384 C=100, loss + grad",
              lambda env: cross_entropy_case(env, (16384, 100))),
+    Workload("cross-entropy", "linear_cross_entropy N=1024 D=512 V=16384, loss + 3 grads",
+             lambda env: linear_ce_case(env, 1024, 512, 16384)),
     Workload("ctc", "T=200 N=32 C=40 S=60, loss + grad",
              lambda env: ctc_case(env, 200, 32, 40, 60, False)),
     Workload("ctc", "T=150 N=64 C=5000 S=20, from_logits, loss + grad",

@@ -94,6 +94,19 @@ def dice_none_shape(args):
     return shape
 
 
+def linear_ce_result(out, args):
+    """linear_cross_entropy: loss, or (loss, (grad_hidden, grad_weight[, grad_bias]))."""
+    want_grad = bool(args.get("return_grad"))
+    loss = out[0] if want_grad else out
+    shape = (np.shape(args["hidden"])[0],) if args.get("reduction", "mean") == "none" else ()
+    _assert(isinstance(loss, np.ndarray) and loss.shape == shape, f"loss {np.shape(loss)}, want {shape}")
+    if want_grad:
+        names = ["hidden", "weight"] + (["bias"] if args.get("bias") is not None else [])
+        _assert(len(out[1]) == len(names), f"{len(out[1])} gradients, want {len(names)}")
+        for g, name in zip(out[1], names):
+            _assert(g.shape == np.shape(args[name]), f"grad of {name} {g.shape}, want {np.shape(args[name])}")
+
+
 def ctc_none_shape(args):
     lp = args["log_probs"]
     if np.ndim(lp) == 2:
@@ -230,6 +243,14 @@ SPECS = {
                                  bad=[-1.0, float("inf"), NAN_]),
                      reduction=REDUCTION, return_grad=FLAG),
         returns=margin_result),
+    "linear_cross_entropy": Spec(
+        forms=[dict(hidden=Floats("N D"), weight=Floats("C D"), labels=Labels("N", high="C", ignore=-100))],
+        options=dict(bias=Floats("C", optional=True), ignore_index=IntOption([-100, 0, 1, -1]),
+                     label_smoothing=FloatOption(0.0, 1.0, bad=[-0.1, 1.5]),
+                     z_loss=FloatOption(0.0, 1e-2, bad=[-1.0]),
+                     softcap=Option([None, 1.0, 30.0], bad=[0.0, -1.0, NAN_, float("inf"), "1"]),
+                     reduction=REDUCTION, return_grad=FLAG),
+        returns=linear_ce_result),
     "center_loss": Spec(
         forms=[dict(features=Floats("N D"), labels=Labels("N", high="C"), centers=Floats("C D"))],
         options=dict(reduction=REDUCTION, return_grad=FLAG, grad_out=GradOut("features")),

@@ -127,4 +127,5 @@ PYBIND11_MODULE(_C, m) {
   register_dice(m);
   register_metric(m);
   register_bi_tempered(m);
+  register_linear_cross_entropy(m);
 }

@@ -21,5 +21,6 @@ void register_rowwise(py::module_& m);
 void register_dice(py::module_& m);
 void register_metric(py::module_& m);
 void register_bi_tempered(py::module_& m);
+void register_linear_cross_entropy(py::module_& m);
 
 }  // namespace fastloss

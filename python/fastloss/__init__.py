@@ -20,6 +20,7 @@ from .rowwise import (entropy, js_divergence, kl_divergence, multiclass_hinge_lo
 from .rowwise import dice_loss, l2_loss
 from .rowwise import bi_tempered_binary_logistic_loss, bi_tempered_logistic_loss, tempered_softmax
 from .metric import center_loss, large_margin_softmax_loss, update_centers
+from .linear_cross_entropy import linear_cross_entropy
 
 __version__ = "0.1.0"
 
@@ -44,6 +45,7 @@ __all__ = [
     "l2_loss", "dice_loss",
     "tempered_softmax", "bi_tempered_logistic_loss", "bi_tempered_binary_logistic_loss",
     "large_margin_softmax_loss", "center_loss", "update_centers",
+    "linear_cross_entropy",
 ]
 
 

@@ -127,6 +127,10 @@ def copyto(dst, src):
 
 dtype = np.dtype
 
+# NumPy's ufuncs and matmul keep the subclass, so they serve as CuPy's (linear_cross_entropy's
+# products and softcap run through these).
+from numpy import add, divide, matmul, multiply, subtract, tanh  # noqa: E402,F401
+
 
 from numpy import (bool_, float16, float32, float64, int8, int16, int32, int64,  # noqa: E402,F401
                    uint8, uint16, uint32, uint64)
