@@ -114,7 +114,7 @@ void register_bi_tempered(py::module_& m) {
         cpu::tempered_softmax(p);
       }
     }
-    return out;
+    return caller_result(out);
   });
 }
 

@@ -79,7 +79,7 @@ py::object divergence_call(Divergence kind, const char* name, py::handle p_arr, 
     if (call.cuda()) FASTLOSS_ROWWISE_CUDA(cuda::divergence(p, call.stream()));
     else cpu::divergence(p);
   }
-  return out;
+  return caller_result(out);
 }
 
 }  // namespace

@@ -123,4 +123,7 @@ PYBIND11_MODULE(_C, m) {
   register_dice(m);
   register_metric(m);
   register_bi_tempered(m);
+#ifdef FASTLOSS_WITH_JAX_FFI
+  register_jax_ffi(m);
+#endif
 }
