@@ -97,6 +97,11 @@ class TestTorchTensorsInPlainApi:
         with pytest.raises(TypeError, match=r"cannot mix torch arrays \(logits\) with NumPy arrays \(labels\)"):
             fastloss.softmax_cross_entropy(torch.randn(3, 4), np.array([0, 1, 2]))
 
+    def test_mixing_torch_and_jax_names_both(self):
+        jnp_ = pytest.importorskip("jax.numpy")
+        with pytest.raises(TypeError, match=r"cannot mix torch arrays \(pred\) with jax arrays \(target\)"):
+            fastloss.mse_loss(torch.zeros(3), jnp_.zeros(3))
+
     def test_lists_go_with_tensors(self):
         loss = fastloss.softmax_cross_entropy(torch.zeros(2, 4, dtype=torch.float64), [0, 3])
         assert isinstance(loss, torch.Tensor)
@@ -267,6 +272,15 @@ class TestJax:
         ref = fastloss.softmax_cross_entropy(np.asarray(x), np.array([0, 1, 2, 5]), return_grad=True)
         np.testing.assert_array_equal(np.asarray(grad), ref[1])
 
+    def test_numpy_bfloat16_from_ml_dtypes(self):
+        x = np.asarray(np.random.default_rng(4).standard_normal((3, 5)), dtype=jnp.bfloat16)
+        loss, grad = fastloss.softmax_cross_entropy(x, np.array([0, 4, 2]), return_grad=True)
+        assert loss.dtype == x.dtype and grad.dtype == x.dtype and isinstance(grad, np.ndarray)
+        ref = fastloss.softmax_cross_entropy(x.astype(np.float32), np.array([0, 4, 2]), return_grad=True)[1]
+        np.testing.assert_array_equal(grad.astype(np.float32), ref.astype(x.dtype).astype(np.float32))
+        with pytest.raises(TypeError, match="labels must be an integer array"):
+            fastloss.nll_loss(x, x)
+
     def test_mixing_jax_and_torch_is_a_type_error(self):
         with pytest.raises(TypeError, match="cannot mix"):
             fastloss.mse_loss(jnp.zeros(3), torch.zeros(3))
@@ -283,6 +297,44 @@ class TestJax:
         y = jnp.array([0, 1, 2, 3])
         text = str(jax.make_jaxpr(jax.value_and_grad(flj.softmax_cross_entropy))(x, y))
         assert "ffi_call" in text and "callback" not in text
+        text = str(jax.make_jaxpr(jax.value_and_grad(flj.huber_loss))(x, x + 1))
+        assert "ffi_call" in text and "callback" not in text
+        text = str(jax.make_jaxpr(jax.value_and_grad(flj.mse_loss))(x, x, weight=x))  # weights: the callback
+        assert "callback" in text
+
+    @pytest.mark.parametrize("name", ["sigmoid_cross_entropy", "balanced_sigmoid_cross_entropy", "sigmoid_focal_loss",
+                                      "truncated_sigmoid_cross_entropy", "hinge_loss", "kl_div", "mse_loss",
+                                      "l1_loss", "huber_loss", "smooth_l1_loss", "log_cosh_loss"])
+    @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+    def test_elementwise_ffi_options(self, name, reduction):
+        rng = np.random.default_rng(7)
+        x = rng.standard_normal((4, 6)).astype(np.float32)
+        t = {"hinge_loss": rng.choice([-1.0, 1.0], (4, 6)),
+             "balanced_sigmoid_cross_entropy": rng.integers(0, 2, (4, 6)).astype(float),
+             "truncated_sigmoid_cross_entropy": rng.integers(0, 2, (4, 6)).astype(float)}.get(
+                 name, rng.uniform(0.05, 0.95, (4, 6))).astype(np.float32)
+        kw = {"sigmoid_focal_loss": dict(alpha=0.4, gamma=1.5), "truncated_sigmoid_cross_entropy": dict(softness=0.3),
+              "hinge_loss": dict(margin=0.5, squared=True), "kl_div": dict(log_target=True),
+              "huber_loss": dict(delta=0.3), "smooth_l1_loss": dict(beta=0.2)}.get(name, {})
+        fn = getattr(flj, name)
+        w = rng.uniform(0.5, 1.5, (4, 6)).astype(np.float32)
+
+        def f(x):
+            loss = fn(x, jnp.asarray(t), reduction=reduction, **kw)
+            return (loss * w).sum() if reduction == "none" else loss
+
+        val, g = jax.jit(jax.value_and_grad(f))(jnp.asarray(x))
+        ref_loss, ref_grad = getattr(fastloss, name)(x, t, reduction=reduction, return_grad=True, **kw)
+        if reduction == "none":
+            ref_loss, ref_grad = (ref_loss * w).sum(), ref_grad * w
+        np.testing.assert_allclose(float(val), ref_loss, rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(g), ref_grad, rtol=1e-5, atol=1e-7)
+
+    def test_ffi_error_is_raised(self):
+        if not flj.ffi_available():
+            pytest.skip("fastloss was built without jaxlib's FFI headers")
+        with pytest.raises(Exception, match="label"):
+            jax.block_until_ready(jax.jit(flj.softmax_cross_entropy)(jnp.zeros((2, 3)), jnp.array([0, 7])))
 
     @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
     @pytest.mark.parametrize("dtype", [np.float32, np.float64])

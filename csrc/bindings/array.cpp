@@ -335,6 +335,17 @@ py::object Call::native(py::handle x, const char* name) {
 }
 
 py::object Call::to_caller(py::object result) const {
+  if (bf16_dtype_ && result && !lib_) {  // NumPy bfloat16 inputs: float results back in bfloat16
+    if (PyTuple_Check(result.ptr())) {
+      const py::tuple t = py::reinterpret_borrow<py::tuple>(result);
+      py::tuple out(t.size());
+      for (size_t i = 0; i < t.size(); ++i) out[i] = to_caller(t[i]);
+      return std::move(out);
+    }
+    if (is_numpy(result.ptr()) && pyd::array_descriptor_proxy(pyd::array_proxy(result.ptr())->descr)->kind == 'f')
+      return result.attr("astype")(bf16_dtype_);
+    return result;
+  }
   if (!lib_ || !result) return result;
   if (PyTuple_Check(result.ptr())) {
     const py::tuple t = py::reinterpret_borrow<py::tuple>(result);
@@ -427,6 +438,12 @@ TensorView Call::read(py::handle x, const char* name, int want) {
     converted = true;
     bad.clear();
     numpy_view(obj.ptr(), name, &v, &bad);
+  }
+  if (bad == "bfloat16" && want != 1) {  // ml_dtypes' NumPy bfloat16 (JAX's): computed in float32, returned as bfloat16
+    bf16_dtype_ = obj.attr("dtype");
+    py::object f32 = obj.attr("astype")(np_dtype(DType::f32));
+    keep_.push_back(f32);
+    return read(f32, name, want);
   }
   if (!bad.empty()) wrong_dtype(name, want, bad);
   if (!kind_ok(v.dtype, want)) wrong_dtype(name, want, dtype_name(v.dtype));

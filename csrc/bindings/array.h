@@ -83,6 +83,7 @@ class __attribute__((visibility("hidden"))) Call {
                    int device_type, int64_t device_id);
   py::object lib_;                    // the caller's library (torch, jax.numpy) for DLPack inputs; else null
   bool bf16_ = false;                 // a bfloat16 input was read as float32: float results go back as bfloat16
+  py::object bf16_dtype_;             // NumPy (ml_dtypes) bfloat16 input read as float32: its dtype, for the results
   Call* prev_ = nullptr;              // the enclosing Call on this thread (caller_result uses the innermost)
   bool cuda_ = false;
   void* stream_ = nullptr;

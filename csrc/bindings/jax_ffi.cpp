@@ -9,6 +9,7 @@
 #include <string>
 
 #include "fastloss/cross_entropy.h"
+#include "fastloss/elementwise.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace fastloss {
@@ -81,9 +82,72 @@ ffi::Error cross_entropy_grad(ffi::AnyBuffer logits, ffi::AnyBuffer labels, ffi:
   return cross_entropy(logits, labels, &*loss, &*grad, ignore_index, label_smoothing, z_loss, reduction);
 }
 
+// The eleven elementwise losses (pred and target of one shape, no weights): `kind` is the
+// ElementwiseLoss enum value, the options are ElementwiseParams' fields.
+ffi::Error elementwise(ffi::AnyBuffer pred, ffi::AnyBuffer target, ffi::AnyBuffer* loss, ffi::AnyBuffer* grad,
+                       ffi::Dictionary attrs) {
+  try {
+    ElementwiseParams p;
+    const auto i32 = [&](const char* k) {
+      auto r = attrs.get<int32_t>(k);
+      if (!r.has_value()) throw_value(std::string("internal: no int32 attribute ") + k);
+      return r.value();
+    };
+    const auto f64 = [&](const char* k) {
+      auto r = attrs.get<double>(k);
+      if (!r.has_value()) throw_value(std::string("internal: no float64 attribute ") + k);
+      return r.value();
+    };
+    p.kind = static_cast<ElementwiseLoss>(i32("kind"));
+    p.pred = view_of(pred, "pred");
+    p.target = view_of(target, "target");
+    p.alpha = f64("alpha");
+    p.gamma = f64("gamma");
+    p.margin = f64("margin");
+    p.softness = f64("softness");
+    p.delta = f64("delta");
+    p.beta = f64("beta");
+    p.log_target = i32("log_target");
+    p.squared = i32("squared");
+    p.soft = i32("soft");
+    p.beta_from_targets = i32("beta_from_targets");
+    p.batchmean = i32("batchmean");
+    p.reduction = static_cast<Reduction>(i32("reduction"));
+    p.loss = view_of(*loss, "loss");
+    if (grad) p.grad = view_of(*grad, "grad");
+    cpu::elementwise_loss(p);
+  } catch (const std::exception& e) {
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument, std::string("fastloss.jax: ") + e.what());
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error elementwise_loss(ffi::AnyBuffer pred, ffi::AnyBuffer target, ffi::Result<ffi::AnyBuffer> loss,
+                            ffi::Dictionary attrs) {
+  return elementwise(pred, target, &*loss, nullptr, std::move(attrs));
+}
+
+ffi::Error elementwise_grad(ffi::AnyBuffer pred, ffi::AnyBuffer target, ffi::Result<ffi::AnyBuffer> loss,
+                            ffi::Result<ffi::AnyBuffer> grad, ffi::Dictionary attrs) {
+  return elementwise(pred, target, &*loss, &*grad, std::move(attrs));
+}
+
 }  // namespace
 }  // namespace fastloss
 
+XLA_FFI_DEFINE_HANDLER_SYMBOL(fastloss_ffi_elementwise_loss, fastloss::elementwise_loss,
+                              xla::ffi::Ffi::Bind()
+                                  .Arg<xla::ffi::AnyBuffer>()
+                                  .Arg<xla::ffi::AnyBuffer>()
+                                  .Ret<xla::ffi::AnyBuffer>()
+                                  .Attrs());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(fastloss_ffi_elementwise_grad, fastloss::elementwise_grad,
+                              xla::ffi::Ffi::Bind()
+                                  .Arg<xla::ffi::AnyBuffer>()
+                                  .Arg<xla::ffi::AnyBuffer>()
+                                  .Ret<xla::ffi::AnyBuffer>()
+                                  .Ret<xla::ffi::AnyBuffer>()
+                                  .Attrs());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(fastloss_ffi_cross_entropy_loss, fastloss::cross_entropy_loss,
                               xla::ffi::Ffi::Bind()
                                   .Arg<xla::ffi::AnyBuffer>()
@@ -110,6 +174,8 @@ void register_jax_ffi(pybind11::module_& m) {
     py::dict d;
     d["fastloss_cross_entropy_loss"] = py::capsule(reinterpret_cast<void*>(&fastloss_ffi_cross_entropy_loss));
     d["fastloss_cross_entropy_grad"] = py::capsule(reinterpret_cast<void*>(&fastloss_ffi_cross_entropy_grad));
+    d["fastloss_elementwise_loss"] = py::capsule(reinterpret_cast<void*>(&fastloss_ffi_elementwise_loss));
+    d["fastloss_elementwise_grad"] = py::capsule(reinterpret_cast<void*>(&fastloss_ffi_elementwise_grad));
     return d;
   }, "The XLA FFI handlers fastloss.jax registers, by target name (PyCapsules).");
 }

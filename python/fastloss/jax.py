@@ -6,10 +6,10 @@ the fused kernel once, keeping the gradient it computed, and whose backward pass
 that gradient by the incoming cotangent. Labels, lengths, class weights and options are
 constants (zero cotangent).
 
-How the kernel is reached: ``softmax_cross_entropy`` on the CPU goes through XLA's foreign
-function interface (a C++ handler registered with ``jax.ffi``, no Python on the call path)
-when fastloss was built with JAX's FFI headers (``fastloss.jax.ffi_available()``). Every other
-case goes through ``jax.pure_callback``: the arrays are handed to the NumPy function on the
+How the kernel is reached: ``softmax_cross_entropy`` and the elementwise losses on the CPU go
+through XLA's foreign function interface (C++ handlers registered with ``jax.ffi``, no Python
+on the call path) when fastloss was built with JAX's FFI headers
+(``fastloss.jax.ffi_available()``). Every other case goes through ``jax.pure_callback``: the arrays are handed to the NumPy function on the
 host, which costs a round trip through Python per call, and CUDA arrays are copied to the host.
 
 bfloat16 inputs are computed in float32 and the results returned in bfloat16.
@@ -175,10 +175,34 @@ def ffi_available() -> bool:
     return _ffi_registered
 
 
+# fastloss::ElementwiseLoss, in its order (csrc/include/fastloss/elementwise.h).
+_ELEMENTWISE = ["sigmoid_cross_entropy", "balanced_sigmoid_cross_entropy", "sigmoid_focal_loss",
+                "truncated_sigmoid_cross_entropy", "hinge_loss", "kl_div", "mse_loss", "l1_loss", "huber_loss",
+                "smooth_l1_loss", "log_cosh_loss"]
+
+
+def _elementwise_attrs(name, opts):
+    """ElementwiseParams' fields from the keywords (as csrc/bindings/bind_elementwise.cpp sets them)."""
+    get = opts.get
+    reduction = opts["reduction"]
+    beta = get("beta")
+    return dict(
+        kind=np.int32(_ELEMENTWISE.index(name)), alpha=np.float64(get("alpha", 0.25)), gamma=np.float64(get("gamma", 2.0)),
+        margin=np.float64(get("margin", 1.0)), softness=np.float64(get("softness") or 0.0),
+        delta=np.float64(get("delta", 1.0)), beta=np.float64(1.0 if beta is None else beta),
+        log_target=np.int32(bool(get("log_target", False))), squared=np.int32(bool(get("squared", False))),
+        soft=np.int32(get("softness") is not None), beta_from_targets=np.int32(name == "balanced_sigmoid_cross_entropy"
+                                                                                and beta is None),
+        batchmean=np.int32(reduction == "batchmean"),
+        reduction=np.int32(_REDUCTIONS["mean" if reduction == "batchmean" else reduction]))
+
+
 def _ffi_call(name, present, opts, values):
     """The forward pass through an FFI handler, or None where only the callback applies:
-    softmax_cross_entropy with integer labels, the class axis last, no class weights, on the
-    CPU backend."""
+    softmax_cross_entropy with integer labels, the class axis last and no class weights, and
+    the elementwise losses without weights, on the CPU backend."""
+    if name in _ELEMENTWISE:
+        return _ffi_elementwise(name, present, opts, values)
     if name != "softmax_cross_entropy" or present != ("logits", "labels") or not ffi_available():
         return None
     logits, labels = values
@@ -203,6 +227,31 @@ def _ffi_call(name, present, opts, values):
         else:
             out = (jax.ffi.ffi_call("fastloss_cross_entropy_loss", loss_sds)(x, y, **attrs),)
         out = tuple(o.astype(logits.dtype) for o in out)
+        return out if want_grad else out[0]
+
+    return forward
+
+
+def _ffi_elementwise(name, present, opts, values):
+    if len(present) != 2 or not ffi_available() or jax.default_backend() != "cpu":
+        return None
+    pred, target = values
+    if pred.shape != target.shape or pred.dtype not in (jnp.float16, jnp.float32, jnp.float64, jnp.bfloat16):
+        return None
+    if opts["reduction"] not in _REDUCTIONS and not (name == "kl_div" and opts["reduction"] == "batchmean"):
+        return None
+    compute = jnp.float32 if pred.dtype == jnp.bfloat16 else pred.dtype
+    loss_sds = jax.ShapeDtypeStruct(pred.shape if opts["reduction"] == "none" else (), compute)
+    grad_sds = jax.ShapeDtypeStruct(pred.shape, compute)
+    attrs = _elementwise_attrs(name, opts)
+
+    def forward(vals, want_grad):
+        x, t = (v.astype(compute) for v in vals)  # integer labels and targets: in the prediction's dtype
+        if want_grad:
+            out = jax.ffi.ffi_call("fastloss_elementwise_grad", (loss_sds, grad_sds))(x, t, **attrs)
+        else:
+            out = (jax.ffi.ffi_call("fastloss_elementwise_loss", loss_sds)(x, t, **attrs),)
+        out = tuple(o.astype(pred.dtype) for o in out)
         return out if want_grad else out[0]
 
     return forward
