@@ -116,6 +116,22 @@ class TestTorchTensorsInPlainApi:
         np.testing.assert_array_equal(loss.float().numpy(), torch.tensor(ref_loss).bfloat16().float().numpy())
         np.testing.assert_array_equal(grad.float().numpy(), torch.from_numpy(ref_grad).bfloat16().float().numpy())
 
+    def test_cuda_tensors_stay_on_the_gpu(self):
+        if not (torch.cuda.is_available() and fastloss.cuda_available()):
+            pytest.skip("needs a CUDA GPU, torch with CUDA and a CUDA build of fastloss")
+        pytest.importorskip("cupy", reason="CUDA tensors are read through CuPy")
+        import fastloss.torch as flt_
+
+        x = torch.randn(8, 10, device="cuda", dtype=torch.float64)
+        y = torch.randint(0, 10, (8,), device="cuda")
+        loss, grad = fastloss.softmax_cross_entropy(x, y, return_grad=True)
+        assert loss.device == x.device and grad.device == x.device
+        ref = fastloss.softmax_cross_entropy(x.cpu().numpy(), y.cpu().numpy(), return_grad=True)
+        np.testing.assert_allclose(grad.cpu().numpy(), ref[1], rtol=1e-10, atol=1e-12)
+        xr = x.clone().requires_grad_()
+        flt_.softmax_cross_entropy(xr, y).backward()
+        np.testing.assert_allclose(xr.grad.cpu().numpy(), ref[1], rtol=1e-10, atol=1e-12)
+
     def test_other_results_come_back_as_tensors(self):
         rng = np.random.default_rng(2)
         f, w, y = (torch.from_numpy(a) for a in (rng.standard_normal((4, 3)), rng.standard_normal((3, 5)),
@@ -297,6 +313,8 @@ class TestJax:
         y = jnp.array([0, 1, 2, 3])
         text = str(jax.make_jaxpr(jax.value_and_grad(flj.softmax_cross_entropy))(x, y))
         assert "ffi_call" in text and "callback" not in text
+        text = str(jax.make_jaxpr(jax.value_and_grad(flj.nll_loss))(x, y))
+        assert "ffi_call" in text and "callback" not in text
         text = str(jax.make_jaxpr(jax.value_and_grad(flj.huber_loss))(x, x + 1))
         assert "ffi_call" in text and "callback" not in text
         text = str(jax.make_jaxpr(jax.value_and_grad(flj.mse_loss))(x, x, weight=x))  # weights: the callback
@@ -329,6 +347,24 @@ class TestJax:
             ref_loss, ref_grad = (ref_loss * w).sum(), ref_grad * w
         np.testing.assert_allclose(float(val), ref_loss, rtol=1e-5)
         np.testing.assert_allclose(np.asarray(g), ref_grad, rtol=1e-5, atol=1e-7)
+
+    @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+    def test_nll_ffi(self, reduction):
+        rng = np.random.default_rng(8)
+        lp = np.log(rng.dirichlet(np.ones(6), 5)).astype(np.float32)
+        y = np.array([0, 5, -100, 2, 3])
+        w = rng.uniform(0.5, 1.5, 5).astype(np.float32)
+
+        def f(x):
+            loss = flj.nll_loss(x, jnp.asarray(y), reduction=reduction)
+            return (loss * w).sum() if reduction == "none" else loss
+
+        val, g = jax.jit(jax.value_and_grad(f))(jnp.asarray(lp))
+        ref_loss, ref_grad = fastloss.nll_loss(lp, y, reduction=reduction, return_grad=True)
+        if reduction == "none":
+            ref_loss, ref_grad = (ref_loss * w).sum(), ref_grad * w[:, None]
+        np.testing.assert_allclose(float(val), ref_loss, rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(g), ref_grad, rtol=1e-6)
 
     def test_ffi_error_is_raised(self):
         if not flj.ffi_available():

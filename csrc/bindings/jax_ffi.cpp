@@ -51,8 +51,9 @@ TensorView view_of(const ffi::AnyBuffer& b, const char* name) {
   return v;
 }
 
+// softmax_cross_entropy, or nll_loss (nll = 1; label_smoothing and z_loss are then 0).
 ffi::Error cross_entropy(ffi::AnyBuffer logits, ffi::AnyBuffer labels, ffi::AnyBuffer* loss, ffi::AnyBuffer* grad,
-                         int64_t ignore_index, double label_smoothing, double z_loss, int32_t reduction) {
+                         int64_t ignore_index, double label_smoothing, double z_loss, int32_t reduction, int32_t nll) {
   try {
     CrossEntropyParams p;
     p.logits = view_of(logits, "logits");
@@ -63,23 +64,25 @@ ffi::Error cross_entropy(ffi::AnyBuffer logits, ffi::AnyBuffer labels, ffi::AnyB
     p.reduction = static_cast<Reduction>(reduction);
     p.loss = view_of(*loss, "loss");
     if (grad) p.grad = view_of(*grad, "grad");
-    check_cross_entropy_params(p, false);
-    cpu::softmax_cross_entropy(p);
+    check_cross_entropy_params(p, nll != 0);
+    nll ? cpu::nll_loss(p) : cpu::softmax_cross_entropy(p);
   } catch (const std::exception& e) {
-    return ffi::Error(ffi::ErrorCode::kInvalidArgument, std::string("fastloss.jax.softmax_cross_entropy: ") + e.what());
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument,
+                      std::string(nll ? "fastloss.jax.nll_loss: " : "fastloss.jax.softmax_cross_entropy: ") + e.what());
   }
   return ffi::Error::Success();
 }
 
 ffi::Error cross_entropy_loss(ffi::AnyBuffer logits, ffi::AnyBuffer labels, ffi::Result<ffi::AnyBuffer> loss,
-                              int64_t ignore_index, double label_smoothing, double z_loss, int32_t reduction) {
-  return cross_entropy(logits, labels, &*loss, nullptr, ignore_index, label_smoothing, z_loss, reduction);
+                              int64_t ignore_index, double label_smoothing, double z_loss, int32_t reduction,
+                              int32_t nll) {
+  return cross_entropy(logits, labels, &*loss, nullptr, ignore_index, label_smoothing, z_loss, reduction, nll);
 }
 
 ffi::Error cross_entropy_grad(ffi::AnyBuffer logits, ffi::AnyBuffer labels, ffi::Result<ffi::AnyBuffer> loss,
                               ffi::Result<ffi::AnyBuffer> grad, int64_t ignore_index, double label_smoothing,
-                              double z_loss, int32_t reduction) {
-  return cross_entropy(logits, labels, &*loss, &*grad, ignore_index, label_smoothing, z_loss, reduction);
+                              double z_loss, int32_t reduction, int32_t nll) {
+  return cross_entropy(logits, labels, &*loss, &*grad, ignore_index, label_smoothing, z_loss, reduction, nll);
 }
 
 // The eleven elementwise losses (pred and target of one shape, no weights): `kind` is the
@@ -156,7 +159,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(fastloss_ffi_cross_entropy_loss, fastloss::cross_e
                                   .Attr<int64_t>("ignore_index")
                                   .Attr<double>("label_smoothing")
                                   .Attr<double>("z_loss")
-                                  .Attr<int32_t>("reduction"));
+                                  .Attr<int32_t>("reduction")
+                                  .Attr<int32_t>("nll"));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(fastloss_ffi_cross_entropy_grad, fastloss::cross_entropy_grad,
                               xla::ffi::Ffi::Bind()
                                   .Arg<xla::ffi::AnyBuffer>()
@@ -166,7 +170,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(fastloss_ffi_cross_entropy_grad, fastloss::cross_e
                                   .Attr<int64_t>("ignore_index")
                                   .Attr<double>("label_smoothing")
                                   .Attr<double>("z_loss")
-                                  .Attr<int32_t>("reduction"));
+                                  .Attr<int32_t>("reduction")
+                                  .Attr<int32_t>("nll"));
 
 namespace fastloss {
 void register_jax_ffi(pybind11::module_& m) {

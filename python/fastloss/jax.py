@@ -6,7 +6,7 @@ the fused kernel once, keeping the gradient it computed, and whose backward pass
 that gradient by the incoming cotangent. Labels, lengths, class weights and options are
 constants (zero cotangent).
 
-How the kernel is reached: ``softmax_cross_entropy`` and the elementwise losses on the CPU go
+How the kernel is reached: ``softmax_cross_entropy``, ``nll_loss`` and the elementwise losses on the CPU go
 through XLA's foreign function interface (C++ handlers registered with ``jax.ffi``, no Python
 on the call path) when fastloss was built with JAX's FFI headers
 (``fastloss.jax.ffi_available()``). Every other case goes through ``jax.pure_callback``: the arrays are handed to the NumPy function on the
@@ -199,11 +199,14 @@ def _elementwise_attrs(name, opts):
 
 def _ffi_call(name, present, opts, values):
     """The forward pass through an FFI handler, or None where only the callback applies:
-    softmax_cross_entropy with integer labels, the class axis last and no class weights, and
-    the elementwise losses without weights, on the CPU backend."""
+    softmax_cross_entropy and nll_loss with integer labels, the class axis last and no class
+    weights, and the elementwise losses without weights, on the CPU backend."""
     if name in _ELEMENTWISE:
         return _ffi_elementwise(name, present, opts, values)
-    if name != "softmax_cross_entropy" or present != ("logits", "labels") or not ffi_available():
+    nll = name == "nll_loss"
+    if name not in ("softmax_cross_entropy", "nll_loss") or present != (("log_probs" if nll else "logits"), "labels"):
+        return None
+    if not ffi_available():
         return None
     logits, labels = values
     if jax.default_backend() != "cpu" or not jnp.issubdtype(labels.dtype, jnp.integer) or logits.ndim < 1:
@@ -216,8 +219,9 @@ def _ffi_call(name, present, opts, values):
     loss_shape = logits.shape[:-1] if opts["reduction"] == "none" else ()
     loss_sds = jax.ShapeDtypeStruct(loss_shape, compute)
     grad_sds = jax.ShapeDtypeStruct(logits.shape, compute)
-    attrs = dict(ignore_index=np.int64(opts["ignore_index"]), label_smoothing=np.float64(opts["label_smoothing"]),
-                 z_loss=np.float64(opts["z_loss"]), reduction=np.int32(_REDUCTIONS[opts["reduction"]]))
+    attrs = dict(ignore_index=np.int64(opts["ignore_index"]), label_smoothing=np.float64(opts.get("label_smoothing", 0.0)),
+                 z_loss=np.float64(opts.get("z_loss", 0.0)), reduction=np.int32(_REDUCTIONS[opts["reduction"]]),
+                 nll=np.int32(nll))
 
     def forward(vals, want_grad):
         x, y = vals
