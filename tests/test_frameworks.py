@@ -248,7 +248,8 @@ class TestTorchOps:
         torch._dynamo.reset()
         torch.manual_seed(0)
         if name == "large_margin_softmax_loss":
-            args = (torch.randn(6, 4, requires_grad=True), torch.randn(4, 5, requires_grad=True), torch.randint(0, 5, (6,)))
+            args = (torch.randn(6, 4, requires_grad=True), torch.randn(4, 5, requires_grad=True),
+                    torch.randint(0, 5, (6,)))
         elif name == "mse_loss":
             args = (torch.randn(6, 4, requires_grad=True), torch.randn(6, 4))
         else:
@@ -366,6 +367,18 @@ class TestJax:
         np.testing.assert_allclose(float(val), ref_loss, rtol=1e-6)
         np.testing.assert_allclose(np.asarray(g), ref_grad, rtol=1e-6)
 
+    @pytest.mark.parametrize("name", ["softmax_cross_entropy", "softmax_focal_loss"])  # FFI, callback
+    def test_vmap(self, name):
+        rng = np.random.default_rng(9)
+        x = jnp.asarray(rng.standard_normal((3, 4, 5)), jnp.float32)
+        y = jnp.asarray(rng.integers(0, 5, (3, 4)))
+        fn = getattr(flj, name)
+        vals, grads = jax.jit(jax.vmap(jax.value_and_grad(fn)))(x, y)
+        for i in range(3):
+            ref_loss, ref_grad = getattr(fastloss, name)(np.asarray(x[i]), np.asarray(y[i]), return_grad=True)
+            np.testing.assert_allclose(float(vals[i]), ref_loss, rtol=1e-6)
+            np.testing.assert_allclose(np.asarray(grads[i]), ref_grad, rtol=1e-5, atol=1e-7)
+
     def test_ffi_error_is_raised(self):
         if not flj.ffi_available():
             pytest.skip("fastloss was built without jaxlib's FFI headers")
@@ -449,3 +462,12 @@ def test_import_without_torch_or_jax():
             "try:\n    import fastloss.torch\nexcept ImportError:\n    print('no torch')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["1.0", "no", "torch"]
+
+
+@pytest.mark.parametrize("module", ["fastloss.torch", "fastloss.jax"])
+def test_module_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0 and result.attempted > 0

@@ -6,11 +6,12 @@ the fused kernel once, keeping the gradient it computed, and whose backward pass
 that gradient by the incoming cotangent. Labels, lengths, class weights and options are
 constants (zero cotangent).
 
-How the kernel is reached: ``softmax_cross_entropy``, ``nll_loss`` and the elementwise losses on the CPU go
-through XLA's foreign function interface (C++ handlers registered with ``jax.ffi``, no Python
-on the call path) when fastloss was built with JAX's FFI headers
-(``fastloss.jax.ffi_available()``). Every other case goes through ``jax.pure_callback``: the arrays are handed to the NumPy function on the
-host, which costs a round trip through Python per call, and CUDA arrays are copied to the host.
+How the kernel is reached: ``softmax_cross_entropy``, ``nll_loss`` and the elementwise
+losses on the CPU go through XLA's foreign function interface (C++ handlers registered with
+``jax.ffi``, no Python on the call path) when fastloss was built with JAX's FFI headers
+(``fastloss.jax.ffi_available()``). Every other case goes through ``jax.pure_callback``: the
+arrays are handed to the NumPy function on the host, which costs a round trip through Python
+per call, and CUDA arrays are copied to the host.
 
 bfloat16 inputs are computed in float32 and the results returned in bfloat16.
 
@@ -160,6 +161,11 @@ _ffi_registered = None
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}  # fastloss::Reduction
 
 
+def _ffi(target, result_shapes):
+    """jax.ffi.ffi_call of one of fastloss's targets (under vmap: one call per batch element)."""
+    return jax.ffi.ffi_call(target, result_shapes, vmap_method="sequential")
+
+
 def ffi_available() -> bool:
     """True when fastloss was built with XLA's FFI headers and its handlers are registered
     (then ``softmax_cross_entropy`` runs inside XLA on the CPU, without a Python callback)."""
@@ -187,7 +193,8 @@ def _elementwise_attrs(name, opts):
     reduction = opts["reduction"]
     beta = get("beta")
     return dict(
-        kind=np.int32(_ELEMENTWISE.index(name)), alpha=np.float64(get("alpha", 0.25)), gamma=np.float64(get("gamma", 2.0)),
+        kind=np.int32(_ELEMENTWISE.index(name)),
+        alpha=np.float64(get("alpha", 0.25)), gamma=np.float64(get("gamma", 2.0)),
         margin=np.float64(get("margin", 1.0)), softness=np.float64(get("softness") or 0.0),
         delta=np.float64(get("delta", 1.0)), beta=np.float64(1.0 if beta is None else beta),
         log_target=np.int32(bool(get("log_target", False))), squared=np.int32(bool(get("squared", False))),
@@ -219,7 +226,8 @@ def _ffi_call(name, present, opts, values):
     loss_shape = logits.shape[:-1] if opts["reduction"] == "none" else ()
     loss_sds = jax.ShapeDtypeStruct(loss_shape, compute)
     grad_sds = jax.ShapeDtypeStruct(logits.shape, compute)
-    attrs = dict(ignore_index=np.int64(opts["ignore_index"]), label_smoothing=np.float64(opts.get("label_smoothing", 0.0)),
+    attrs = dict(ignore_index=np.int64(opts["ignore_index"]),
+                 label_smoothing=np.float64(opts.get("label_smoothing", 0.0)),
                  z_loss=np.float64(opts.get("z_loss", 0.0)), reduction=np.int32(_REDUCTIONS[opts["reduction"]]),
                  nll=np.int32(nll))
 
@@ -227,9 +235,9 @@ def _ffi_call(name, present, opts, values):
         x, y = vals
         x = x.astype(compute)
         if want_grad:
-            out = jax.ffi.ffi_call("fastloss_cross_entropy_grad", (loss_sds, grad_sds))(x, y, **attrs)
+            out = _ffi("fastloss_cross_entropy_grad", (loss_sds, grad_sds))(x, y, **attrs)
         else:
-            out = (jax.ffi.ffi_call("fastloss_cross_entropy_loss", loss_sds)(x, y, **attrs),)
+            out = (_ffi("fastloss_cross_entropy_loss", loss_sds)(x, y, **attrs),)
         out = tuple(o.astype(logits.dtype) for o in out)
         return out if want_grad else out[0]
 
@@ -252,9 +260,9 @@ def _ffi_elementwise(name, present, opts, values):
     def forward(vals, want_grad):
         x, t = (v.astype(compute) for v in vals)  # integer labels and targets: in the prediction's dtype
         if want_grad:
-            out = jax.ffi.ffi_call("fastloss_elementwise_grad", (loss_sds, grad_sds))(x, t, **attrs)
+            out = _ffi("fastloss_elementwise_grad", (loss_sds, grad_sds))(x, t, **attrs)
         else:
-            out = (jax.ffi.ffi_call("fastloss_elementwise_loss", loss_sds)(x, t, **attrs),)
+            out = (_ffi("fastloss_elementwise_loss", loss_sds)(x, t, **attrs),)
         out = tuple(o.astype(pred.dtype) for o in out)
         return out if want_grad else out[0]
 

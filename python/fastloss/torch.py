@@ -172,7 +172,8 @@ def _make(name, arrays, options, rule):
             vals.append(v)
         vals.append(bound["reduction"])
         need_grad = torch.is_grad_enabled() and any(
-            vals[i] is not None and vals[i].requires_grad for i, (_, role) in enumerate(arrays) if role in ("diff", "neg"))
+            vals[i] is not None and vals[i].requires_grad
+            for i, (_, role) in enumerate(arrays) if role in ("diff", "neg"))
         return op(*vals, need_grad)[0]
 
     wrapper.__name__ = wrapper.__qualname__ = name
