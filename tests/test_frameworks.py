@@ -102,6 +102,30 @@ class TestTorchTensorsInPlainApi:
         with pytest.raises(TypeError, match=r"cannot mix torch arrays \(pred\) with jax arrays \(target\)"):
             fastloss.mse_loss(torch.zeros(3), jnp_.zeros(3))
 
+    @pytest.mark.parametrize("device_type, message", [(2, "is a CUDA fakelib array"),
+                                                       (4, "DLPack device type 4 are not supported")])
+    def test_other_devices_are_named(self, monkeypatch, device_type, message):
+        import types
+
+        lib = types.ModuleType("fakelib")
+        lib.from_dlpack = lambda x: x
+        monkeypatch.setitem(sys.modules, "fakelib", lib)
+
+        class Array:
+            __module__ = "fakelib"
+            dtype = "float32"
+
+            def __dlpack__(self, **kw):
+                raise AssertionError("must not be read")
+
+            def __dlpack_device__(self):
+                return (device_type, 0)
+
+        if device_type == 2 and fastloss._C.cuda_compiled():
+            pytest.skip("a CUDA build reads CUDA arrays")
+        with pytest.raises(TypeError, match=message):
+            fastloss.mse_loss(Array(), Array())
+
     def test_lists_go_with_tensors(self):
         loss = fastloss.softmax_cross_entropy(torch.zeros(2, 4, dtype=torch.float64), [0, 3])
         assert isinstance(loss, torch.Tensor)
