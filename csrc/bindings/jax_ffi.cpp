@@ -2,7 +2,9 @@
 // them directly inside a jitted computation, with no Python on the call path. Each reads
 // XLA's row-major buffers as TensorViews and runs the same CPU kernel the NumPy call runs.
 // fastloss.jax registers them (jax.ffi.register_ffi_target) from the capsules that
-// jax_ffi_targets() returns.
+// jax_ffi_targets() returns. Empty unless FASTLOSS_WITH_JAX_FFI (CMake defines it with the
+// include path; builds that compile every binding, like tools/cuda_emu, skip it).
+#ifdef FASTLOSS_WITH_JAX_FFI
 #include <pybind11/pybind11.h>
 
 #include <exception>
@@ -185,3 +187,4 @@ void register_jax_ffi(pybind11::module_& m) {
   }, "The XLA FFI handlers fastloss.jax registers, by target name (PyCapsules).");
 }
 }  // namespace fastloss
+#endif  // FASTLOSS_WITH_JAX_FFI
