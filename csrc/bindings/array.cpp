@@ -189,9 +189,35 @@ py::module_& numpy_module() {
 
 bool is_cupy_array(py::handle x) { return is_cupy(x.ptr()); }
 
+namespace {
+thread_local Call* current_call = nullptr;  // the innermost Call alive on this thread
+
+// The library an object with __dlpack__ belongs to: the top package of its type ("torch";
+// JAX arrays are jaxlib's type, named "jax" here).
+std::string dlpack_library(PyObject* o) {
+  py::object mod = py::type::handle_of(py::handle(o)).attr("__module__");
+  std::string m = py::str(mod).cast<std::string>();
+  m = m.substr(0, m.find('.'));
+  return m == "jaxlib" ? "jax" : m;
+}
+}  // namespace
+
 Call::Call(std::initializer_list<std::pair<const char*, py::handle>> arrays) {
-  std::string numpy_names, cupy_names;
+  prev_ = current_call;
+  current_call = this;
+  try {
+    init(arrays);
+  } catch (...) {
+    current_call = prev_;
+    throw;
+  }
+}
+
+void Call::init(std::initializer_list<std::pair<const char*, py::handle>> arrays) {
+  std::string numpy_names, cupy_names, dlpack_names, lib;
   const char* first_cupy = nullptr;
+  int device_type = 0;
+  int64_t device_id = 0;
   for (const auto& [name, h] : arrays) {
     if (!h || h.is_none()) continue;
     PyObject* o = h.ptr();
@@ -200,6 +226,25 @@ Call::Call(std::initializer_list<std::pair<const char*, py::handle>> arrays) {
       if (!first_cupy) first_cupy = name;
     } else if (is_numpy(o)) {
       numpy_names += (numpy_names.empty() ? "" : ", ") + std::string(name);
+    } else if (PyObject_HasAttrString(o, "__dlpack__") && PyObject_HasAttrString(o, "__dlpack_device__")) {
+      // A tensor in an autograd graph cannot be exported (and fastloss would cut the graph).
+      if (PyObject_HasAttrString(o, "requires_grad") && h.attr("requires_grad").cast<bool>())
+        throw_type(std::string(name) + " requires grad: the fastloss functions read arrays, not autograd graphs; use "
+                   "fastloss.torch's function of the same name for a differentiable loss, or pass " + name +
+                   ".detach()");
+      const std::string l = dlpack_library(o);
+      if (!lib.empty() && l != lib)
+        throw_type("cannot mix " + lib + " arrays (" + dlpack_names + ") with " + l + " arrays (" + name +
+                   ") in one call");
+      const py::tuple dev = h.attr("__dlpack_device__")();
+      const int t = dev[0].cast<int>();
+      const int64_t id = dev[1].cast<int64_t>();
+      if (!dlpack_names.empty() && (t != device_type || id != device_id))
+        throw_value(lib + " arrays on different devices (" + dlpack_names + " and " + name + ")");
+      lib = l;
+      device_type = t;
+      device_id = id;
+      dlpack_names += (dlpack_names.empty() ? "" : ", ") + std::string(name);
     } else if (PyObject_HasAttrString(o, "__cuda_array_interface__")) {
       throw_type(std::string(name) + ": only NumPy and CuPy arrays are supported, got " + type_name(h) +
                  " (wrap GPU arrays with cupy.asarray)");
@@ -209,6 +254,14 @@ Call::Call(std::initializer_list<std::pair<const char*, py::handle>> arrays) {
                  PyObject_HasAttrString(o, "dtype"))) {
       throw_type(std::string(name) + ": expected a NumPy or CuPy array, got " + type_name(h));
     }
+  }
+  if (!lib.empty()) {
+    const std::string other = !numpy_names.empty() ? "NumPy arrays (" + numpy_names + ")"
+                                                   : "CuPy arrays (" + cupy_names + ")";
+    if (!numpy_names.empty() || !cupy_names.empty())
+      throw_type("cannot mix " + lib + " arrays (" + dlpack_names + ") with " + other + " in one call");
+    init_dlpack(arrays, lib, device_type, device_id);
+    return;
   }
   if (!first_cupy) return;
   if (!numpy_names.empty())
@@ -234,7 +287,92 @@ Call::Call(std::initializer_list<std::pair<const char*, py::handle>> arrays) {
 #endif
 }
 
+// DLPack callers. CPU (kDLCPU = 1, kDLCUDAHost = 3): NumPy views; CUDA (kDLCUDA = 2,
+// kDLCUDAManaged = 13): CuPy views on that device, with the CuPy set-up of a CuPy call.
+void Call::init_dlpack(std::initializer_list<std::pair<const char*, py::handle>> arrays, const std::string& lib,
+                       int device_type, int64_t device_id) {
+  py::module_ mod = py::module_::import(lib == "jax" ? "jax.numpy" : lib.c_str());
+  if (!py::hasattr(mod, "from_dlpack"))
+    throw_type(lib + " arrays are not supported: " + lib + " has no from_dlpack to return the results with");
+  lib_ = mod;
+  if (device_type == 1 || device_type == 3) return;
+  const char* first = "input";
+  for (const auto& a : arrays)
+    if (a.second && !a.second.is_none()) { first = a.first; break; }
+  if (device_type != 2 && device_type != 13)
+    throw_type(std::string(first) + ": " + lib + " arrays on DLPack device type " + std::to_string(device_type) +
+               " are not supported (CPU and CUDA are)");
+#ifndef FASTLOSS_WITH_CUDA
+  static_cast<void>(device_id);
+  throw_type(std::string(first) + " is a CUDA " + lib + " array but this fastloss build has no CUDA kernels (rebuild "
+             "with nvcc available, or move it to the CPU)");
+#else
+  if (!cupy_module()) {
+    try {
+      py::module_::import("cupy");
+    } catch (py::error_already_set&) {
+      throw_type(std::string(first) + " is a CUDA " + lib + " array: fastloss reads CUDA memory through CuPy, which "
+                 "is not installed (pip install cupy-cuda13x)");
+    }
+  }
+  cuda_ = true;
+  py::module_ cp = cupy();
+  device_ = cp.attr("cuda").attr("Device")(device_id);
+  device_.attr("__enter__")();
+  stream_ = reinterpret_cast<void*>(cp.attr("cuda").attr("get_current_stream")().attr("ptr").cast<uintptr_t>());
+#endif
+}
+
+py::object Call::native(py::handle x, const char* name) {
+  py::object obj = py::reinterpret_borrow<py::object>(x);
+  if (!lib_ || is_numpy(x.ptr()) || is_cupy(x.ptr()) || !PyObject_HasAttrString(x.ptr(), "__dlpack__")) return obj;
+  const std::string dt = py::str(obj.attr("dtype")).cast<std::string>();
+  if (dt == "torch.bfloat16" || dt == "bfloat16") {  // no NumPy dtype: its library converts it to float32
+    obj = py::hasattr(obj, "float") ? obj.attr("float")() : obj.attr("astype")("float32");
+    bf16_ = true;
+  }
+  try {
+    obj = (cuda_ ? py::object(cupy()) : py::object(numpy_module())).attr("from_dlpack")(obj);
+  } catch (py::error_already_set& e) {
+    throw_type(std::string(name) + ": cannot be read through DLPack (" + type_name(x) + " of dtype " + dt + "): " +
+               e.what());
+  }
+  keep_.push_back(obj);
+  return obj;
+}
+
+py::object Call::to_caller(py::object result) const {
+  if (bf16_dtype_ && result && !lib_) {  // NumPy bfloat16 inputs: float results back in bfloat16
+    if (PyTuple_Check(result.ptr())) {
+      const py::tuple t = py::reinterpret_borrow<py::tuple>(result);
+      py::tuple out(t.size());
+      for (size_t i = 0; i < t.size(); ++i) out[i] = to_caller(t[i]);
+      return std::move(out);
+    }
+    if (is_numpy(result.ptr()) && pyd::array_descriptor_proxy(pyd::array_proxy(result.ptr())->descr)->kind == 'f')
+      return result.attr("astype")(bf16_dtype_);
+    return result;
+  }
+  if (!lib_ || !result) return result;
+  if (PyTuple_Check(result.ptr())) {
+    const py::tuple t = py::reinterpret_borrow<py::tuple>(result);
+    py::tuple out(t.size());
+    for (size_t i = 0; i < t.size(); ++i) out[i] = to_caller(t[i]);
+    return std::move(out);
+  }
+  if (!(cuda_ ? is_cupy(result.ptr()) : is_numpy(result.ptr()))) return result;  // the user's grad_out, a number
+  py::object r = lib_.attr("from_dlpack")(result);
+  if (bf16_ && py::str(result.attr("dtype").attr("kind")).cast<std::string>() == "f")
+    r = py::hasattr(r, "to") ? r.attr("to")(lib_.attr("bfloat16")) : r.attr("astype")(lib_.attr("bfloat16"));
+  return r;
+}
+
+py::object caller_result(py::object result) {
+  return current_call ? current_call->to_caller(std::move(result)) : result;
+}
+
 Call::~Call() {
+  current_call = prev_;
   // A grad_out that is misaligned, or in place over an input that another input shares memory
   // with, was computed into a temporary: copy it over on success only (an error leaves the
   // caller's arrays unchanged).
@@ -288,6 +426,8 @@ TensorView Call::read(py::handle x, const char* name, int want) {
     inputs_.push_back({name, v, obj, py::object()});
     return v;
   }
+  if (lib_ && !is_numpy(obj.ptr()) && !is_cupy(obj.ptr()) && PyObject_HasAttrString(obj.ptr(), "__dlpack__"))
+    return read(native(obj, name), name, want);
   bool converted = false;
   if (!is_numpy(obj.ptr())) {  // lists, scalars, objects with __array__
     PyObject* arr = npy().PyArray_FromAny_(obj.ptr(), nullptr, 0, 0, 0, nullptr);
@@ -316,6 +456,12 @@ TensorView Call::read(py::handle x, const char* name, int want) {
     converted = true;
     bad.clear();
     numpy_view(obj.ptr(), name, &v, &bad);
+  }
+  if (bad == "bfloat16" && want != 1) {  // ml_dtypes' NumPy bfloat16 (JAX's): computed in float32, returned as bfloat16
+    bf16_dtype_ = obj.attr("dtype");
+    py::object f32 = obj.attr("astype")(np_dtype(DType::f32));
+    keep_.push_back(f32);
+    return read(f32, name, want);
   }
   if (!bad.empty()) wrong_dtype(name, want, bad);
   if (to_float(v.dtype, want)) {
@@ -406,6 +552,15 @@ py::object Call::empty(const std::vector<int64_t>& shape, DType dtype, TensorVie
 py::object Call::grad_out(py::handle user, const TensorView& like, const char* like_name, TensorView* view,
                           bool kernel_in_place) {
   if (!user || user.is_none()) return empty(shape_of(like), like.dtype, view);
+  if (lib_ && !is_numpy(user.ptr()) && !is_cupy(user.ptr()) && PyObject_HasAttrString(user.ptr(), "__dlpack__")) {
+    // The caller's tensor, written through its NumPy/CuPy view, and returned as itself.
+    const std::string dt = py::str(user.attr("dtype")).cast<std::string>();
+    if (dt == "torch.bfloat16" || dt == "bfloat16")
+      throw_type("grad_out must not be bfloat16 (the gradient is computed in float32, then cast to a new array)");
+    py::object view_of_user = native(user, "grad_out");
+    grad_out(view_of_user, like, like_name, view, kernel_in_place);
+    return py::reinterpret_borrow<py::object>(user);
+  }
   bool via_temp = false;
   TensorView g = validate_grad_out(user, like, like_name, &via_temp);
   // A kernel that reads its input after writing some of the gradient cannot run in place:
@@ -589,8 +744,8 @@ std::string str_arg(py::handle x, const char* name) {
 }
 
 py::object loss_and_grad(py::object loss, py::object grad) {
-  if (!grad || grad.is_none()) return loss;
-  return py::make_tuple(std::move(loss), std::move(grad));
+  if (!grad || grad.is_none()) return caller_result(std::move(loss));
+  return caller_result(py::make_tuple(std::move(loss), std::move(grad)));
 }
 
 std::vector<int64_t> shape_of(const TensorView& v, int skip_axis) {

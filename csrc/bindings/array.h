@@ -9,6 +9,11 @@
 //   and scalars (np.asarray). CuPy arrays are read through their attributes and outputs are
 //   made with cupy.empty on the arrays' device; the Call enters that device for its lifetime.
 //   Every temporary stays alive until the Call is destroyed, after the kernel returns.
+//   Other libraries' arrays (PyTorch tensors, JAX arrays: anything with __dlpack__) are read
+//   through DLPack without a copy: on the CPU as NumPy views (np.from_dlpack), on CUDA as CuPy
+//   views (cupy.from_dlpack); the results go back to the caller's library with its from_dlpack
+//   (caller_result). bfloat16, which NumPy cannot view, is converted to float32 by its library
+//   (one copy) and the float results are cast back to bfloat16.
 #pragma once
 #include <pybind11/pybind11.h>
 
@@ -35,6 +40,9 @@ class __attribute__((visibility("hidden"))) Call {
   Call& operator=(const Call&) = delete;
 
   bool cuda() const { return cuda_; }
+  // A result (an array made by empty/grad_out, or a tuple of them) in the caller's library:
+  // itself for NumPy and CuPy callers, a torch tensor for torch inputs, and so on.
+  py::object to_caller(py::object result) const;
   void* stream() const { return stream_; }
 
   // A float16/32/64 array. Python numbers and lists of ints become float64; an integer,
@@ -73,12 +81,22 @@ class __attribute__((visibility("hidden"))) Call {
   // The same checks without a view (nothing for None): for gradients computed elsewhere and
   // copied into `user` by the caller after every check.
   void check_grad_out(py::handle user, const TensorView& like, const char* like_name);
+  // A DLPack input (torch, JAX) as the NumPy (CPU) or CuPy (CUDA) view the kernels read,
+  // kept alive by the Call; bfloat16 becomes a float32 copy. Other objects: x itself.
+  py::object native(py::handle x, const char* name);
   // Device scratch of `bytes` bytes on CUDA (kept alive by the Call); nullptr on the CPU.
   void* workspace(size_t bytes);
 
  private:
   TensorView validate_grad_out(py::handle user, const TensorView& like, const char* like_name, bool* via_temp);
   TensorView read(py::handle x, const char* name, int want);  // want: 0 float, 1 index, 2 either, 3 value
+  void init(std::initializer_list<std::pair<const char*, py::handle>> arrays);
+  void init_dlpack(std::initializer_list<std::pair<const char*, py::handle>> arrays, const std::string& lib,
+                   int device_type, int64_t device_id);
+  py::object lib_;                    // the caller's library (torch, jax.numpy) for DLPack inputs; else null
+  bool bf16_ = false;                 // a bfloat16 input was read as float32: float results go back as bfloat16
+  py::object bf16_dtype_;             // NumPy (ml_dtypes) bfloat16 input read as float32: its dtype, for the results
+  Call* prev_ = nullptr;              // the enclosing Call on this thread (caller_result uses the innermost)
   bool cuda_ = false;
   void* stream_ = nullptr;
   py::object device_;                 // CuPy Device entered by the Call (CUDA only)
@@ -100,7 +118,10 @@ double float_arg(py::handle x, const char* name);
 bool bool_arg(py::handle x, const char* name);
 // A str: TypeError otherwise.
 std::string str_arg(py::handle x, const char* name);
-// `loss`, or `(loss, grad)` when grad is not None: what every loss returns.
+// `result` in the library of the innermost Call alive on this thread (Call::to_caller); the
+// object itself when there is none. Every binding's return value goes through it.
+py::object caller_result(py::object result);
+// `loss`, or `(loss, grad)` when grad is not None, in the caller's library: what every loss returns.
 py::object loss_and_grad(py::object loss, py::object grad);
 // True for a CuPy array (checked without importing CuPy).
 bool is_cupy_array(py::handle x);

@@ -115,7 +115,7 @@ void register_bi_tempered(py::module_& m) {
         cpu::tempered_softmax(p);
       }
     }
-    return out;
+    return caller_result(out);
   });
 }
 

@@ -45,9 +45,9 @@ TensorView labels_for_kernel(Call& call, TensorView y) {
 
 // An input as an array of the call's library in dtype `dt`, for the matrix products (lists
 // become arrays; nothing is copied when it already is one of that dtype).
-py::object operand(const Call& call, py::handle x, DType dt) {
+py::object operand(Call& call, py::handle x, DType dt, const char* name) {
   py::object xp = call.cuda() ? py::module_::import("cupy") : py::object(numpy_module());
-  return xp.attr("asarray")(x).attr("astype")(dtype_name(dt), py::arg("copy") = false);
+  return xp.attr("asarray")(call.native(x, name)).attr("astype")(dtype_name(dt), py::arg("copy") = false);
 }
 
 py::object cast_to(py::object a, DType out, DType dt) {
@@ -109,7 +109,7 @@ py::object large_margin_call(py::handle features, py::handle weight, py::handle 
     call.check_grad_out(gw_user, lw, "weight");
     check_disjoint(call, gf_user, gw_user);
   }
-  const py::object X = operand(call, features, dt), W = operand(call, weight, dt);
+  const py::object X = operand(call, features, dt, "features"), W = operand(call, weight, dt, "weight");
   p.features = call.floats(X, "features");
   p.weight = call.floats(W, "weight");
   check_large_margin_params(p);  // before any product
@@ -138,7 +138,7 @@ py::object large_margin_call(py::handle features, py::handle weight, py::handle 
 #endif
     cpu::large_margin_softmax_rows(p);
   });
-  if (!grad) return cast_to(std::move(loss), out, dt);
+  if (!grad) return caller_result(cast_to(std::move(loss), out, dt));
 
   py::object gx = logits.attr("__matmul__")(W.attr("T"));
   py::object gw = X.attr("T").attr("__matmul__")(logits);
@@ -155,9 +155,9 @@ py::object large_margin_call(py::handle features, py::handle weight, py::handle 
   if (!gf_user.is_none()) {
     copy_into(call, gf_user, gx);
     copy_into(call, gw_user, gw);
-    return py::make_tuple(cast_to(std::move(loss), out, dt), py::make_tuple(gf_user, gw_user));
+    return caller_result(py::make_tuple(cast_to(std::move(loss), out, dt), py::make_tuple(gf_user, gw_user)));
   }
-  return py::make_tuple(cast_to(std::move(loss), out, dt), py::make_tuple(std::move(gx), std::move(gw)));
+  return caller_result(py::make_tuple(cast_to(std::move(loss), out, dt), py::make_tuple(std::move(gx), std::move(gw))));
 }
 
 py::object center_loss_call(py::handle features, py::handle labels, py::handle centers, py::handle reduction,
@@ -229,7 +229,7 @@ py::object update_centers_call(py::handle centers, py::handle features, py::hand
 #endif
     cpu::update_centers(p);
   });
-  return cast_to(std::move(result), out, dt);
+  return caller_result(cast_to(std::move(result), out, dt));
 }
 
 }  // namespace

@@ -98,8 +98,8 @@ py::object divergence_call(Divergence kind, py::handle p_arr, py::handle q_arr, 
     if (call.cuda()) FASTLOSS_ROWWISE_CUDA(cuda::divergence(p, call.stream()));
     else cpu::divergence(p);
   }
-  if (!want_grad) return out;
-  return py::make_tuple(out, kind == Divergence::entropy ? gp : py::object(py::make_tuple(gp, gq)));
+  if (!want_grad) return caller_result(out);
+  return caller_result(py::make_tuple(out, kind == Divergence::entropy ? gp : py::object(py::make_tuple(gp, gq))));
 }
 
 }  // namespace

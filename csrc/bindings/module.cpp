@@ -128,4 +128,7 @@ PYBIND11_MODULE(_C, m) {
   register_metric(m);
   register_bi_tempered(m);
   register_linear_cross_entropy(m);
+#ifdef FASTLOSS_WITH_JAX_FFI
+  register_jax_ffi(m);
+#endif
 }

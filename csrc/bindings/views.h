@@ -20,6 +20,9 @@ void register_elementwise(py::module_& m);
 void register_rowwise(py::module_& m);
 void register_dice(py::module_& m);
 void register_metric(py::module_& m);
+#ifdef FASTLOSS_WITH_JAX_FFI
+void register_jax_ffi(py::module_& m);  // jax_ffi.cpp: XLA FFI handlers for fastloss.jax
+#endif
 void register_bi_tempered(py::module_& m);
 void register_linear_cross_entropy(py::module_& m);
 
