@@ -903,8 +903,9 @@ def test_float_class_indices_message_says_integers_were_meant():
 def test_torch_tensor_requiring_grad_names_the_fix():
     import torch
     t = torch.zeros(4, 3, requires_grad=True)
-    with pytest.raises(TypeError, match=r"logits.*requires grad.*detach\(\).*fastloss\.torch"):
+    with pytest.raises(TypeError, match=r"logits.*requires grad") as e:
         fastloss.softmax_cross_entropy(t, np.zeros(4, np.int64))
+    assert "detach()" in str(e.value) and "fastloss.torch" in str(e.value)
 
 
 def test_integer_and_bool_weights_are_floats():

@@ -116,13 +116,14 @@ py::object linear_ce_call(py::handle hidden, py::handle weight, py::handle label
     for (size_t i = 0; i < shape.size(); ++i) s[i] = shape[i];
     return xp.attr("zeros")(s, dtype_name(d));
   };
+  // Results in the caller's library (torch tensors in, torch tensors out).
   auto finish = [&](py::object loss, py::object gh, py::object gw, py::object gb) -> py::object {
-    if (!grad) return loss;
+    if (!grad) return caller_result(std::move(loss));
     py::tuple g(has_bias ? 3 : 2);
     g[0] = cast_to(std::move(gh), p.hidden.dtype, dt);
     g[1] = cast_to(std::move(gw), p.weight.dtype, dt);
     if (has_bias) g[2] = cast_to(std::move(gb), p.bias.dtype, dt);
-    return py::make_tuple(std::move(loss), std::move(g));
+    return caller_result(py::make_tuple(std::move(loss), std::move(g)));
   };
   // Nothing counts (no rows, or every label ignored): zero loss and zero gradients, no products.
   if (counted == 0) {
